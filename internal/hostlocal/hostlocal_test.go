@@ -1,0 +1,124 @@
+package hostlocal
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseName(t *testing.T) {
+	tests := []struct {
+		name    string
+		want    string // "" when rejected
+		skipped bool   // ErrNotAllocation
+	}{
+		{name: "192.168.1.2", want: "192.168.1.2"},
+		{name: "fd00::2", want: "fd00::2"},
+		{name: "lock", skipped: true},
+		{name: "last_reserved_ip.0", skipped: true},
+		{name: ".hidden", skipped: true},
+		{name: "192.168.001.002"},
+		{name: "::ffff:192.168.1.2"},
+		{name: "fd00:0::2"},
+		{name: "FD00::2"},
+		{name: "fe80::1%eth0"},
+		{name: "192.168.1.2 "},
+		{name: "not-an-ip"},
+		{name: ""},
+	}
+	for _, tt := range tests {
+		got, err := ParseName(tt.name)
+		switch {
+		case tt.skipped:
+			if !errors.Is(err, ErrNotAllocation) {
+				t.Errorf("ParseName(%q) err = %v, want ErrNotAllocation", tt.name, err)
+			}
+		case tt.want == "":
+			if err == nil || errors.Is(err, ErrNotAllocation) {
+				t.Errorf("ParseName(%q) = %v, %v; want a rejection", tt.name, got, err)
+			}
+		default:
+			if err != nil || got.String() != tt.want {
+				t.Errorf("ParseName(%q) = %v, %v; want %s", tt.name, got, err, tt.want)
+			}
+		}
+	}
+}
+
+func TestParseContent(t *testing.T) {
+	tests := []struct{ in, id, ifname string }{
+		{"7bd849c5\r\neth0", "7bd849c5", "eth0"},
+		{"7bd849c5", "7bd849c5", ""},
+		{"", "", ""},
+		{"  abc\r\nnet1\r\n", "abc", "net1"},
+		{"a\x1b[31mb\r\ne\x00th0", "a[31mb", "eth0"},
+	}
+	for _, tt := range tests {
+		got := ParseContent([]byte(tt.in))
+		if got.ContainerID != tt.id || got.IfName != tt.ifname {
+			t.Errorf("ParseContent(%q) = %+v, want %q/%q", tt.in, got, tt.id, tt.ifname)
+		}
+	}
+}
+
+func TestRangeFromPrefix(t *testing.T) {
+	tests := []struct{ p, start, end string }{
+		{"192.168.1.0/24", "192.168.1.1", "192.168.1.254"},
+		{"192.168.1.7/32", "192.168.1.7", "192.168.1.7"},
+		{"10.0.0.0/31", "10.0.0.0", "10.0.0.1"},
+		{"fd00::/64", "fd00::1", "fd00::ffff:ffff:ffff:ffff"},
+	}
+	for _, tt := range tests {
+		r := RangeFromPrefix(netip.MustParsePrefix(tt.p))
+		if r.Start.String() != tt.start || r.End.String() != tt.end {
+			t.Errorf("RangeFromPrefix(%s) = %s", tt.p, r)
+		}
+	}
+}
+
+func TestReject(t *testing.T) {
+	seed := []Range{{
+		Subnet: netip.MustParsePrefix("192.168.0.0/16"),
+		Start:  netip.MustParseAddr("192.168.1.2"), End: netip.MustParseAddr("192.168.1.254"),
+		Gateway: netip.MustParseAddr("192.168.1.2"),
+	}, RangeFromPrefix(netip.MustParsePrefix("10.1.0.0/24"))}
+	node := func(ip netip.Addr) bool { return ip == netip.MustParseAddr("192.168.1.9") }
+	tests := map[string]string{
+		"192.168.1.3":     "",
+		"10.1.0.5":        "",
+		"192.168.1.2":     "gateway",
+		"192.168.1.9":     "node address",
+		"192.168.2.1":     "outside",
+		"10.1.0.0":        "network or broadcast",
+		"10.1.0.255":      "network or broadcast",
+		"224.0.0.1":       "unicast",
+		"0.0.0.0":         "unicast",
+		"127.0.0.1":       "unicast",
+		"255.255.255.255": "unicast",
+		"169.254.1.1":     "unicast",
+	}
+	for s, want := range tests {
+		got := Reject(netip.MustParseAddr(s), seed, node)
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("Reject(%s) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+// FuzzParse feeds arbitrary names and contents: no panic, and an accepted
+// name always prints back to itself.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"192.168.1.2", "fd00::2", "lock", "::ffff:1.2.3.4", "1.2.3.04"} {
+		f.Add(s, []byte("id\r\neth0"))
+	}
+	f.Fuzz(func(t *testing.T, name string, content []byte) {
+		if ip, err := ParseName(name); err == nil && ip.String() != name {
+			t.Fatalf("accepted %q as %s", name, ip)
+		}
+		o := ParseContent(content)
+		if len(o.ContainerID) > 128 || len(o.IfName) > 16 || strings.ContainsAny(o.ContainerID+o.IfName, "\r\n\x00 ") {
+			t.Fatalf("ParseContent(%q) = %+v", content, o)
+		}
+	})
+}

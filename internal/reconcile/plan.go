@@ -1,0 +1,389 @@
+package reconcile
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// Input is everything one reconcile decides from.
+type Input struct {
+	Networks []Network
+	// States holds each network's state directory, by path. A network whose
+	// directory is missing from the map is treated as unreadable (held).
+	States map[string]DirState
+	Snap   *Snapshot
+	// MachineID seeds the shims' stable MAC addresses.
+	MachineID string
+	// LastOwner is who held each routed address at the previous reconcile;
+	// a different container now means the address was reused.
+	LastOwner map[netip.Addr]hostlocal.Owner
+}
+
+// Finding is something wrong that is not an error of flatnet's own: an
+// address that must not be routed, a foreign route, a shim name taken. The
+// daemon logs each Key once for as long as it persists.
+type Finding struct {
+	Key     string
+	Level   slog.Level
+	Msg     string
+	Network string
+	IP      netip.Addr
+}
+
+// NetStatus is one network as a reconcile found it.
+type NetStatus struct {
+	Name      string
+	Master    string
+	Shim      string
+	Source    string
+	ShimUp    bool   // the shim exists, is usable and up
+	Waiting   string // why the network cannot be mirrored right now; "" when it can
+	Allocated int    // allocations that should be routed
+	Routed    int    // of those, routed through the shim
+	Missing   []netip.Addr
+	Stale     []netip.Addr
+	Conflicts []netip.Addr // allocations with a route flatnet does not own
+	Held      bool         // state dir unreadable: routes kept as they are
+}
+
+// InSync reports whether nothing is missing or stale and the shim is up.
+func (s NetStatus) InSync() bool {
+	return s.Waiting == "" && s.ShimUp && len(s.Missing) == 0 && len(s.Stale) == 0
+}
+
+// Plan is the outcome of a reconcile: what to do, and what was found.
+type Plan struct {
+	Ops      []Op
+	Networks []NetStatus
+	Findings []Finding
+	// Owners is who holds each address that is to be routed, to be passed
+	// back as the next Input.LastOwner.
+	Owners map[netip.Addr]hostlocal.Owner
+}
+
+func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
+
+func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
+
+// shimCheck is what the reconciler concluded about one shim name.
+type shimCheck struct {
+	usable  bool   // routes may go through it (now or once ops ran)
+	up      bool   // exists, usable and up right now
+	waiting string // why not usable
+}
+
+// Compute decides what to do. It is a pure function of its input.
+func Compute(in Input) *Plan {
+	p := &Plan{Owners: map[netip.Addr]hostlocal.Owner{}}
+	snap := in.Snap
+	shims := p.planShims(in)
+
+	nodeAddr := make(map[netip.Addr]bool, len(snap.Addrs))
+	for _, a := range snap.Addrs {
+		nodeAddr[a.Unmap()] = true
+	}
+	isNode := func(ip netip.Addr) bool { return nodeAddr[ip] }
+
+	// Index the main table's host routes: ours by address, foreign ones too.
+	ours := map[netip.Addr]Route{}
+	foreign := map[netip.Addr]Route{}
+	for _, r := range snap.Routes {
+		if !isHost(r.Dst) {
+			continue
+		}
+		if r.Protocol == Protocol {
+			ours[r.Dst.Addr()] = r
+		} else {
+			foreign[r.Dst.Addr()] = r
+		}
+	}
+
+	wanted := map[netip.Addr]bool{} // addresses some network routes or holds
+	var adds, dels, flushes []Op
+	for _, n := range in.Networks {
+		st := NetStatus{Name: n.Name, Master: n.Master, Shim: n.Shim, Source: n.Source}
+		sc := shims[n.Shim]
+		st.ShimUp, st.Waiting = sc.up, sc.waiting
+		ds, known := in.States[n.StateDir]
+		if !known || ds.Err != nil {
+			// Hold: keep our routes through this shim inside its ranges.
+			st.Held = true
+			why := "not read yet"
+			if ds.Err != nil {
+				why = ds.Err.Error()
+			}
+			p.find(slog.LevelWarn, "held:"+n.Name, n.Name, netip.Addr{},
+				fmt.Sprintf("state dir %s unreadable, keeping its routes as they are: %s", n.StateDir, why))
+			for ip, r := range ours {
+				if r.Dev == n.Shim && inRanges(ip, n.Ranges) {
+					wanted[ip] = true
+					st.Allocated++
+					st.Routed++
+				}
+			}
+			p.Networks = append(p.Networks, st)
+			continue
+		}
+		for _, ip := range sortedAddrs(ds.Allocs) {
+			owner := ds.Allocs[ip]
+			if why := hostlocal.Reject(ip, n.Ranges, isNode); why != "" {
+				p.find(slog.LevelWarn, "reject:"+n.Name+":"+ip.String(), n.Name, ip,
+					fmt.Sprintf("not routing %s of network %s: %s", ip, n.Name, why))
+				continue
+			}
+			if wanted[ip] {
+				p.find(slog.LevelWarn, "dup:"+n.Name+":"+ip.String(), n.Name, ip,
+					fmt.Sprintf("not routing %s of network %s: another network already routes it", ip, n.Name))
+				continue
+			}
+			wanted[ip] = true
+			st.Allocated++
+			if f, ok := foreign[ip]; ok {
+				st.Conflicts = append(st.Conflicts, ip)
+				p.find(slog.LevelWarn, "foreign:"+ip.String(), n.Name, ip,
+					fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, n.Name, describeRoute(f)))
+				continue
+			}
+			dst := hostPrefix(ip)
+			r, have := ours[ip]
+			switch {
+			case !sc.usable:
+				st.Missing = append(st.Missing, ip)
+			case have && r.Dev == n.Shim:
+				st.Routed++
+				if last, ok := in.LastOwner[ip]; ok && last.ContainerID != "" && owner.ContainerID != "" && last.ContainerID != owner.ContainerID {
+					// Released and allocated again between two looks: the
+					// route is right but the neighbour entry is the old pod's.
+					flushes = append(flushes, Op{Kind: FlushNeigh, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
+				}
+				p.Owners[ip] = owner
+			case have:
+				st.Missing = append(st.Missing, ip)
+				adds = append(adds, Op{Kind: ReplaceRoute, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
+				p.Owners[ip] = owner
+			default:
+				st.Missing = append(st.Missing, ip)
+				adds = append(adds, Op{Kind: AddRoute, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
+				p.Owners[ip] = owner
+			}
+		}
+		p.Networks = append(p.Networks, st)
+	}
+
+	// Our routes nobody wants any more go, with their neighbour entries.
+	for _, ip := range sortedAddrs(ours) {
+		if wanted[ip] {
+			continue
+		}
+		r := ours[ip]
+		op := Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst, Owner: in.LastOwner[ip]}
+		if i := staleOwner(in.Networks, r.Dev, ip); i >= 0 {
+			op.Network = in.Networks[i].Name
+			p.Networks[i].Stale = append(p.Networks[i].Stale, ip)
+		}
+		dels = append(dels, op)
+		if r.Dev != "" {
+			flushes = append(flushes, Op{Kind: FlushNeigh, Dev: r.Dev, Dst: r.Dst, Network: op.Network})
+		}
+	}
+
+	p.Ops = append(p.Ops, adds...)
+	p.Ops = append(p.Ops, dels...)
+	p.Ops = append(p.Ops, flushes...)
+	return p
+}
+
+// planShims checks every shim the networks need and plans what makes each
+// usable. It returns the verdict per shim name.
+func (p *Plan) planShims(in Input) map[string]shimCheck {
+	out := map[string]shimCheck{}
+	snap := in.Snap
+	for _, n := range in.Networks {
+		if _, done := out[n.Shim]; done {
+			continue
+		}
+		if n.Master == "" {
+			out[n.Shim] = shimCheck{waiting: "waiting for a default route to pick the master NIC"}
+			continue
+		}
+		master, ok := snap.Link(n.Master)
+		if !ok {
+			out[n.Shim] = shimCheck{waiting: fmt.Sprintf("waiting for %s to appear", n.Master)}
+			continue
+		}
+		mac := ShimMAC(in.MachineID, n.Shim)
+		create := Op{Kind: AddShim, Dev: n.Shim, Master: n.Master, MAC: mac, MTU: master.MTU, Network: n.Name}
+		shim, ok := snap.Link(n.Shim)
+		if !ok {
+			p.Ops = append(p.Ops, create)
+			out[n.Shim] = shimCheck{usable: true}
+			continue
+		}
+		mine := shim.Alias == ShimAlias
+		right := shim.Kind == "macvlan" && shim.ParentIndex == master.Index && shim.MacvlanMode == "bridge"
+		if !right && !mine {
+			why := fmt.Sprintf("%s exists but is not a bridge-mode macvlan on %s (%s); flatnet leaves it alone", n.Shim, n.Master, describeLink(shim, snap))
+			p.find(slog.LevelError, "taken:"+n.Shim, n.Name, netip.Addr{}, why)
+			out[n.Shim] = shimCheck{waiting: why}
+			continue
+		}
+		if !right {
+			// Ours, but the master or mode changed under it: rebuild.
+			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: n.Shim, Network: n.Name}, create)
+			out[n.Shim] = shimCheck{usable: true}
+			continue
+		}
+		if !shim.ARPFilter {
+			p.Ops = append(p.Ops, Op{Kind: ConfigureShim, Dev: n.Shim, Network: n.Name})
+		}
+		if shim.MTU != master.MTU {
+			p.Ops = append(p.Ops, Op{Kind: SetMTU, Dev: n.Shim, MTU: master.MTU, Network: n.Name})
+		}
+		if !shim.Up {
+			p.Ops = append(p.Ops, Op{Kind: SetUp, Dev: n.Shim, Network: n.Name})
+		}
+		out[n.Shim] = shimCheck{usable: true, up: shim.Up}
+	}
+	return out
+}
+
+func (p *Plan) find(level slog.Level, key, network string, ip netip.Addr, msg string) {
+	p.Findings = append(p.Findings, Finding{Key: key, Level: level, Msg: msg, Network: network, IP: ip})
+}
+
+// staleOwner picks the network a stale route is reported under: the one
+// whose shim and ranges match, else the first one on that shim; -1 if none.
+func staleOwner(nets []Network, dev string, ip netip.Addr) int {
+	first := -1
+	for i, n := range nets {
+		if n.Shim != dev {
+			continue
+		}
+		if inRanges(ip, n.Ranges) {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first
+}
+
+func inRanges(ip netip.Addr, rs []hostlocal.Range) bool {
+	for _, r := range rs {
+		if r.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for ip := range m {
+		out = append(out, ip)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+func describeRoute(r Route) string {
+	s := r.Dst.String()
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	return s + fmt.Sprintf(" proto %d", r.Protocol)
+}
+
+func describeLink(l Link, snap *Snapshot) string {
+	kind := cmp.Or(l.Kind, "device")
+	if l.Kind == "macvlan" {
+		kind += " mode " + l.MacvlanMode
+		if m, ok := snap.LinkByIndex(l.ParentIndex); ok {
+			kind += " on " + m.Name
+		}
+	}
+	return "a " + kind
+}
+
+// Settle returns the networks' status once the ops in done have been
+// carried out: what was missing and added counts as routed, what was stale
+// and deleted is gone.
+func (p *Plan) Settle(done []Op) []NetStatus {
+	added := map[netip.Addr]bool{}
+	deleted := map[netip.Addr]bool{}
+	upShim := map[string]bool{}
+	for _, op := range done {
+		switch op.Kind {
+		case AddRoute, ReplaceRoute:
+			added[op.Dst.Addr()] = true
+		case DelRoute:
+			deleted[op.Dst.Addr()] = true
+		case AddShim, SetUp:
+			upShim[op.Dev] = true
+		}
+	}
+	out := make([]NetStatus, len(p.Networks))
+	for i, st := range p.Networks {
+		if upShim[st.Shim] && st.Waiting == "" {
+			st.ShimUp = true
+		}
+		var missing []netip.Addr
+		for _, ip := range st.Missing {
+			if added[ip] {
+				st.Routed++
+			} else {
+				missing = append(missing, ip)
+			}
+		}
+		st.Missing = missing
+		st.Stale = slices.DeleteFunc(slices.Clone(st.Stale), func(ip netip.Addr) bool { return deleted[ip] })
+		out[i] = st
+	}
+	return out
+}
+
+// Apply carries out ops in order and returns those that succeeded. When a
+// shim cannot be created or brought up, the ops that route through it are
+// skipped (they could only fail). The error joins every failure.
+func Apply(k Kernel, ops []Op) (done []Op, err error) {
+	var errs []error
+	broken := map[string]bool{}
+	for _, op := range ops {
+		if broken[op.Dev] && op.Kind != DelRoute && op.Kind != FlushNeigh {
+			continue
+		}
+		if e := k.Do(op); e != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", op, e))
+			if op.Kind == AddShim || op.Kind == DelShim {
+				broken[op.Dev] = true
+			}
+			continue
+		}
+		done = append(done, op)
+	}
+	return done, errors.Join(errs...)
+}
+
+// Teardown plans the removal of everything flatnet made: every route with
+// its protocol and every shim with its alias. Nothing else is touched.
+func Teardown(snap *Snapshot) []Op {
+	var ops []Op
+	for _, r := range snap.Routes {
+		if r.Protocol == Protocol && isHost(r.Dst) {
+			ops = append(ops, Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst})
+		}
+	}
+	for _, l := range snap.Links {
+		if l.Alias == ShimAlias {
+			ops = append(ops, Op{Kind: DelShim, Dev: l.Name})
+		}
+	}
+	return ops
+}

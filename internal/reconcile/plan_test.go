@@ -1,0 +1,294 @@
+package reconcile
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// fakeKernel records ops as `ip` commands and fails those listed in fail.
+type fakeKernel struct {
+	cmds []string
+	fail map[string]error
+}
+
+var _ Kernel = (*fakeKernel)(nil)
+
+func (k *fakeKernel) Do(op Op) error {
+	if err := k.fail[op.String()]; err != nil {
+		return err
+	}
+	k.cmds = append(k.cmds, op.String())
+	return nil
+}
+
+var (
+	seedRange = hostlocal.Range{
+		Subnet: netip.MustParsePrefix("192.168.0.0/16"),
+		Start:  netip.MustParseAddr("192.168.1.2"), End: netip.MustParseAddr("192.168.1.254"),
+		Gateway: netip.MustParseAddr("192.168.0.1"),
+	}
+	seedNet = Network{Name: "default", Master: "eno1", Shim: "eno1.host", StateDir: "/var/lib/cni/networks/default", Ranges: []hostlocal.Range{seedRange}}
+	eno1    = Link{Index: 2, Name: "eno1", Kind: "device", Up: true, MTU: 1500}
+	shim    = Link{Index: 7, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true}
+)
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func ours(s string) Route {
+	return Route{Dst: hostPrefix(ip(s)), Dev: "eno1.host", Protocol: Protocol}
+}
+
+func allocs(ips ...string) DirState {
+	m := map[netip.Addr]hostlocal.Owner{}
+	for _, s := range ips {
+		m[ip(s)] = hostlocal.Owner{ContainerID: "c-" + s, IfName: "eth0"}
+	}
+	return DirState{Allocs: m}
+}
+
+func TestCompute(t *testing.T) {
+	node := []netip.Addr{ip("192.168.0.5")}
+	tests := []struct {
+		name      string
+		links     []Link
+		routes    []Route
+		state     *DirState // nil: not read (held)
+		lastOwner map[netip.Addr]hostlocal.Owner
+		want      []string
+		wantFind  []string // finding keys
+	}{
+		{
+			name:  "fresh node: shim created, pods routed",
+			links: []Link{eno1},
+			state: ptr(allocs("192.168.1.2", "192.168.1.3")),
+			want: []string{
+				"ip link add eno1.host link eno1 address " + ShimMAC("mid", "eno1.host").String() + " mtu 1500 type macvlan mode bridge",
+				"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",
+				"ip route add 192.168.1.3/32 dev eno1.host scope link proto 97",
+			},
+		},
+		{
+			name:   "in sync: nothing to do",
+			links:  []Link{eno1, shim},
+			routes: []Route{ours("192.168.1.2")},
+			state:  ptr(allocs("192.168.1.2")),
+		},
+		{
+			name:   "released address loses route and neighbour entry",
+			links:  []Link{eno1, shim},
+			routes: []Route{ours("192.168.1.2"), ours("192.168.1.3")},
+			state:  ptr(allocs("192.168.1.2")),
+			want: []string{
+				"ip route del 192.168.1.3/32 dev eno1.host proto 97",
+				"ip neigh del 192.168.1.3 dev eno1.host",
+			},
+		},
+		{
+			name:   "adds come before deletes",
+			links:  []Link{eno1, shim},
+			routes: []Route{ours("192.168.1.9")},
+			state:  ptr(allocs("192.168.1.2")),
+			want: []string{
+				"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",
+				"ip route del 192.168.1.9/32 dev eno1.host proto 97",
+				"ip neigh del 192.168.1.9 dev eno1.host",
+			},
+		},
+		{
+			name:     "foreign route is reported, not replaced",
+			links:    []Link{eno1, shim},
+			routes:   []Route{{Dst: hostPrefix(ip("192.168.1.2")), Dev: "eno1.host", Protocol: 3}},
+			state:    ptr(allocs("192.168.1.2")),
+			wantFind: []string{"foreign:192.168.1.2"},
+		},
+		{
+			name:   "foreign routes are never deleted",
+			links:  []Link{eno1, shim},
+			routes: []Route{{Dst: hostPrefix(ip("192.168.1.7")), Dev: "eno1.host", Protocol: 4}},
+			state:  ptr(allocs()),
+		},
+		{
+			name:   "our route on the wrong device is replaced",
+			links:  []Link{eno1, shim},
+			routes: []Route{{Dst: hostPrefix(ip("192.168.1.2")), Dev: "eth9", Protocol: Protocol}},
+			state:  ptr(allocs("192.168.1.2")),
+			want:   []string{"ip route replace 192.168.1.2/32 dev eno1.host scope link proto 97"},
+		},
+		{
+			name:     "unroutable addresses are findings",
+			links:    []Link{eno1, shim},
+			state:    ptr(allocs("192.168.0.1", "192.168.0.5", "10.0.0.1", "192.168.1.2")),
+			want:     []string{"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97"},
+			wantFind: []string{"reject:default:10.0.0.1", "reject:default:192.168.0.1", "reject:default:192.168.0.5"},
+		},
+		{
+			name:   "unreadable state dir holds routes",
+			links:  []Link{eno1, shim},
+			routes: []Route{ours("192.168.1.2")},
+			state:  &DirState{Err: errors.New("permission denied")},
+			wantFind: []string{"held:default"},
+		},
+		{
+			name:     "master missing: wait, touch nothing",
+			links:    nil,
+			state:    ptr(allocs("192.168.1.2")),
+			wantFind: nil,
+		},
+		{
+			name:     "foreign device with the shim's name is left alone",
+			links:    []Link{eno1, {Index: 8, Name: "eno1.host", Kind: "veth", Up: true, MTU: 1500}},
+			state:    ptr(allocs("192.168.1.2")),
+			wantFind: []string{"taken:eno1.host"},
+		},
+		{
+			name:  "hand-made shim is adopted and configured",
+			links: []Link{eno1, {Index: 8, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: false, MTU: 1400}},
+			state: ptr(allocs("192.168.1.2")),
+			want: []string{
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1",
+				"ip link set eno1.host mtu 1500",
+				"ip link set eno1.host up",
+				"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",
+			},
+		},
+		{
+			name:  "our shim on a replaced master is rebuilt",
+			links: []Link{{Index: 12, Name: "eno1", Up: true, MTU: 9000}, shim},
+			state: ptr(allocs()),
+			want: []string{
+				"ip link del eno1.host",
+				"ip link add eno1.host link eno1 address " + ShimMAC("mid", "eno1.host").String() + " mtu 9000 type macvlan mode bridge",
+			},
+		},
+		{
+			name:      "address reused by another container: neighbour flushed",
+			links:     []Link{eno1, shim},
+			routes:    []Route{ours("192.168.1.2")},
+			state:     ptr(allocs("192.168.1.2")),
+			lastOwner: map[netip.Addr]hostlocal.Owner{ip("192.168.1.2"): {ContainerID: "old"}},
+			want:      []string{"ip neigh del 192.168.1.2 dev eno1.host"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{
+				Networks:  []Network{seedNet},
+				States:    map[string]DirState{},
+				Snap:      &Snapshot{Links: tt.links, Addrs: node, Routes: tt.routes},
+				MachineID: "mid",
+				LastOwner: tt.lastOwner,
+			}
+			if tt.state != nil {
+				in.States[seedNet.StateDir] = *tt.state
+			}
+			p := Compute(in)
+			k := &fakeKernel{}
+			if _, err := Apply(k, p.Ops); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(k.cmds, tt.want) {
+				t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(tt.want, "\n     "))
+			}
+			var keys []string
+			for _, f := range p.Findings {
+				keys = append(keys, f.Key)
+			}
+			slices.Sort(keys)
+			if !slices.Equal(keys, tt.wantFind) {
+				t.Errorf("findings: got %q, want %q", keys, tt.wantFind)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSettle(t *testing.T) {
+	in := Input{
+		Networks: []Network{seedNet},
+		States:   map[string]DirState{seedNet.StateDir: allocs("192.168.1.2", "192.168.1.3")},
+		Snap:     &Snapshot{Links: []Link{eno1, shim}, Routes: []Route{ours("192.168.1.4")}},
+	}
+	p := Compute(in)
+	st := p.Networks[0]
+	if st.Allocated != 2 || st.Routed != 0 || len(st.Missing) != 2 || len(st.Stale) != 1 || st.InSync() {
+		t.Fatalf("before: %+v", st)
+	}
+	k := &fakeKernel{fail: map[string]error{"ip route add 192.168.1.3/32 dev eno1.host scope link proto 97": errors.New("boom")}}
+	done, err := Apply(k, p.Ops)
+	if err == nil || !strings.Contains(err.Error(), "192.168.1.3") {
+		t.Fatalf("Apply error = %v, want one naming 192.168.1.3", err)
+	}
+	after := p.Settle(done)[0]
+	if after.Routed != 1 || len(after.Missing) != 1 || after.Missing[0] != ip("192.168.1.3") || len(after.Stale) != 0 {
+		t.Fatalf("after: %+v", after)
+	}
+}
+
+func TestApplySkipsRoutesOfFailedShim(t *testing.T) {
+	p := Compute(Input{
+		Networks: []Network{seedNet},
+		States:   map[string]DirState{seedNet.StateDir: allocs("192.168.1.2")},
+		Snap:     &Snapshot{Links: []Link{eno1}},
+	})
+	k := &fakeKernel{fail: map[string]error{p.Ops[0].String(): errors.New("no macvlan")}}
+	done, err := Apply(k, p.Ops)
+	if err == nil || len(done) != 0 || len(k.cmds) != 0 {
+		t.Fatalf("done=%v cmds=%v err=%v; want nothing done and an error", done, k.cmds, err)
+	}
+}
+
+func TestTeardownOnlyOurs(t *testing.T) {
+	snap := &Snapshot{
+		Links: []Link{eno1, shim, {Index: 9, Name: "eth1.host", Kind: "macvlan", MacvlanMode: "bridge"}},
+		Routes: []Route{
+			ours("192.168.1.2"),
+			{Dst: hostPrefix(ip("192.168.1.3")), Dev: "eno1.host", Protocol: 3},
+			{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eno1", Protocol: 4},
+		},
+	}
+	k := &fakeKernel{}
+	if _, err := Apply(k, Teardown(snap)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ip route del 192.168.1.2/32 dev eno1.host proto 97", "ip link del eno1.host"}
+	if !slices.Equal(k.cmds, want) {
+		t.Fatalf("got %q, want %q", k.cmds, want)
+	}
+}
+
+func TestShimNameAndMAC(t *testing.T) {
+	if got := ShimName("eno1"); got != "eno1.host" {
+		t.Errorf("ShimName(eno1) = %q", got)
+	}
+	long := ShimName("enp129s0f1np1")
+	if len(long) > 15 || long != ShimName("enp129s0f1np1") || long == ShimName("enp129s0f0np0") {
+		t.Errorf("ShimName(long) = %q: want <= 15 bytes, stable, distinct", long)
+	}
+	a, b := ShimMAC("m1", "eno1.host"), ShimMAC("m1", "eno1.host")
+	if a.String() != b.String() || ShimMAC("m2", "eno1.host").String() == a.String() {
+		t.Errorf("ShimMAC not stable or not distinct: %s %s", a, b)
+	}
+	if a[0]&1 != 0 || a[0]&2 == 0 || len(a) != 6 {
+		t.Errorf("ShimMAC %s is not a locally administered unicast MAC", a)
+	}
+	_ = net.HardwareAddr(a)
+}
+
+func TestDefaultRouteDev(t *testing.T) {
+	s := &Snapshot{Routes: []Route{
+		{Dst: netip.MustParsePrefix("::/0"), Dev: "v6only"},
+		{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "backup", Priority: 200},
+		{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eno1", Priority: 100},
+		{Dst: netip.MustParsePrefix("192.168.0.0/16"), Dev: "eno2"},
+	}}
+	if got := s.DefaultRouteDev(); got != "eno1" {
+		t.Fatalf("DefaultRouteDev = %q, want eno1", got)
+	}
+}

@@ -1,0 +1,201 @@
+// Package reconcile is flatnet's pure core: it decides, from what should be
+// (host-local's allocations) and what is (a snapshot of the kernel), which
+// shims and routes to add, change or remove. It does no I/O and does not log;
+// the kernel is reached only through the narrow [Kernel] interface, so the
+// whole decision can be tested with a fake that prints `ip` commands.
+//
+// The hard cases, each of which has a test:
+//
+//   - Ownership. Only routes carrying [Protocol] are ever replaced or
+//     deleted, and only shims carrying [ShimAlias] are ever deleted. A
+//     foreign route to a pod address is a conflict: reported, left alone.
+//   - Adoption. A macvlan in bridge mode on the right master with the shim's
+//     name is used as it is, whoever made it; any other device of that name
+//     makes the network wait, it is never touched.
+//   - Unknown is not empty. When a state directory cannot be read, the
+//     routes of its network are held, not deleted: bad input never costs a
+//     working route.
+//   - Addresses that must never be routed (outside the ranges, the gateway,
+//     a node address, non-unicast) are findings, reported once.
+//   - Address reuse. An address released and allocated again to another
+//     container keeps its route but loses its neighbour entry, so the node
+//     does not send to the old pod's MAC until the entry times out.
+//   - Order. Shims first, then route additions, then deletions, so a plan
+//     that fails half-way never leaves fewer routes than it found.
+package reconcile
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// Protocol is the rtnetlink protocol number on every route flatnet makes
+// (`ip route` prints it as "proto flatnet" with the shipped rt_protos.d
+// entry). It is how flatnet recognises its own routes after a restart.
+const Protocol = 97
+
+// ShimAlias is the interface alias (IFLA_IFALIAS) flatnet gives the shims it
+// creates, so that teardown removes those and never a device somebody else
+// made.
+const ShimAlias = "flatnet shim"
+
+// Link is the part of a network device the reconciler looks at.
+type Link struct {
+	Index       int
+	Name        string
+	Kind        string // "macvlan", "veth", "bridge", "" for plain devices, ...
+	MacvlanMode string // "bridge", "private", "vepa", "passthru", "source"; macvlan only
+	ParentIndex int    // the master of a macvlan, 0 otherwise
+	Up          bool   // administratively up (IFF_UP)
+	MTU         int
+	MAC         net.HardwareAddr
+	Alias       string
+	// ARPFilter is net.ipv4.conf.<name>.arp_filter, read for macvlans only.
+	// On the shim it must be 1: the shim then answers ARP only for peers
+	// routed through it (the pods), never the LAN, so the LAN keeps seeing
+	// one MAC (the NIC's) for the node's addresses.
+	ARPFilter bool
+}
+
+// Route is a route in the main routing table.
+type Route struct {
+	Dst      netip.Prefix
+	Dev      string // outgoing device; "" when it has none (blackhole, multipath)
+	Protocol int
+	Priority int
+}
+
+// Snapshot is what the kernel holds right now.
+type Snapshot struct {
+	Links  []Link
+	Addrs  []netip.Addr // every address on the node, any device
+	Routes []Route      // main table
+}
+
+// Link returns the link called name.
+func (s *Snapshot) Link(name string) (Link, bool) {
+	for _, l := range s.Links {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Link{}, false
+}
+
+// LinkByIndex returns the link with index i.
+func (s *Snapshot) LinkByIndex(i int) (Link, bool) {
+	for _, l := range s.Links {
+		if l.Index == i {
+			return l, true
+		}
+	}
+	return Link{}, false
+}
+
+// DefaultRouteDev is the device of the main table's IPv4 default route with
+// the lowest metric (IPv6 when there is no IPv4 one), the NIC the macvlan
+// plugin takes when a config names no master.
+func (s *Snapshot) DefaultRouteDev() string {
+	best, bestPrio, bestV4 := "", 0, false
+	for _, r := range s.Routes {
+		if r.Dst.Bits() != 0 || r.Dev == "" {
+			continue
+		}
+		v4 := r.Dst.Addr().Is4()
+		if best == "" || (v4 && !bestV4) || (v4 == bestV4 && r.Priority < bestPrio) {
+			best, bestPrio, bestV4 = r.Dev, r.Priority, v4
+		}
+	}
+	return best
+}
+
+// Network is one network to mirror, fully resolved: every field is set.
+type Network struct {
+	Name     string
+	Master   string
+	Shim     string
+	StateDir string
+	Ranges   []hostlocal.Range
+	// Source says where the network was defined ("flatnet.toml:7" or the
+	// CNI config file), for messages.
+	Source string
+}
+
+// Alloc is one allocation read from a state directory.
+type Alloc struct {
+	IP    netip.Addr
+	Owner hostlocal.Owner
+}
+
+// DirState is what a state directory holds.
+type DirState struct {
+	// Allocs are the allocations, by address.
+	Allocs map[netip.Addr]hostlocal.Owner
+	// Err is set when the directory could not be read (other than not
+	// existing, which simply means no allocations): the network's routes are
+	// then held as they are.
+	Err error
+}
+
+// OpKind names what an [Op] does.
+type OpKind int
+
+// The operations a plan is made of.
+const (
+	AddShim OpKind = iota + 1
+	DelShim
+	ConfigureShim
+	SetUp
+	SetMTU
+	AddRoute
+	ReplaceRoute
+	DelRoute
+	FlushNeigh
+)
+
+// Op is one change to the kernel.
+type Op struct {
+	Kind    OpKind
+	Dev     string           // the shim
+	Master  string           // AddShim
+	MAC     net.HardwareAddr // AddShim
+	MTU     int              // AddShim, SetMTU
+	Dst     netip.Prefix     // routes; FlushNeigh uses Dst.Addr()
+	Network string           // for messages
+	Owner   hostlocal.Owner  // AddRoute, DelRoute: for messages
+}
+
+// String prints op as the `ip` command that would do the same, which is
+// also how the fake kernel in tests records it.
+func (o Op) String() string {
+	switch o.Kind {
+	case AddShim:
+		return fmt.Sprintf("ip link add %s link %s address %s mtu %d type macvlan mode bridge", o.Dev, o.Master, o.MAC, o.MTU)
+	case DelShim:
+		return fmt.Sprintf("ip link del %s", o.Dev)
+	case ConfigureShim:
+		return fmt.Sprintf("sysctl -w net.ipv4.conf.%s.arp_filter=1", o.Dev)
+	case SetUp:
+		return fmt.Sprintf("ip link set %s up", o.Dev)
+	case SetMTU:
+		return fmt.Sprintf("ip link set %s mtu %d", o.Dev, o.MTU)
+	case AddRoute:
+		return fmt.Sprintf("ip route add %s dev %s scope link proto %d", o.Dst, o.Dev, Protocol)
+	case ReplaceRoute:
+		return fmt.Sprintf("ip route replace %s dev %s scope link proto %d", o.Dst, o.Dev, Protocol)
+	case DelRoute:
+		return fmt.Sprintf("ip route del %s dev %s proto %d", o.Dst, o.Dev, Protocol)
+	case FlushNeigh:
+		return fmt.Sprintf("ip neigh del %s dev %s", o.Dst.Addr(), o.Dev)
+	}
+	return fmt.Sprintf("op(%d)", o.Kind)
+}
+
+// Kernel carries out ops. The real one (package netlinkx) speaks netlink;
+// tests use a fake that records [Op.String].
+type Kernel interface {
+	Do(Op) error
+}

@@ -1,0 +1,587 @@
+// Package daemon is `flatnet run`: it wires the wake-up sources (fsnotify
+// on the state and CNI config directories, netlink notifications, SIGHUP,
+// the resync timer) to the one reconciler, which reads the truth, asks
+// package reconcile what to do, does it and reports it to the log and to
+// systemd.
+//
+// Events carry no state: each one only marks what must be read again and
+// wakes the loop, and a burst of them costs a few reconciles, not one each.
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/netlinkx"
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sd"
+	"github.com/flatnet/flatnet/internal/statedir"
+)
+
+// Options configures a [Daemon].
+type Options struct {
+	Config         config.Config
+	ConfigPath     string // what SIGHUP reloads
+	ConfigRequired bool   // the path was given explicitly: it must exist
+	Log            *slog.Logger
+	Level          *slog.LevelVar
+	Notifier       *sd.Notifier
+}
+
+// maxBadListed is how many unusable state-dir entries are logged by name
+// per directory; beyond it only their number is, so that a directory full
+// of junk costs bounded memory and log.
+const maxBadListed = 100
+
+// Daemon mirrors host-local allocations into routes until stopped.
+type Daemon struct {
+	opts Options
+	cfg  config.Config
+	log  *slog.Logger
+	k    *netlinkx.Kernel
+	w    *statedir.Watcher
+	mid  string
+
+	kick chan struct{}
+
+	mu       sync.Mutex // guards the fields events write
+	names    map[string]map[string]bool
+	fullDirs map[string]bool
+	cniDirty bool
+	links    map[string]bool // masters and shims: link events that matter
+
+	// Owned by the reconcile loop.
+	cniByFile map[string][]cni.Network
+	cniNets   []cni.Network
+	dirs      map[string]*dirCache
+	watched   []string
+	lastOwner map[netip.Addr]hostlocal.Owner
+	reported  map[string]bool
+	failures  int
+}
+
+type dirCache struct {
+	allocs   map[netip.Addr]hostlocal.Owner
+	err      error
+	bad      map[string]string
+	badExtra int
+}
+
+// New prepares a daemon; Run starts it.
+func New(opts Options) *Daemon {
+	return &Daemon{
+		opts: opts, cfg: opts.Config, log: opts.Log,
+		kick:      make(chan struct{}, 1),
+		names:     map[string]map[string]bool{},
+		fullDirs:  map[string]bool{},
+		cniDirty:  true,
+		dirs:      map[string]*dirCache{},
+		cniByFile: map[string][]cni.Network{},
+		reported:  map[string]bool{},
+		lastOwner: map[netip.Addr]hostlocal.Owner{},
+	}
+}
+
+func (d *Daemon) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// onFile is the watcher's callback.
+func (d *Daemon) onFile(dir, name string) {
+	d.mu.Lock()
+	if dir == filepath.Clean(d.cfg.CNIConfDir) {
+		d.cniDirty = true
+	} else if name == "" {
+		d.fullDirs[dir] = true
+	} else {
+		if d.names[dir] == nil {
+			d.names[dir] = map[string]bool{}
+		}
+		d.names[dir][name] = true
+	}
+	d.mu.Unlock()
+	d.wake()
+}
+
+// onKernel is the netlink watcher's callback.
+func (d *Daemon) onKernel(ev netlinkx.Event) {
+	if ev.Kind == netlinkx.LinkChanged {
+		d.mu.Lock()
+		relevant := d.links[ev.Link] || len(d.links) == 0
+		d.mu.Unlock()
+		if !relevant {
+			return // a pod's macvlan passing through on its way to its netns
+		}
+	}
+	if ev.Kind == netlinkx.Lost {
+		d.log.Warn("kernel notifications were lost; resyncing")
+	}
+	d.wake()
+}
+
+// markAll asks for everything to be read again.
+func (d *Daemon) markAll() {
+	d.mu.Lock()
+	for dir := range d.dirs {
+		d.fullDirs[dir] = true
+	}
+	d.cniDirty = true
+	d.mu.Unlock()
+}
+
+// Run runs until ctx is done or SIGTERM/SIGINT, then honours on_stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	var err error
+	if d.k, err = netlinkx.New(); err != nil {
+		return err
+	}
+	defer d.k.Close()
+	d.mid = machineID()
+	if d.w, err = statedir.NewWatcher(d.onFile); err != nil {
+		return fmt.Errorf("starting inotify: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go d.w.Run(ctx)
+	go func() {
+		if err := netlinkx.Watch(ctx, d.onKernel); err != nil {
+			d.log.Error("kernel notifications unavailable; relying on the resync timer", "err", err)
+		}
+	}()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	d.log.Info("flatnet starting", "config", cmp.Or(d.cfg.Path, "(defaults)"), "cni_conf_dir", d.cfg.CNIConfDir, "resync_interval", d.cfg.ResyncInterval)
+	d.reconcile()
+	d.opts.Notifier.Ready()
+
+	resync := time.NewTicker(d.cfg.ResyncInterval)
+	defer resync.Stop()
+	var watchdog <-chan time.Time
+	if iv := sd.WatchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return d.stop()
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				return d.stop()
+			}
+			d.reload(resync)
+		case <-d.kick:
+		case <-resync.C:
+			d.markAll()
+		case <-watchdog:
+			d.opts.Notifier.Watchdog()
+			continue
+		case <-retry.C:
+			d.markAll()
+		}
+		if !d.reconcile() {
+			// Something failed: try again soon, backing off to the resync.
+			d.failures++
+			retry.Reset(min(time.Duration(d.failures)*time.Second, d.cfg.ResyncInterval))
+		} else {
+			d.failures = 0
+		}
+	}
+}
+
+// reload re-reads the configuration; a bad file changes nothing.
+func (d *Daemon) reload(resync *time.Ticker) {
+	d.opts.Notifier.Reloading()
+	defer d.opts.Notifier.Ready()
+	cfg, err := config.Load(d.opts.ConfigPath, d.opts.ConfigRequired)
+	if err != nil {
+		d.log.Error("configuration not reloaded; the running one stays", "err", err)
+		return
+	}
+	d.cfg = cfg
+	d.opts.Level.Set(cfg.LogLevel)
+	resync.Reset(cfg.ResyncInterval)
+	d.markAll()
+	d.log.Info("configuration reloaded", "config", cmp.Or(cfg.Path, "(defaults)"))
+}
+
+// stop ends the daemon as on_stop says.
+func (d *Daemon) stop() error {
+	d.opts.Notifier.Stopping()
+	if d.cfg.OnStop != "teardown" {
+		d.log.Info("stopping; shims and routes stay for the next start (on_stop = keep)")
+		return nil
+	}
+	d.log.Info("stopping; removing flatnet's routes and shims (on_stop = teardown)")
+	return Teardown(d.k, d.log)
+}
+
+// Teardown removes every route and shim flatnet made, logging each.
+func Teardown(k *netlinkx.Kernel, log *slog.Logger) error {
+	snap, err := k.Snapshot()
+	if err != nil {
+		return err
+	}
+	done, err := reconcile.Apply(k, reconcile.Teardown(snap))
+	for _, op := range done {
+		logOp(log, op)
+	}
+	return err
+}
+
+// takeDirty returns and clears what events marked.
+func (d *Daemon) takeDirty() (names map[string]map[string]bool, full map[string]bool, cniDirty bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names, full, cniDirty = d.names, d.fullDirs, d.cniDirty
+	d.names, d.fullDirs, d.cniDirty = map[string]map[string]bool{}, map[string]bool{}, false
+	return names, full, cniDirty
+}
+
+// reconcile makes one pass: read, decide, act, report. It returns false
+// when something failed and should be retried.
+func (d *Daemon) reconcile() bool {
+	names, full, cniDirty := d.takeDirty()
+	ok := true
+	if cniDirty {
+		d.discover()
+	}
+	snap, err := d.k.Snapshot()
+	if err != nil {
+		d.log.Error("reading the kernel's state failed", "err", err)
+		return false
+	}
+	nets, finds := reconcile.Resolve(d.cfg, d.cniNets, snap)
+
+	dirs := []string{filepath.Clean(d.cfg.CNIConfDir)}
+	links := map[string]bool{}
+	for _, n := range nets {
+		dirs = append(dirs, filepath.Clean(n.StateDir))
+		links[n.Master], links[n.Shim] = true, true
+	}
+	if d.defaultRouteMaster() {
+		links[snap.DefaultRouteDev()] = true
+	}
+	d.mu.Lock()
+	d.links = links
+	d.mu.Unlock()
+	if !slices.Equal(dirs, d.watched) {
+		if err := d.w.Set(dirs); err != nil {
+			d.log.Warn("cannot watch a directory; relying on the resync timer for it", "err", err)
+		}
+		d.watched = dirs
+		// New watches announce their directories: read them now, not in
+		// another pass.
+		d.mu.Lock()
+		for k := range d.fullDirs {
+			full[k] = true
+		}
+		d.fullDirs = map[string]bool{}
+		d.mu.Unlock()
+	}
+
+	states := map[string]reconcile.DirState{}
+	for _, n := range nets {
+		dir := filepath.Clean(n.StateDir)
+		c := d.dirs[dir]
+		if c == nil || full[dir] || c.err != nil {
+			c = d.readDir(dir, c)
+		} else {
+			for name := range names[dir] {
+				d.readOne(dir, c, name)
+			}
+		}
+		states[n.StateDir] = reconcile.DirState{Allocs: c.allocs, Err: c.err}
+	}
+	for dir := range d.dirs {
+		if !slices.Contains(dirs, dir) {
+			delete(d.dirs, dir)
+		}
+	}
+
+	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, LastOwner: d.lastOwner})
+	done, err := reconcile.Apply(d.k, plan.Ops)
+	for _, op := range done {
+		logOp(d.log, op)
+	}
+	if err != nil {
+		d.log.Error("some changes failed; will retry", "err", err)
+		ok = false
+	}
+	d.lastOwner = plan.Owners
+	d.report(append(finds, plan.Findings...))
+	d.opts.Notifier.Status(statusLine(plan.Settle(done), d.cfg))
+	return ok
+}
+
+// defaultRouteMaster reports whether some network takes its master from
+// the default route, so that the default route's device matters.
+func (d *Daemon) defaultRouteMaster() bool {
+	for _, n := range d.cfg.Networks {
+		if n.Master == "" {
+			return true
+		}
+	}
+	for _, n := range d.cniNets {
+		if n.Master == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// discover re-reads the CNI config directory. A file that stops parsing
+// keeps the networks it had: a half-written edit must not cost routes.
+func (d *Daemon) discover() {
+	files, err := cni.ReadDir(d.cfg.CNIConfDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", d.cfg.CNIConfDir, "err", err)
+		return
+	}
+	byFile := map[string][]cni.Network{}
+	var all []cni.Network
+	var finds []reconcile.Finding
+	seen := map[string]bool{}
+	for _, f := range files {
+		nets, probs := cni.Discover([]cni.File{f})
+		if len(probs) > 0 && len(nets) == 0 && len(d.cniByFile[f.Name]) > 0 {
+			nets = d.cniByFile[f.Name]
+			for _, p := range probs {
+				finds = append(finds, reconcile.Finding{Key: "cni:" + p.Error(), Level: slog.LevelWarn,
+					Msg: fmt.Sprintf("CNI config %s: %v (keeping the networks it defined before)", f.Name, p.Err)})
+			}
+		} else {
+			for _, p := range probs {
+				finds = append(finds, reconcile.Finding{Key: "cni:" + p.Error(), Level: slog.LevelWarn,
+					Msg: fmt.Sprintf("CNI config %s skipped: %v", f.Name, p.Err)})
+			}
+		}
+		byFile[f.Name] = nets
+		for _, n := range nets {
+			if seen[n.Name] {
+				continue
+			}
+			seen[n.Name] = true
+			all = append(all, n)
+		}
+	}
+	d.cniByFile, d.cniNets = byFile, all
+	d.reportPrefix("cni:", finds)
+}
+
+// readDir reads a whole state directory.
+func (d *Daemon) readDir(dir string, old *dirCache) *dirCache {
+	allocs, bad, err := statedir.Read(dir)
+	c := &dirCache{allocs: allocs, err: err, bad: map[string]string{}}
+	if err != nil {
+		if old != nil && old.err == nil {
+			d.log.Error("cannot read state dir; holding its routes", "dir", dir, "err", err)
+		}
+		if old != nil {
+			c.allocs = old.allocs
+		}
+		d.dirs[dir] = c
+		return c
+	}
+	if old != nil && old.err != nil {
+		d.log.Info("state dir readable again", "dir", dir)
+	}
+	var seen map[string]string
+	if old != nil {
+		seen = old.bad
+	}
+	for _, b := range bad {
+		d.noteBad(dir, c, seen, b.Name, b.Reason)
+	}
+	if c.badExtra > 0 && (old == nil || old.badExtra != c.badExtra) {
+		d.log.Warn(fmt.Sprintf("%d more unusable entries in %s, not listed", c.badExtra, dir), "dir", dir)
+	}
+	d.dirs[dir] = c
+	return c
+}
+
+// noteBad records an unusable entry and logs it unless seen already had it.
+func (d *Daemon) noteBad(dir string, c *dirCache, seen map[string]string, name, reason string) {
+	if len(c.bad) >= maxBadListed {
+		c.badExtra++
+		return
+	}
+	if seen[name] != reason {
+		d.log.Warn(fmt.Sprintf("ignoring %s in %s: %s", name, dir, reason), "dir", dir, "file", name)
+	}
+	c.bad[name] = reason
+}
+
+// readOne refreshes one entry of a state directory.
+func (d *Daemon) readOne(dir string, c *dirCache, name string) {
+	ip, owner, reason := statedir.ReadOne(dir, name)
+	switch {
+	case reason != "":
+		if c.bad[name] != reason {
+			d.noteBad(dir, c, c.bad, name, reason)
+		}
+		if ip, err := hostlocal.ParseName(name); err == nil {
+			delete(c.allocs, ip)
+		}
+	case ip.IsValid():
+		delete(c.bad, name)
+		c.allocs[ip] = owner
+	default:
+		delete(c.bad, name)
+		if ip, err := hostlocal.ParseName(name); err == nil {
+			delete(c.allocs, ip)
+		}
+	}
+}
+
+// report logs each finding once while it persists.
+func (d *Daemon) report(finds []reconcile.Finding) {
+	now := map[string]bool{}
+	for _, f := range finds {
+		now[f.Key] = true
+		if d.reported[f.Key] {
+			continue
+		}
+		var attrs []any
+		if f.Network != "" {
+			attrs = append(attrs, "network", f.Network)
+		}
+		if f.IP.IsValid() {
+			attrs = append(attrs, "ip", f.IP.String())
+		}
+		d.log.Log(context.Background(), f.Level, f.Msg, attrs...)
+	}
+	for k := range d.reported {
+		if !strings.HasPrefix(k, "cni:") && !now[k] {
+			delete(d.reported, k)
+		}
+	}
+	for k := range now {
+		d.reported[k] = true
+	}
+}
+
+// reportPrefix is report for the findings of one source (keys with prefix):
+// those of its keys no longer found are forgotten.
+func (d *Daemon) reportPrefix(prefix string, finds []reconcile.Finding) {
+	for k := range d.reported {
+		if strings.HasPrefix(k, prefix) {
+			found := false
+			for _, f := range finds {
+				found = found || f.Key == k
+			}
+			if !found {
+				delete(d.reported, k)
+			}
+		}
+	}
+	for _, f := range finds {
+		if !d.reported[f.Key] {
+			d.log.Log(context.Background(), f.Level, f.Msg)
+			d.reported[f.Key] = true
+		}
+	}
+}
+
+// logOp logs one change, as an operator reads it.
+func logOp(log *slog.Logger, op reconcile.Op) {
+	attrs := []any{"dev", op.Dev}
+	if op.Network != "" {
+		attrs = append(attrs, "network", op.Network)
+	}
+	switch op.Kind {
+	case reconcile.AddRoute, reconcile.ReplaceRoute, reconcile.DelRoute:
+		attrs = append(attrs, "ip", op.Dst.Addr().String())
+		who := ""
+		if op.Owner.ContainerID != "" {
+			attrs = append(attrs, "container", op.Owner.ContainerID)
+			who = " for container " + short(op.Owner.ContainerID)
+			if op.Owner.IfName != "" {
+				attrs = append(attrs, "ifname", op.Owner.IfName)
+				who += "/" + op.Owner.IfName
+			}
+		}
+		verb := map[reconcile.OpKind]string{reconcile.AddRoute: "added", reconcile.ReplaceRoute: "replaced", reconcile.DelRoute: "removed"}[op.Kind]
+		log.Info(fmt.Sprintf("route %s dev %s %s%s", op.Dst, op.Dev, verb, who), attrs...)
+	case reconcile.AddShim:
+		log.Info(fmt.Sprintf("shim %s created on %s (macvlan bridge, %s)", op.Dev, op.Master, op.MAC), append(attrs, "master", op.Master, "mac", op.MAC.String())...)
+	case reconcile.DelShim:
+		log.Info(fmt.Sprintf("shim %s removed", op.Dev), attrs...)
+	case reconcile.SetUp:
+		log.Info(fmt.Sprintf("shim %s was down; set up", op.Dev), attrs...)
+	case reconcile.SetMTU:
+		log.Info(fmt.Sprintf("shim %s MTU set to %d, the master's", op.Dev, op.MTU), attrs...)
+	case reconcile.ConfigureShim:
+		log.Info(fmt.Sprintf("shim %s adopted; arp_filter set so the LAN never sees it answer for the node", op.Dev), attrs...)
+	case reconcile.FlushNeigh:
+		log.Debug(fmt.Sprintf("neighbour entry for %s on %s flushed", op.Dst.Addr(), op.Dev), append(attrs, "ip", op.Dst.Addr().String())...)
+	}
+}
+
+// short abbreviates a container id the way operators read them.
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8] + "…"
+	}
+	return id
+}
+
+// statusLine is the STATUS= line: a few words per network.
+func statusLine(sts []reconcile.NetStatus, cfg config.Config) string {
+	if len(sts) == 0 {
+		return fmt.Sprintf("no macvlan + host-local network in %s", cfg.CNIConfDir)
+	}
+	var parts []string
+	for _, s := range sts {
+		switch {
+		case s.Waiting != "":
+			parts = append(parts, fmt.Sprintf("%s: %s", s.Name, s.Waiting))
+		default:
+			p := fmt.Sprintf("%s: %d pod routes via %s (master %s)", s.Name, s.Routed, s.Shim, s.Master)
+			if n := len(s.Missing) + len(s.Conflicts); n > 0 {
+				p += fmt.Sprintf(", %d not routed", n)
+			}
+			if s.Held {
+				p += ", state dir unreadable"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// machineID is /etc/machine-id, the seed of the shims' MAC addresses. A
+// node without one (rare: containers, odd images) falls back to the DMI
+// product UUID, then to the boot id, which lasts only until reboot.
+func machineID() string {
+	for _, p := range []string{"/etc/machine-id", "/sys/class/dmi/id/product_uuid", "/proc/sys/kernel/random/boot_id"} {
+		if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
+}

@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"errors"
+	"os"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/netlinkx"
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/statedir"
+)
+
+// Observation is one look at the node that changes nothing: what the
+// daemon would find and what it would do. `flatnet status` and `flatnet
+// check` are built on it, so they work whether the daemon runs or not.
+type Observation struct {
+	Networks    []reconcile.Network
+	Plan        *reconcile.Plan
+	Snap        *reconcile.Snapshot
+	CNI         []cni.Network
+	CNIProblems []cni.Problem
+	CNIError    error                     // the CNI config dir could not be read
+	Bad         map[string][]statedir.Bad // unusable state-dir entries, by dir
+	Findings    []reconcile.Finding       // from resolving the networks
+}
+
+// Observe reads the configuration's CNI networks, their state directories
+// and the kernel, and plans without applying.
+func Observe(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
+	o := &Observation{Bad: map[string][]statedir.Bad{}}
+	files, err := cni.ReadDir(cfg.CNIConfDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		o.CNIError = err
+	}
+	o.CNI, o.CNIProblems = cni.Discover(files)
+	if o.Snap, err = k.Snapshot(); err != nil {
+		return nil, err
+	}
+	o.Networks, o.Findings = reconcile.Resolve(cfg, o.CNI, o.Snap)
+	states := map[string]reconcile.DirState{}
+	for _, n := range o.Networks {
+		allocs, bad, err := statedir.Read(n.StateDir)
+		states[n.StateDir] = reconcile.DirState{Allocs: allocs, Err: err}
+		if len(bad) > 0 {
+			o.Bad[n.StateDir] = bad
+		}
+	}
+	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: machineID()})
+	return o, nil
+}

@@ -1,0 +1,264 @@
+// Package netlinkx is flatnet's adapter to the kernel: it reads snapshots
+// and carries out [reconcile.Op]s over rtnetlink, and turns the kernel's
+// link, address and route notifications into wake-ups. All of it works in
+// the network namespace the process runs in.
+//
+// What we learned of netlink and vishvananda/netlink:
+//
+//   - A dump can be interrupted by a concurrent change (NLM_F_DUMP_INTR);
+//     the library then returns ErrDumpInterrupted with partial results. We
+//     retry the dump a few times, as containernetworking's netlinksafe does.
+//   - Deleting a route with RTM_DELROUTE matches on the protocol only when
+//     the request carries one, so every delete sets [reconcile.Protocol]:
+//     a foreign route to the same address can never be removed by mistake.
+//   - Setting a macvlan admin-down flushes every IPv4 route through it; a
+//     deleted master takes its macvlans with it. Both show up as link and
+//     route notifications, which wake the reconciler.
+//   - A subscription's channel is closed when its socket fails (ENOBUFS
+//     after a burst the reader did not keep up with): notifications were
+//     lost, so the caller must subscribe again and do a full resync.
+package netlinkx
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel reads and changes the kernel's links and routes.
+type Kernel struct {
+	h *netlink.Handle
+	// sysctlRoot is /proc/sys/net; a variable for tests.
+	sysctlRoot string
+}
+
+// New opens a netlink handle in the current network namespace.
+func New() (*Kernel, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink: %w", err)
+	}
+	return &Kernel{h: h, sysctlRoot: "/proc/sys/net"}, nil
+}
+
+// Close releases the netlink socket.
+func (k *Kernel) Close() { k.h.Close() }
+
+// retry runs a dump until it is not interrupted by a concurrent change.
+func retry(f func() error) error {
+	var err error
+	for range 5 {
+		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
+// Snapshot reads every link, every address and the main routing table.
+func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
+	s := &reconcile.Snapshot{}
+	var links []netlink.Link
+	if err := retry(func() (err error) { links, err = k.h.LinkList(); return err }); err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		a := l.Attrs()
+		names[a.Index] = a.Name
+		rl := reconcile.Link{
+			Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
+			Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr, Alias: a.Alias,
+		}
+		if m, ok := l.(*netlink.Macvlan); ok {
+			rl.MacvlanMode = macvlanModes[m.Mode]
+			rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"
+		} else {
+			rl.ParentIndex = 0
+		}
+		s.Links = append(s.Links, rl)
+	}
+	var addrs []netlink.Addr
+	if err := retry(func() (err error) { addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL); return err }); err != nil {
+		return nil, fmt.Errorf("listing addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			s.Addrs = append(s.Addrs, ip.Unmap())
+		}
+	}
+	err := retry(func() error {
+		s.Routes = s.Routes[:0]
+		return k.h.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+			s.Routes = append(s.Routes, convertRoute(r, names))
+			return true
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing routes: %w", err)
+	}
+	return s, nil
+}
+
+// convertRoute keeps what the reconciler needs of a route.
+func convertRoute(r netlink.Route, names map[int]string) reconcile.Route {
+	out := reconcile.Route{Dev: names[r.LinkIndex], Protocol: int(r.Protocol), Priority: r.Priority}
+	if r.Dst != nil {
+		ip, _ := netip.AddrFromSlice(r.Dst.IP)
+		ones, _ := r.Dst.Mask.Size()
+		out.Dst = netip.PrefixFrom(ip.Unmap(), ones)
+	} else if r.Family == unix.AF_INET6 {
+		out.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	} else {
+		out.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	return out
+}
+
+var macvlanModes = map[netlink.MacvlanMode]string{
+	netlink.MACVLAN_MODE_DEFAULT:  "vepa", // the kernel's default
+	netlink.MACVLAN_MODE_PRIVATE:  "private",
+	netlink.MACVLAN_MODE_VEPA:     "vepa",
+	netlink.MACVLAN_MODE_BRIDGE:   "bridge",
+	netlink.MACVLAN_MODE_PASSTHRU: "passthru",
+	netlink.MACVLAN_MODE_SOURCE:   "source",
+}
+
+func (k *Kernel) sysctlPath(family, dev, key string) string {
+	return filepath.Join(k.sysctlRoot, family, "conf", dev, key)
+}
+
+func (k *Kernel) sysctl(family, dev, key string) string {
+	b, err := os.ReadFile(k.sysctlPath(family, dev, key))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Do carries out one op.
+func (k *Kernel) Do(op reconcile.Op) error {
+	switch op.Kind {
+	case reconcile.AddShim:
+		master, err := k.h.LinkByName(op.Master)
+		if err != nil {
+			return fmt.Errorf("finding master: %w", err)
+		}
+		mv := &netlink.Macvlan{
+			LinkAttrs: netlink.LinkAttrs{
+				Name: op.Dev, ParentIndex: master.Attrs().Index, MTU: op.MTU,
+				HardwareAddr: op.MAC,
+			},
+			Mode: netlink.MACVLAN_MODE_BRIDGE,
+		}
+		if err := k.h.LinkAdd(mv); err != nil {
+			return err
+		}
+		// RTM_NEWLINK ignores IFLA_IFALIAS; only a change sets it.
+		if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
+			return fmt.Errorf("marking the shim as flatnet's: %w", err)
+		}
+		if err := k.configureShim(op.Dev); err != nil {
+			return err
+		}
+		return k.h.LinkSetUp(mv)
+	case reconcile.DelShim:
+		l, err := k.h.LinkByName(op.Dev)
+		if err != nil {
+			return ignoreNotFound(err)
+		}
+		return ignoreNotFound(k.h.LinkDel(l))
+	case reconcile.ConfigureShim:
+		return k.configureShim(op.Dev)
+	case reconcile.SetUp:
+		l, err := k.h.LinkByName(op.Dev)
+		if err != nil {
+			return err
+		}
+		return k.h.LinkSetUp(l)
+	case reconcile.SetMTU:
+		l, err := k.h.LinkByName(op.Dev)
+		if err != nil {
+			return err
+		}
+		return k.h.LinkSetMTU(l, op.MTU)
+	case reconcile.AddRoute, reconcile.ReplaceRoute, reconcile.DelRoute:
+		r, err := k.route(op)
+		if err != nil || r == nil {
+			return err
+		}
+		switch op.Kind {
+		case reconcile.AddRoute:
+			return k.h.RouteAdd(r)
+		case reconcile.ReplaceRoute:
+			return k.h.RouteReplace(r)
+		default:
+			return ignoreNotFound(k.h.RouteDel(r))
+		}
+	case reconcile.FlushNeigh:
+		l, err := k.h.LinkByName(op.Dev)
+		if err != nil {
+			return ignoreNotFound(err)
+		}
+		n := &netlink.Neigh{LinkIndex: l.Attrs().Index, IP: op.Dst.Addr().AsSlice()}
+		return ignoreNotFound(k.h.NeighDel(n))
+	}
+	return fmt.Errorf("unknown op %d", op.Kind)
+}
+
+// configureShim sets the shim's arp_filter: with it the shim answers ARP
+// only from peers the node routes through it (the pods), so the LAN never
+// learns the shim's MAC for the node's addresses, while pods still can.
+func (k *Kernel) configureShim(dev string) error {
+	if err := os.WriteFile(k.sysctlPath("ipv4", dev, "arp_filter"), []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("setting arp_filter: %w", err)
+	}
+	return nil
+}
+
+// route builds the netlink route for a route op.
+func (k *Kernel) route(op reconcile.Op) (*netlink.Route, error) {
+	r := &netlink.Route{
+		Dst:      &net.IPNet{IP: op.Dst.Addr().AsSlice(), Mask: net.CIDRMask(op.Dst.Bits(), op.Dst.Addr().BitLen())},
+		Protocol: netlink.RouteProtocol(reconcile.Protocol),
+		Table:    unix.RT_TABLE_MAIN,
+	}
+	if op.Dev != "" {
+		l, err := k.h.LinkByName(op.Dev)
+		if err != nil {
+			if op.Kind == reconcile.DelRoute && isNotFound(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("finding %s: %w", op.Dev, err)
+		}
+		r.LinkIndex = l.Attrs().Index
+	}
+	r.Scope = netlink.SCOPE_LINK
+	if op.Kind == reconcile.DelRoute {
+		// The kernel matches a delete's scope unless it is RT_SCOPE_NOWHERE,
+		// the wildcard `ip route del` sends too.
+		r.Scope = netlink.SCOPE_NOWHERE
+	}
+	return r, nil
+}
+
+func isNotFound(err error) bool {
+	var lnf netlink.LinkNotFoundError
+	return errors.As(err, &lnf) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENODEV)
+}
+
+func ignoreNotFound(err error) error {
+	if err != nil && isNotFound(err) {
+		return nil
+	}
+	return err
+}

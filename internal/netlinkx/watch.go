@@ -1,0 +1,97 @@
+package netlinkx
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Event is a kernel notification, reduced to what may need a reconcile.
+type Event struct {
+	Kind EventKind
+	Link string // the link's name, for link events
+}
+
+// EventKind says what changed.
+type EventKind int
+
+// The kinds of [Event].
+const (
+	LinkChanged  EventKind = iota + 1 // a link appeared, changed or went away
+	AddrChanged                       // a node address came or went
+	RouteChanged                      // a route flatnet may care about changed
+	Lost                              // notifications were lost; resync everything
+)
+
+// subscription buffer sizes: big enough that a burst of route changes
+// (thousands of pods at once) is read without the socket overflowing.
+const (
+	chanSize = 4096
+	rcvBuf   = 4 << 20
+)
+
+// Watch delivers kernel notifications to events until ctx is done. It
+// leaves out the echo of flatnet's own route additions. When a
+// subscription breaks it reports [Lost] and subscribes again.
+func Watch(ctx context.Context, events func(Event)) error {
+	for {
+		lost, err := watchOnce(ctx, events)
+		if err != nil {
+			return err
+		}
+		if !lost {
+			return nil
+		}
+		events(Event{Kind: Lost})
+	}
+}
+
+// watchOnce runs one set of subscriptions until ctx is done (false) or one
+// of them breaks (true).
+func watchOnce(ctx context.Context, events func(Event)) (lost bool, err error) {
+	done := make(chan struct{})
+	defer close(done)
+	links := make(chan netlink.LinkUpdate, chanSize)
+	addrs := make(chan netlink.AddrUpdate, chanSize)
+	routes := make(chan netlink.RouteUpdate, chanSize)
+	onErr := func(error) {} // a broken subscription closes its channel; that is what we act on
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
+		return false, fmt.Errorf("subscribing to links: %w", err)
+	}
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
+		return false, fmt.Errorf("subscribing to addresses: %w", err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
+		return false, fmt.Errorf("subscribing to routes: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false, nil
+		case u, ok := <-links:
+			if !ok {
+				return true, nil
+			}
+			events(Event{Kind: LinkChanged, Link: u.Attrs().Name})
+		case _, ok := <-addrs:
+			if !ok {
+				return true, nil
+			}
+			events(Event{Kind: AddrChanged})
+		case u, ok := <-routes:
+			if !ok {
+				return true, nil
+			}
+			if u.Table != unix.RT_TABLE_MAIN {
+				continue
+			}
+			if u.Type == unix.RTM_NEWROUTE && int(u.Protocol) == reconcile.Protocol {
+				continue // our own addition coming back
+			}
+			events(Event{Kind: RouteChanged})
+		}
+	}
+}

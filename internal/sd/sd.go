@@ -1,0 +1,150 @@
+// Package sd is flatnet's adapter to systemd: service notifications
+// (READY, STATUS, WATCHDOG, RELOADING, STOPPING) and a log/slog handler that
+// writes native journal entries with structured fields when stderr is
+// connected to the journal. Outside systemd every call is a no-op and logs
+// go to stderr as text.
+package sd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// Notifier sends state changes to the service manager.
+type Notifier struct {
+	mu     sync.Mutex
+	status string
+}
+
+func (n *Notifier) send(state string) {
+	_, _ = daemon.SdNotify(false, state) // no NOTIFY_SOCKET: not under systemd, nothing to do
+}
+
+// Ready tells systemd start-up (or a reload) is complete.
+func (n *Notifier) Ready() { n.send(daemon.SdNotifyReady) }
+
+// Reloading tells systemd a reload has begun; Ready ends it.
+func (n *Notifier) Reloading() {
+	n.send(daemon.SdNotifyReloading + "\nMONOTONIC_USEC=" + daemon.SdNotifyMonotonicUsec())
+}
+
+// Stopping tells systemd the service is shutting down.
+func (n *Notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
+
+// Watchdog pings the watchdog.
+func (n *Notifier) Watchdog() { n.send(daemon.SdNotifyWatchdog) }
+
+// Status sets the one-line status `systemctl status` shows, when it changed.
+func (n *Notifier) Status(s string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s == n.status {
+		return
+	}
+	n.status = s
+	n.send("STATUS=" + s)
+}
+
+// WatchdogInterval is how often to ping the watchdog: half its timeout,
+// or 0 when there is no watchdog.
+func WatchdogInterval() time.Duration {
+	d, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d / 2
+}
+
+// NewLogger returns the logger for the daemon: native journal entries when
+// stderr goes to the journal, else text on w.
+func NewLogger(w io.Writer, level *slog.LevelVar) *slog.Logger {
+	if ok, _ := journal.StderrIsJournalStream(); ok && journal.Enabled() {
+		return slog.New(&journalHandler{level: level})
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// journalHandler writes each record as one journal entry: the message as
+// MESSAGE, each attribute as an upper-case field (network= -> NETWORK=).
+type journalHandler struct {
+	level  slog.Leveler
+	attrs  []slog.Attr
+	prefix string
+}
+
+func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.level.Level()
+}
+
+func (h *journalHandler) Handle(_ context.Context, r slog.Record) error {
+	vars := map[string]string{"SYSLOG_IDENTIFIER": "flatnet"}
+	add := func(a slog.Attr) {
+		key := fieldName(h.prefix + a.Key)
+		if key != "" && !a.Equal(slog.Attr{}) {
+			vars[key] = a.Value.Resolve().String()
+		}
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(func(a slog.Attr) bool { add(a); return true })
+	err := journal.Send(r.Message, priority(r.Level), vars)
+	if err != nil {
+		// The journal socket went away: say it on stderr rather than lose it.
+		fmt.Fprintf(os.Stderr, "%s %s\n", r.Level, r.Message)
+	}
+	return nil
+}
+
+func (h *journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+
+func (h *journalHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.prefix = h.prefix + name + "_"
+	return &c
+}
+
+// fieldName makes a journal field name: upper case letters, digits and
+// underscores, not starting with an underscore or a digit.
+func fieldName(k string) string {
+	if k == "err" {
+		return "ERROR" // slog's usual key, the journal's usual name
+	}
+	var b strings.Builder
+	for _, c := range strings.ToUpper(k) {
+		switch {
+		case c >= 'A' && c <= 'Z', c == '_', c >= '0' && c <= '9' && b.Len() > 0:
+			b.WriteRune(c)
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('_')
+			}
+		}
+	}
+	return strings.TrimLeft(b.String(), "_")
+}
+
+func priority(l slog.Level) journal.Priority {
+	switch {
+	case l >= slog.LevelError:
+		return journal.PriErr
+	case l >= slog.LevelWarn:
+		return journal.PriWarning
+	case l >= slog.LevelInfo:
+		return journal.PriInfo
+	}
+	return journal.PriDebug
+}

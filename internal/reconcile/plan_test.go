@@ -128,10 +128,10 @@ func TestCompute(t *testing.T) {
 			wantFind: []string{"reject:default:10.0.0.1", "reject:default:192.168.0.1", "reject:default:192.168.0.5"},
 		},
 		{
-			name:   "unreadable state dir holds routes",
-			links:  []Link{eno1, shim},
-			routes: []Route{ours("192.168.1.2")},
-			state:  &DirState{Err: errors.New("permission denied")},
+			name:     "unreadable state dir holds routes",
+			links:    []Link{eno1, shim},
+			routes:   []Route{ours("192.168.1.2")},
+			state:    &DirState{Err: errors.New("permission denied")},
 			wantFind: []string{"held:default"},
 		},
 		{

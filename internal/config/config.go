@@ -49,14 +49,20 @@ import (
 // DefaultPath is where flatnet looks for its configuration file.
 const DefaultPath = "/etc/flatnet/flatnet.toml"
 
-// Defaults for the top-level keys.
+// Defaults of the top-level keys.
 const (
-	DefaultCNIConfDir     = "/etc/cni/net.d"
-	DefaultStateRoot      = "/var/lib/cni/networks"
-	DefaultResyncInterval = 5 * time.Minute
-	MinResyncInterval     = time.Second
-	OnStopKeep            = "keep"
-	OnStopTeardown        = "teardown"
+	DefaultCNIConfDir     = "/etc/cni/net.d"        // cni_conf_dir
+	DefaultStateRoot      = "/var/lib/cni/networks" // state_root: host-local's default dataDir
+	DefaultResyncInterval = 5 * time.Minute         // resync_interval
+)
+
+// MinResyncInterval is the shortest resync_interval accepted.
+const MinResyncInterval = time.Second
+
+// The values of on_stop.
+const (
+	OnStopKeep     = "keep"     // leave shims and routes in place (the default)
+	OnStopTeardown = "teardown" // remove flatnet's routes and the shims it created
 )
 
 // MaxFileSize is the largest configuration file Load reads.

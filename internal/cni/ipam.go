@@ -1,0 +1,319 @@
+package cni
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// The types below mirror what host-local decodes from its stdin
+// (allocator.Net, IPAMConfig, Range), so that a config host-local refuses to
+// decode is refused here too: same JSON field names (matched without regard
+// to case, as encoding/json does), same IP and CIDR parsers.
+
+// ipnet is a CIDR kept with its address as written, like CNI's types.IPNet:
+// "192.168.1.5/24" is 192.168.1.5 with a /24 mask.
+type ipnet net.IPNet
+
+// UnmarshalJSON parses a CIDR string.
+func (n *ipnet) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%s is not a CIDR string", b)
+	}
+	ip, p, err := net.ParseCIDR(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a CIDR", s)
+	}
+	p.IP = ip
+	*n = ipnet(*p)
+	return nil
+}
+
+// rangeConf is one range of a range set (allocator.Range).
+type rangeConf struct {
+	RangeStart net.IP `json:"rangeStart,omitempty"`
+	RangeEnd   net.IP `json:"rangeEnd,omitempty"`
+	Subnet     ipnet  `json:"subnet"`
+	Gateway    net.IP `json:"gateway,omitempty"`
+}
+
+// rangeSet is a list of ranges host-local allocates one address from.
+type rangeSet []rangeConf
+
+// ipamConf is host-local's IPAMConfig; the embedded range is the legacy
+// single-range form.
+type ipamConf struct {
+	rangeConf
+	Type    string     `json:"type"`
+	DataDir string     `json:"dataDir"`
+	Ranges  []rangeSet `json:"ranges"`
+	Routes  []struct {
+		Dst ipnet  `json:"dst"`
+		GW  net.IP `json:"gw,omitempty"`
+	} `json:"routes"`
+}
+
+// hostLocalConf is host-local's view of the whole plugin config
+// (allocator.Net).
+type hostLocalConf struct {
+	IPAM          *ipamConf `json:"ipam"`
+	RuntimeConfig struct {
+		IPRanges []rangeSet `json:"ipRanges,omitempty"`
+	} `json:"runtimeConfig,omitempty"`
+	Args *struct {
+		A *struct {
+			IPs []net.IP `json:"ips"`
+		} `json:"cni"`
+	} `json:"args"`
+}
+
+// labeledSet is a range set and where it was written, for messages.
+type labeledSet struct {
+	label  string // "ipam.ranges[1]"
+	legacy bool   // the ipam-level subnet: its one range has no index
+	set    rangeSet
+}
+
+// hostLocal returns the dataDir and ranges host-local would use for the
+// plugin config, or why host-local would refuse it.
+func hostLocal(plugin []byte, cniVersion string) (string, []hostlocal.Range, error) {
+	var c hostLocalConf
+	if err := json.Unmarshal(plugin, &c); err != nil {
+		return "", nil, jsonError(err, plugin)
+	}
+	if c.IPAM == nil {
+		return "", nil, errors.New(`no "ipam"`)
+	}
+	ipam := c.IPAM
+	var sets []labeledSet
+	for i, s := range c.RuntimeConfig.IPRanges {
+		sets = append(sets, labeledSet{label: fmt.Sprintf("runtimeConfig.ipRanges[%d]", i), set: s})
+	}
+	if ipam.Subnet.IP != nil {
+		sets = append(sets, labeledSet{label: "ipam", legacy: true, set: rangeSet{ipam.rangeConf}})
+	}
+	for i, s := range ipam.Ranges {
+		sets = append(sets, labeledSet{label: fmt.Sprintf("ipam.ranges[%d]", i), set: s})
+	}
+	if len(sets) == 0 {
+		return "", nil, errors.New(`host-local has no IP ranges: set ipam "ranges" (or "subnet")`)
+	}
+
+	canon := make([][]hostlocal.Range, len(sets))
+	v4, v6 := 0, 0
+	for i, s := range sets {
+		rs, err := canonicalizeSet(s)
+		if err != nil {
+			return "", nil, err
+		}
+		canon[i] = rs
+		if rs[0].Start.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	if (v4 > 1 || v6 > 1) && !versionAtLeast(cniVersion, 0, 3, 0) {
+		return "", nil, fmt.Errorf("cniVersion %q allows one range set per address family; 0.3.0 and later allow more", cniVersion)
+	}
+	for i := range canon {
+		for j := i + 1; j < len(canon); j++ {
+			if setsOverlap(canon[i], canon[j]) {
+				return "", nil, fmt.Errorf("%s overlaps %s", sets[i].label, sets[j].label)
+			}
+		}
+	}
+
+	dataDir := ipam.DataDir
+	if dataDir != "" {
+		if !filepath.IsAbs(dataDir) {
+			return "", nil, fmt.Errorf("ipam dataDir %q is not an absolute path; host-local would resolve it against the runtime's working directory", dataDir)
+		}
+		dataDir = filepath.Clean(dataDir)
+	}
+	var ranges []hostlocal.Range
+	for _, rs := range canon {
+		ranges = append(ranges, rs...)
+	}
+	return dataDir, ranges, nil
+}
+
+// canonicalizeSet is host-local's RangeSet.Canonicalize.
+func canonicalizeSet(s labeledSet) ([]hostlocal.Range, error) {
+	if len(s.set) == 0 {
+		return nil, fmt.Errorf("%s: empty range set", s.label)
+	}
+	label := func(k int) string {
+		if s.legacy {
+			return s.label
+		}
+		return fmt.Sprintf("%s[%d]", s.label, k)
+	}
+	out := make([]hostlocal.Range, len(s.set))
+	for k, rc := range s.set {
+		r, err := canonicalize(rc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", label(k), err)
+		}
+		if k > 0 && r.Start.Is4() != out[0].Start.Is4() {
+			return nil, fmt.Errorf("%s: mixed address families in one range set", s.label)
+		}
+		out[k] = r
+	}
+	for a := range out {
+		for b := a + 1; b < len(out); b++ {
+			if overlaps(out[a], out[b]) {
+				return nil, fmt.Errorf("%s and %s overlap (%s, %s)", label(a), label(b), out[a], out[b])
+			}
+		}
+	}
+	return out, nil
+}
+
+// canonicalize is host-local's Range.Canonicalize: it checks a range and
+// fills in its defaults.
+func canonicalize(rc rangeConf) (hostlocal.Range, error) {
+	if rc.Subnet.IP == nil {
+		return hostlocal.Range{}, errors.New(`no "subnet"`)
+	}
+	ip, mask := rc.Subnet.IP, rc.Subnet.Mask
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	written := fmt.Sprintf("%s/%d", rc.Subnet.IP, maskOnes(mask))
+	if len(ip) != len(mask) {
+		return hostlocal.Range{}, fmt.Errorf("subnet %s mixes an IPv4 address with an IPv6 mask", written)
+	}
+	ones, bits := mask.Size()
+	if ones > bits-2 {
+		return hostlocal.Range{}, fmt.Errorf("network %s too small to allocate from", written)
+	}
+	base, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return hostlocal.Range{}, fmt.Errorf("subnet %s is not IPv4 or IPv6", written)
+	}
+	subnet := netip.PrefixFrom(base, ones).Masked()
+	r := hostlocal.Range{Subnet: subnet}
+
+	if rc.Gateway == nil {
+		r.Gateway = base.Next()
+	} else {
+		r.Gateway = addrOf(rc.Gateway)
+		if !subnet.Contains(r.Gateway) {
+			return hostlocal.Range{}, fmt.Errorf("gateway %s not in network %s", r.Gateway, written)
+		}
+	}
+
+	if rc.RangeStart == nil {
+		r.Start = base.Next()
+	} else {
+		r.Start = addrOf(rc.RangeStart)
+		if err := inSubnet("rangeStart", r.Start, subnet, written); err != nil {
+			return hostlocal.Range{}, err
+		}
+	}
+	if rc.RangeEnd == nil {
+		r.End = hostlocal.RangeFromPrefix(subnet).End
+	} else {
+		r.End = addrOf(rc.RangeEnd)
+		if err := inSubnet("rangeEnd", r.End, subnet, written); err != nil {
+			return hostlocal.Range{}, err
+		}
+		if r.End.Less(r.Start) {
+			return hostlocal.Range{}, fmt.Errorf("rangeEnd %s is before rangeStart %s", r.End, r.Start)
+		}
+	}
+	// Only defaults counted from a subnet written with host bits can get here
+	// with a start past the end or outside the subnet; host-local would then
+	// allocate nothing sensible.
+	if !r.Start.IsValid() || !subnet.Contains(r.Start) || r.End.Less(r.Start) {
+		return hostlocal.Range{}, fmt.Errorf("subnet %s leaves no addresses after %s; write it as %s", written, rc.Subnet.IP, subnet)
+	}
+	if !subnet.Contains(r.Gateway) {
+		r.Gateway = netip.Addr{}
+	}
+	return r, nil
+}
+
+// inSubnet checks that a given rangeStart or rangeEnd is usable.
+func inSubnet(key string, a netip.Addr, subnet netip.Prefix, written string) error {
+	if a.Is4() != subnet.Addr().Is4() {
+		return fmt.Errorf("%s %s is not the same IP version as subnet %s", key, a, written)
+	}
+	if !subnet.Contains(a) {
+		return fmt.Errorf("%s %s not in network %s", key, a, written)
+	}
+	return nil
+}
+
+// addrOf converts a parsed net.IP the way host-local's canonicalizeIP does:
+// IPv4 (also written as "::ffff:a.b.c.d") becomes a 4-byte address.
+func addrOf(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		return netip.AddrFrom4([4]byte(v4))
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return a
+}
+
+// maskOnes is the prefix length of a canonical mask.
+func maskOnes(m net.IPMask) int {
+	ones, _ := m.Size()
+	return ones
+}
+
+// overlaps is host-local's Range.Overlaps.
+func overlaps(a, b hostlocal.Range) bool {
+	if a.Start.Is4() != b.Start.Is4() {
+		return false
+	}
+	return a.Contains(b.Start) || a.Contains(b.End) || b.Contains(a.Start) || b.Contains(a.End)
+}
+
+// setsOverlap is host-local's RangeSet.Overlaps.
+func setsOverlap(a, b []hostlocal.Range) bool {
+	for _, r := range a {
+		for _, r1 := range b {
+			if overlaps(r, r1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// versionAtLeast reports whether the CNI version v ("0.3.1", "1.0.0") is at
+// least major.minor.patch. An empty or unparseable version is not.
+func versionAtLeast(v string, major, minor, patch int) bool {
+	v = strings.TrimPrefix(v, "v")
+	if i := strings.IndexAny(v, "-+"); i >= 0 {
+		v = v[:i]
+	}
+	parts := strings.Split(v, ".")
+	if len(parts) > 3 {
+		return false
+	}
+	got := [3]int{}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return false
+		}
+		got[i] = n
+	}
+	want := [3]int{major, minor, patch}
+	for i := range got {
+		if got[i] != want[i] {
+			return got[i] > want[i]
+		}
+	}
+	return true
+}

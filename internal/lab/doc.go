@@ -1,0 +1,28 @@
+// Package lab builds a throwaway network-namespace copy of the node in
+// flatnet's product brief, for the demo, the integration tests and the
+// benchmark.
+//
+// A lab is three kinds of network namespace, all named "fnlab-<pid>-<n>-…"
+// after the process that made them:
+//
+//   - the LAN (Lab.LAN): a Linux bridge br0 holding the LAN's gateway,
+//     192.168.0.1/16 and fd00::1/64;
+//   - the node (Lab.Node): the far end of a veth pair plugged into br0, named
+//     like the node's NIC (eno1), 192.168.0.5/16 and fd00::5/64, with a
+//     default route via the gateway. flatnet runs here;
+//   - pods (Lab.AddPod): one namespace each, whose eth0 is made by the real
+//     CNI macvlan plugin (run inside the node namespace, as a container
+//     runtime on the node would) with host-local IPAM, from the conflist the
+//     lab writes to <Dir>/net.d. host-local keeps its allocation files in
+//     <Dir>/networks/<network>, never in /var/lib/cni.
+//
+// Nothing of the host is touched: every command and socket of the lab runs
+// in one of the lab's own namespaces (the methods refuse any other), and
+// Close removes all of them, kills the processes the lab started and
+// deletes the lab's directory. New also removes what labs of processes that
+// are no longer alive left behind, and HandleInterrupt closes every open lab
+// on SIGINT or SIGTERM.
+//
+// The package needs root, iproute2, iputils ping and the CNI plugins
+// (Debian's containernetworking-plugins); Require skips a test without them.
+package lab

@@ -1,0 +1,67 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// FlatnetConfigPath is where WriteFlatnetConfig writes: <Dir>/flatnet.toml.
+func (l *Lab) FlatnetConfigPath() string { return filepath.Join(l.Dir, "flatnet.toml") }
+
+// FlatnetConfig returns a flatnet.toml for the lab: cni_conf_dir and
+// state_root pointing into the lab and log_level "debug", then extra
+// (more keys, [[network]] tables). A top-level key in extra replaces the
+// lab's value of it.
+func (l *Lab) FlatnetConfig(extra string) string {
+	base := [][2]string{
+		{"cni_conf_dir", strconv.Quote(l.CNIConfDir)},
+		{"state_root", strconv.Quote(l.StateRoot)},
+		{"log_level", `"debug"`},
+	}
+	top := extra
+	if i := regexp.MustCompile(`(?m)^\s*\[`).FindStringIndex(extra); i != nil {
+		top = extra[:i[0]]
+	}
+	var b strings.Builder
+	b.WriteString("# flatnet configuration of a test lab\n")
+	for _, kv := range base {
+		if regexp.MustCompile(`(?m)^\s*` + kv[0] + `\s*=`).MatchString(top) {
+			continue
+		}
+		fmt.Fprintf(&b, "%s = %s\n", kv[0], kv[1])
+	}
+	if extra != "" {
+		b.WriteString(strings.TrimRight(extra, "\n"))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// WriteFlatnetConfig writes FlatnetConfig(extra) to FlatnetConfigPath
+// (atomically, so a running flatnet reloading it never reads half a file)
+// and returns the path.
+func (l *Lab) WriteFlatnetConfig(extra string) (string, error) {
+	p := l.FlatnetConfigPath()
+	if err := writeFileAtomic(p, []byte(l.FlatnetConfig(extra))); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// StartFlatnet starts `flatnet run --config <FlatnetConfigPath>` in the node
+// namespace, as process "flatnet" (log in <Dir>/flatnet.log). Write the
+// configuration first.
+func (l *Lab) StartFlatnet(binary string) (*Process, error) {
+	abs, err := filepath.Abs(binary)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("flatnet binary: %w", err)
+	}
+	return l.Start(l.Node, "flatnet", abs, "run", "--config", l.FlatnetConfigPath())
+}

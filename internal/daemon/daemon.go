@@ -64,13 +64,23 @@ type Daemon struct {
 	fullDirs map[string]bool
 	cniDirty bool
 	links    map[string]bool // masters and shims: link events that matter
+	// kernelDirty asks for a new kernel snapshot. Without it a pass works
+	// from the last snapshot plus the changes it made itself: a pod coming
+	// or going then costs one file read and one route op, not a dump of
+	// every link and route.
+	kernelDirty bool
+	// expectDel counts the deletions of our routes we made, whose
+	// notifications are only our echo.
+	expectDel map[netip.Prefix]int
 
 	// Owned by the reconcile loop.
+	snap      *reconcile.Snapshot
 	cniByFile map[string][]cni.Network
 	cniNets   []cni.Network
 	dirs      map[string]*dirCache
 	watched   []string
-	lastOwner map[netip.Addr]hostlocal.Owner
+	reused    map[netip.Addr]bool            // this pass: addresses given to another container
+	released  map[netip.Addr]hostlocal.Owner // this pass: addresses released, with their last owner
 	reported  map[string]bool
 	failures  int
 }
@@ -90,10 +100,10 @@ func New(opts Options) *Daemon {
 		names:     map[string]map[string]bool{},
 		fullDirs:  map[string]bool{},
 		cniDirty:  true,
+		expectDel: map[netip.Prefix]int{},
 		dirs:      map[string]*dirCache{},
 		cniByFile: map[string][]cni.Network{},
 		reported:  map[string]bool{},
-		lastOwner: map[netip.Addr]hostlocal.Owner{},
 	}
 }
 
@@ -123,17 +133,28 @@ func (d *Daemon) onFile(dir, name string) {
 
 // onKernel is the netlink watcher's callback.
 func (d *Daemon) onKernel(ev netlinkx.Event) {
-	if ev.Kind == netlinkx.LinkChanged {
-		d.mu.Lock()
-		relevant := d.links[ev.Link] || len(d.links) == 0
-		d.mu.Unlock()
-		if !relevant {
+	d.mu.Lock()
+	switch ev.Kind {
+	case netlinkx.LinkChanged:
+		if !d.links[ev.Link] && len(d.links) > 0 {
+			d.mu.Unlock()
 			return // a pod's macvlan passing through on its way to its netns
 		}
-	}
-	if ev.Kind == netlinkx.Lost {
+	case netlinkx.OwnRouteDeleted:
+		if n := d.expectDel[ev.Dst]; n > 0 {
+			if n == 1 {
+				delete(d.expectDel, ev.Dst)
+			} else {
+				d.expectDel[ev.Dst] = n - 1
+			}
+			d.mu.Unlock()
+			return // our own deletion coming back
+		}
+	case netlinkx.Lost:
 		d.log.Warn("kernel notifications were lost; resyncing")
 	}
+	d.kernelDirty = true
+	d.mu.Unlock()
 	d.wake()
 }
 
@@ -144,6 +165,7 @@ func (d *Daemon) markAll() {
 		d.fullDirs[dir] = true
 	}
 	d.cniDirty = true
+	d.kernelDirty = true
 	d.mu.Unlock()
 }
 
@@ -265,16 +287,28 @@ func (d *Daemon) takeDirty() (names map[string]map[string]bool, full map[string]
 // reconcile makes one pass: read, decide, act, report. It returns false
 // when something failed and should be retried.
 func (d *Daemon) reconcile() bool {
+	start := time.Now()
 	names, full, cniDirty := d.takeDirty()
 	ok := true
 	if cniDirty {
 		d.discover()
 	}
-	snap, err := d.k.Snapshot()
-	if err != nil {
-		d.log.Error("reading the kernel's state failed", "err", err)
-		return false
+	d.mu.Lock()
+	fresh := d.kernelDirty || d.snap == nil
+	d.kernelDirty = false
+	d.mu.Unlock()
+	if fresh {
+		snap, err := d.k.Snapshot()
+		if err != nil {
+			d.log.Error("reading the kernel's state failed", "err", err)
+			d.mu.Lock()
+			d.kernelDirty = true
+			d.mu.Unlock()
+			return false
+		}
+		d.snap = snap
 	}
+	snap := d.snap
 	nets, finds := reconcile.Resolve(d.cfg, d.cniNets, snap)
 
 	dirs := []string{filepath.Clean(d.cfg.CNIConfDir)}
@@ -323,16 +357,34 @@ func (d *Daemon) reconcile() bool {
 		}
 	}
 
-	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, LastOwner: d.lastOwner})
+	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released})
+	d.reused, d.released = nil, nil
+	d.mu.Lock()
+	for _, op := range plan.Ops {
+		if op.Kind == reconcile.DelRoute {
+			d.expectDel[op.Dst]++
+		}
+	}
+	d.mu.Unlock()
 	done, err := reconcile.Apply(d.k, plan.Ops)
+	snap.Record(done)
+	linkOps := false
 	for _, op := range done {
 		logOp(d.log, op)
+		linkOps = linkOps || op.Kind != reconcile.AddRoute && op.Kind != reconcile.ReplaceRoute && op.Kind != reconcile.DelRoute && op.Kind != reconcile.FlushNeigh
 	}
 	if err != nil {
 		d.log.Error("some changes failed; will retry", "err", err)
 		ok = false
 	}
-	d.lastOwner = plan.Owners
+	if err != nil || linkOps {
+		// Failed deletes send no echo: forget them, and look again.
+		d.mu.Lock()
+		d.kernelDirty = true
+		d.expectDel = map[netip.Prefix]int{}
+		d.mu.Unlock()
+	}
+	d.log.Debug("reconciled", "took", time.Since(start), "ops", len(plan.Ops), "done", len(done), "networks", len(nets))
 	d.report(append(finds, plan.Findings...))
 	d.opts.Notifier.Status(statusLine(plan.Settle(done), d.cfg))
 	return ok
@@ -410,6 +462,11 @@ func (d *Daemon) readDir(dir string, old *dirCache) *dirCache {
 	if old != nil && old.err != nil {
 		d.log.Info("state dir readable again", "dir", dir)
 	}
+	if old != nil {
+		for ip, o := range old.allocs {
+			d.ownerChange(ip, o, allocs[ip])
+		}
+	}
 	var seen map[string]string
 	if old != nil {
 		seen = old.bad
@@ -449,12 +506,33 @@ func (d *Daemon) readOne(dir string, c *dirCache, name string) {
 		}
 	case ip.IsValid():
 		delete(c.bad, name)
+		d.ownerChange(ip, c.allocs[ip], owner)
 		c.allocs[ip] = owner
 	default:
 		delete(c.bad, name)
 		if ip, err := hostlocal.ParseName(name); err == nil {
+			d.ownerChange(ip, c.allocs[ip], hostlocal.Owner{})
 			delete(c.allocs, ip)
 		}
+	}
+}
+
+// ownerChange notes what a change of an address's owner means for this
+// pass: released (for the log line), or reused by another container (its
+// neighbour entry must go).
+func (d *Daemon) ownerChange(ip netip.Addr, old, now hostlocal.Owner) {
+	switch {
+	case old.ContainerID == "" || old == now:
+	case now.ContainerID == "":
+		if d.released == nil {
+			d.released = map[netip.Addr]hostlocal.Owner{}
+		}
+		d.released[ip] = old
+	case now.ContainerID != old.ContainerID:
+		if d.reused == nil {
+			d.reused = map[netip.Addr]bool{}
+		}
+		d.reused[ip] = true
 	}
 }
 

@@ -119,16 +119,24 @@ func (r Range) String() string {
 
 // lastAddr is the highest address in p.
 func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Addr().AsSlice()
+	a16 := p.Addr().As16()
 	bits := p.Bits()
-	for i := range a {
-		for b := 0; b < 8; b++ {
-			if i*8+b >= bits {
-				a[i] |= 0x80 >> b
-			}
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	for i := range a16 {
+		switch {
+		case bits >= (i+1)*8:
+		case bits <= i*8:
+			a16[i] = 0xff
+		default:
+			a16[i] |= 0xff >> (bits - i*8)
 		}
 	}
-	last, _ := netip.AddrFromSlice(a)
+	last := netip.AddrFrom16(a16)
+	if p.Addr().Is4() {
+		last = last.Unmap()
+	}
 	return last
 }
 
@@ -147,7 +155,8 @@ func Reject(ip netip.Addr, rs []Range, isNodeAddr func(netip.Addr) bool) string 
 		if r.Gateway == ip {
 			return "the gateway"
 		}
-		if ip.Is4() && r.Subnet.Bits() < 31 && (ip == r.Subnet.Masked().Addr() || ip == lastAddr(r.Subnet)) {
+		// The first and last address of the subnet: whose neighbour is outside.
+		if ip.Is4() && r.Subnet.Bits() < 31 && r.Subnet.Contains(ip) && (!r.Subnet.Contains(ip.Prev()) || !r.Subnet.Contains(ip.Next())) {
 			return "the network or broadcast address of " + r.Subnet.String()
 		}
 		if r.Contains(ip) {

@@ -37,6 +37,10 @@ import (
 // Kernel reads and changes the kernel's links and routes.
 type Kernel struct {
 	h *netlink.Handle
+	// index caches link indexes by name from the last snapshot, so that
+	// applying thousands of route ops does not cost a link lookup each.
+	// A stale entry makes an op fail and the next pass mend it.
+	index map[string]int
 	// sysctlRoot is /proc/sys/net; a variable for tests.
 	sysctlRoot string
 }
@@ -47,7 +51,7 @@ func New() (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
-	return &Kernel{h: h, sysctlRoot: "/proc/sys/net"}, nil
+	return &Kernel{h: h, sysctlRoot: "/proc/sys/net", index: map[string]int{}}, nil
 }
 
 // Close releases the netlink socket.
@@ -72,9 +76,11 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		return nil, fmt.Errorf("listing links: %w", err)
 	}
 	names := make(map[int]string, len(links))
+	k.index = make(map[string]int, len(links))
 	for _, l := range links {
 		a := l.Attrs()
 		names[a.Index] = a.Name
+		k.index[a.Name] = a.Index
 		rl := reconcile.Link{
 			Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
 			Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr, Alias: a.Alias,
@@ -163,6 +169,9 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		if err := k.h.LinkAdd(mv); err != nil {
 			return err
 		}
+		if l, err := k.h.LinkByName(op.Dev); err == nil {
+			k.index[op.Dev] = l.Attrs().Index
+		}
 		// RTM_NEWLINK ignores IFLA_IFALIAS; only a change sets it.
 		if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
 			return fmt.Errorf("marking the shim as flatnet's: %w", err)
@@ -233,14 +242,18 @@ func (k *Kernel) route(op reconcile.Op) (*netlink.Route, error) {
 		Table:    unix.RT_TABLE_MAIN,
 	}
 	if op.Dev != "" {
-		l, err := k.h.LinkByName(op.Dev)
-		if err != nil {
-			if op.Kind == reconcile.DelRoute && isNotFound(err) {
-				return nil, nil
+		idx, ok := k.index[op.Dev]
+		if !ok {
+			l, err := k.h.LinkByName(op.Dev)
+			if err != nil {
+				if op.Kind == reconcile.DelRoute && isNotFound(err) {
+					return nil, nil
+				}
+				return nil, fmt.Errorf("finding %s: %w", op.Dev, err)
 			}
-			return nil, fmt.Errorf("finding %s: %w", op.Dev, err)
+			idx = l.Attrs().Index
 		}
-		r.LinkIndex = l.Attrs().Index
+		r.LinkIndex = idx
 	}
 	r.Scope = netlink.SCOPE_LINK
 	if op.Kind == reconcile.DelRoute {

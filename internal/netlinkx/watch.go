@@ -3,6 +3,7 @@ package netlinkx
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/vishvananda/netlink"
@@ -12,7 +13,8 @@ import (
 // Event is a kernel notification, reduced to what may need a reconcile.
 type Event struct {
 	Kind EventKind
-	Link string // the link's name, for link events
+	Link string       // the link's name, for link events
+	Dst  netip.Prefix // the route's destination, for the deletion of one of ours
 }
 
 // EventKind says what changed.
@@ -20,10 +22,11 @@ type EventKind int
 
 // The kinds of [Event].
 const (
-	LinkChanged  EventKind = iota + 1 // a link appeared, changed or went away
-	AddrChanged                       // a node address came or went
-	RouteChanged                      // a route flatnet may care about changed
-	Lost                              // notifications were lost; resync everything
+	LinkChanged     EventKind = iota + 1 // a link appeared, changed or went away
+	AddrChanged                          // a node address came or went
+	RouteChanged                         // a route flatnet may care about changed
+	OwnRouteDeleted                      // a route with flatnet's protocol went away (Dst says which)
+	Lost                                 // notifications were lost; resync everything
 )
 
 // subscription buffer sizes: big enough that a burst of route changes
@@ -88,8 +91,12 @@ func watchOnce(ctx context.Context, events func(Event)) (lost bool, err error) {
 			if u.Table != unix.RT_TABLE_MAIN {
 				continue
 			}
-			if u.Type == unix.RTM_NEWROUTE && int(u.Protocol) == reconcile.Protocol {
-				continue // our own addition coming back
+			if int(u.Protocol) == reconcile.Protocol {
+				if u.Type == unix.RTM_NEWROUTE {
+					continue // our own addition coming back
+				}
+				events(Event{Kind: OwnRouteDeleted, Dst: convertRoute(u.Route, nil).Dst})
+				continue
 			}
 			events(Event{Kind: RouteChanged})
 		}

@@ -20,9 +20,12 @@ type Input struct {
 	Snap   *Snapshot
 	// MachineID seeds the shims' stable MAC addresses.
 	MachineID string
-	// LastOwner is who held each routed address at the previous reconcile;
-	// a different container now means the address was reused.
-	LastOwner map[netip.Addr]hostlocal.Owner
+	// Reused lists addresses released and allocated again to another
+	// container since the previous reconcile.
+	Reused map[netip.Addr]bool
+	// Released has the last owners of addresses released since the
+	// previous reconcile, for messages.
+	Released map[netip.Addr]hostlocal.Owner
 }
 
 // Finding is something wrong that is not an error of flatnet's own: an
@@ -62,9 +65,6 @@ type Plan struct {
 	Ops      []Op
 	Networks []NetStatus
 	Findings []Finding
-	// Owners is who holds each address that is to be routed, to be passed
-	// back as the next Input.LastOwner.
-	Owners map[netip.Addr]hostlocal.Owner
 }
 
 func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
@@ -78,11 +78,15 @@ type shimCheck struct {
 	waiting string // why not usable
 }
 
-// Compute decides what to do. It is a pure function of its input.
+// Compute decides what to do. It is a pure function of its input, and
+// costs one map lookup per allocation and per route of ours: it runs on
+// every pass, including the one for a single new pod on a node with
+// thousands.
 func Compute(in Input) *Plan {
-	p := &Plan{Owners: map[netip.Addr]hostlocal.Owner{}}
+	p := &Plan{}
 	snap := in.Snap
 	shims := p.planShims(in)
+	idx := snap.hostRoutes()
 
 	nodeAddr := make(map[netip.Addr]bool, len(snap.Addrs))
 	for _, a := range snap.Addrs {
@@ -90,21 +94,12 @@ func Compute(in Input) *Plan {
 	}
 	isNode := func(ip netip.Addr) bool { return nodeAddr[ip] }
 
-	// Index the main table's host routes: ours by address, foreign ones too.
-	ours := map[netip.Addr]Route{}
-	foreign := map[netip.Addr]Route{}
-	for _, r := range snap.Routes {
-		if !isHost(r.Dst) {
-			continue
-		}
-		if r.Protocol == Protocol {
-			ours[r.Dst.Addr()] = r
-		} else {
-			foreign[r.Dst.Addr()] = r
-		}
+	// With several networks, an address two of them allocate is routed for
+	// the first only.
+	var claimed map[netip.Addr]string
+	if len(in.Networks) > 1 {
+		claimed = map[netip.Addr]string{}
 	}
-
-	wanted := map[netip.Addr]bool{} // addresses some network routes or holds
 	var adds, dels, flushes []Op
 	for _, n := range in.Networks {
 		st := NetStatus{Name: n.Name, Master: n.Master, Shim: n.Shim, Source: n.Source}
@@ -120,9 +115,8 @@ func Compute(in Input) *Plan {
 			}
 			p.find(slog.LevelWarn, "held:"+n.Name, n.Name, netip.Addr{},
 				fmt.Sprintf("state dir %s unreadable, keeping its routes as they are: %s", n.StateDir, why))
-			for ip, r := range ours {
-				if r.Dev == n.Shim && inRanges(ip, n.Ranges) {
-					wanted[ip] = true
+			for _, hr := range idx {
+				if hr.ours != nil && hr.ours.Dev == n.Shim && inRanges(hr.ours.Dst.Addr(), n.Ranges) {
 					st.Allocated++
 					st.Routed++
 				}
@@ -130,59 +124,57 @@ func Compute(in Input) *Plan {
 			p.Networks = append(p.Networks, st)
 			continue
 		}
-		for _, ip := range sortedAddrs(ds.Allocs) {
-			owner := ds.Allocs[ip]
+		for ip, owner := range ds.Allocs {
 			if why := hostlocal.Reject(ip, n.Ranges, isNode); why != "" {
 				p.find(slog.LevelWarn, "reject:"+n.Name+":"+ip.String(), n.Name, ip,
 					fmt.Sprintf("not routing %s of network %s: %s", ip, n.Name, why))
 				continue
 			}
-			if wanted[ip] {
-				p.find(slog.LevelWarn, "dup:"+n.Name+":"+ip.String(), n.Name, ip,
-					fmt.Sprintf("not routing %s of network %s: another network already routes it", ip, n.Name))
-				continue
+			if claimed != nil {
+				if other, dup := claimed[ip]; dup {
+					p.find(slog.LevelWarn, "dup:"+n.Name+":"+ip.String(), n.Name, ip,
+						fmt.Sprintf("not routing %s of network %s: network %s already routes it", ip, n.Name, other))
+					continue
+				}
+				claimed[ip] = n.Name
 			}
-			wanted[ip] = true
 			st.Allocated++
-			if f, ok := foreign[ip]; ok {
+			hr := idx[ip]
+			if hr.foreign != nil {
 				st.Conflicts = append(st.Conflicts, ip)
 				p.find(slog.LevelWarn, "foreign:"+ip.String(), n.Name, ip,
-					fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, n.Name, describeRoute(f)))
+					fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, n.Name, describeRoute(*hr.foreign)))
 				continue
 			}
 			dst := hostPrefix(ip)
-			r, have := ours[ip]
 			switch {
 			case !sc.usable:
 				st.Missing = append(st.Missing, ip)
-			case have && r.Dev == n.Shim:
+			case hr.ours != nil && hr.ours.Dev == n.Shim:
 				st.Routed++
-				if last, ok := in.LastOwner[ip]; ok && last.ContainerID != "" && owner.ContainerID != "" && last.ContainerID != owner.ContainerID {
+				if in.Reused[ip] {
 					// Released and allocated again between two looks: the
 					// route is right but the neighbour entry is the old pod's.
 					flushes = append(flushes, Op{Kind: FlushNeigh, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
 				}
-				p.Owners[ip] = owner
-			case have:
+			case hr.ours != nil:
 				st.Missing = append(st.Missing, ip)
 				adds = append(adds, Op{Kind: ReplaceRoute, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
-				p.Owners[ip] = owner
 			default:
 				st.Missing = append(st.Missing, ip)
 				adds = append(adds, Op{Kind: AddRoute, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
-				p.Owners[ip] = owner
 			}
 		}
 		p.Networks = append(p.Networks, st)
 	}
 
 	// Our routes nobody wants any more go, with their neighbour entries.
-	for _, ip := range sortedAddrs(ours) {
-		if wanted[ip] {
+	for ip, hr := range idx {
+		if hr.ours == nil || wanted(in, ip, hr.ours.Dev, isNode) {
 			continue
 		}
-		r := ours[ip]
-		op := Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst, Owner: in.LastOwner[ip]}
+		r := hr.ours
+		op := Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst, Owner: in.Released[ip]}
 		if i := staleOwner(in.Networks, r.Dev, ip); i >= 0 {
 			op.Network = in.Networks[i].Name
 			p.Networks[i].Stale = append(p.Networks[i].Stale, ip)
@@ -193,10 +185,39 @@ func Compute(in Input) *Plan {
 		}
 	}
 
+	// Map order is random; plans and reports are not.
+	for _, ops := range [][]Op{adds, dels, flushes} {
+		slices.SortFunc(ops, func(a, b Op) int { return a.Dst.Addr().Compare(b.Dst.Addr()) })
+	}
+	for i := range p.Networks {
+		st := &p.Networks[i]
+		for _, l := range [][]netip.Addr{st.Missing, st.Stale, st.Conflicts} {
+			slices.SortFunc(l, netip.Addr.Compare)
+		}
+	}
+	slices.SortFunc(p.Findings, func(a, b Finding) int { return cmp.Compare(a.Key, b.Key) })
 	p.Ops = append(p.Ops, adds...)
 	p.Ops = append(p.Ops, dels...)
 	p.Ops = append(p.Ops, flushes...)
 	return p
+}
+
+// wanted reports whether our route to ip through dev is still wanted: some
+// network allocates ip and may route it, or holds its routes as they are.
+func wanted(in Input, ip netip.Addr, dev string, isNode func(netip.Addr) bool) bool {
+	for _, n := range in.Networks {
+		ds, known := in.States[n.StateDir]
+		if !known || ds.Err != nil {
+			if dev == n.Shim && inRanges(ip, n.Ranges) {
+				return true
+			}
+			continue
+		}
+		if _, ok := ds.Allocs[ip]; ok && hostlocal.Reject(ip, n.Ranges, isNode) == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // planShims checks every shim the networks need and plans what makes each
@@ -282,15 +303,6 @@ func inRanges(ip netip.Addr, rs []hostlocal.Range) bool {
 		}
 	}
 	return false
-}
-
-func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for ip := range m {
-		out = append(out, ip)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }
 
 func describeRoute(r Route) string {

@@ -55,13 +55,13 @@ func allocs(ips ...string) DirState {
 func TestCompute(t *testing.T) {
 	node := []netip.Addr{ip("192.168.0.5")}
 	tests := []struct {
-		name      string
-		links     []Link
-		routes    []Route
-		state     *DirState // nil: not read (held)
-		lastOwner map[netip.Addr]hostlocal.Owner
-		want      []string
-		wantFind  []string // finding keys
+		name     string
+		links    []Link
+		routes   []Route
+		state    *DirState // nil: not read (held)
+		reused   map[netip.Addr]bool
+		want     []string
+		wantFind []string // finding keys
 	}{
 		{
 			name:  "fresh node: shim created, pods routed",
@@ -167,12 +167,12 @@ func TestCompute(t *testing.T) {
 			},
 		},
 		{
-			name:      "address reused by another container: neighbour flushed",
-			links:     []Link{eno1, shim},
-			routes:    []Route{ours("192.168.1.2")},
-			state:     ptr(allocs("192.168.1.2")),
-			lastOwner: map[netip.Addr]hostlocal.Owner{ip("192.168.1.2"): {ContainerID: "old"}},
-			want:      []string{"ip neigh del 192.168.1.2 dev eno1.host"},
+			name:   "address reused by another container: neighbour flushed",
+			links:  []Link{eno1, shim},
+			routes: []Route{ours("192.168.1.2")},
+			state:  ptr(allocs("192.168.1.2")),
+			reused: map[netip.Addr]bool{ip("192.168.1.2"): true},
+			want:   []string{"ip neigh del 192.168.1.2 dev eno1.host"},
 		},
 	}
 	for _, tt := range tests {
@@ -182,7 +182,7 @@ func TestCompute(t *testing.T) {
 				States:    map[string]DirState{},
 				Snap:      &Snapshot{Links: tt.links, Addrs: node, Routes: tt.routes},
 				MachineID: "mid",
-				LastOwner: tt.lastOwner,
+				Reused:    tt.reused,
 			}
 			if tt.state != nil {
 				in.States[seedNet.StateDir] = *tt.state

@@ -26,9 +26,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"syscall"
+	"runtime"
+	"sync"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"golang.org/x/sys/unix"
 )
 
 // Bad is a directory entry that is not a usable allocation.
@@ -39,6 +41,8 @@ type Bad struct {
 
 // Read reads every allocation in dir. A directory that does not exist holds
 // no allocations; any other failure to list it is returned as the error.
+// Files are read by as many goroutines as there are CPUs: at start-up with
+// tens of thousands of allocations, reading is most of the work.
 func Read(dir string) (map[netip.Addr]hostlocal.Owner, []Bad, error) {
 	allocs := map[netip.Addr]hostlocal.Owner{}
 	f, err := os.Open(dir)
@@ -49,23 +53,43 @@ func Read(dir string) (map[netip.Addr]hostlocal.Owner, []Bad, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	var bad []Bad
+	var ents []fs.DirEntry
 	for {
-		ents, err := f.ReadDir(1024)
-		for _, e := range ents {
-			ip, owner, reason := readEntry(dir, e.Name(), e.Type())
-			switch {
-			case reason != "":
-				bad = append(bad, Bad{e.Name(), reason})
-			case ip.IsValid():
-				allocs[ip] = owner
-			}
-		}
+		batch, err := f.ReadDir(4096)
+		ents = append(ents, batch...)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", dir, err)
+		}
+	}
+	type result struct {
+		ip     netip.Addr
+		owner  hostlocal.Owner
+		reason string
+	}
+	results := make([]result, len(ents))
+	workers := min(runtime.GOMAXPROCS(0), 1+len(ents)/256)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ents); i += workers {
+				r := &results[i]
+				r.ip, r.owner, r.reason = readEntry(int(f.Fd()), ents[i].Name(), ents[i].Type())
+			}
+		}()
+	}
+	wg.Wait()
+	var bad []Bad
+	for i, r := range results {
+		switch {
+		case r.reason != "":
+			bad = append(bad, Bad{ents[i].Name(), r.reason})
+		case r.ip.IsValid():
+			allocs[r.ip] = r.owner
 		}
 	}
 	return allocs, bad, nil
@@ -79,45 +103,66 @@ func ReadOne(dir, name string) (netip.Addr, hostlocal.Owner, string) {
 	if err != nil {
 		return netip.Addr{}, hostlocal.Owner{}, "" // gone: released
 	}
-	return readEntry(dir, name, fi.Mode().Type())
+	return readEntry(unix.AT_FDCWD, filepath.Join(dir, name), fi.Mode().Type())
 }
 
-// readEntry checks the entry name of type typ and reads it.
-func readEntry(dir, name string, typ fs.FileMode) (netip.Addr, hostlocal.Owner, string) {
-	ip, err := hostlocal.ParseName(name)
+// readEntry checks the entry name (relative to dirfd) of type typ and
+// reads it, with plain system calls: this runs once per allocation.
+func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.Owner, string) {
+	none := func(reason string) (netip.Addr, hostlocal.Owner, string) {
+		return netip.Addr{}, hostlocal.Owner{}, reason
+	}
+	ip, err := hostlocal.ParseName(filepath.Base(name))
 	if errors.Is(err, hostlocal.ErrNotAllocation) {
-		return netip.Addr{}, hostlocal.Owner{}, ""
+		return none("")
 	}
 	if err != nil {
-		return netip.Addr{}, hostlocal.Owner{}, err.Error()
+		return none(err.Error())
 	}
 	if !typ.IsRegular() {
-		return netip.Addr{}, hostlocal.Owner{}, "not a regular file"
+		return none("not a regular file")
 	}
 	// O_NOFOLLOW and O_NONBLOCK: the entry may have been swapped for a
 	// symlink or a FIFO since it was listed.
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return netip.Addr{}, hostlocal.Owner{}, ""
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return none("")
 	}
 	if err != nil {
-		return netip.Addr{}, hostlocal.Owner{}, fmt.Sprintf("cannot be read: %v", err)
+		return none(fmt.Sprintf("cannot be read: %v", err))
 	}
-	defer f.Close()
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return none("not a regular file")
+	}
+	if st.Size > hostlocal.MaxFileSize {
+		return none(fmt.Sprintf("larger than %d bytes, not host-local's", hostlocal.MaxFileSize))
+	}
 	var buf [hostlocal.MaxFileSize + 1]byte
-	n, err := io.ReadFull(f, buf[:])
-	switch {
-	case n > hostlocal.MaxFileSize:
-		return netip.Addr{}, hostlocal.Owner{}, fmt.Sprintf("larger than %d bytes, not host-local's", hostlocal.MaxFileSize)
-	case err != nil && err != io.EOF && err != io.ErrUnexpectedEOF:
-		return netip.Addr{}, hostlocal.Owner{}, fmt.Sprintf("cannot be read: %v", err)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return none(fmt.Sprintf("cannot be read: %v", err))
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	if n > hostlocal.MaxFileSize {
+		return none(fmt.Sprintf("larger than %d bytes, not host-local's", hostlocal.MaxFileSize))
 	}
 	owner := hostlocal.ParseContent(buf[:n])
 	if owner.ContainerID == "" {
 		// Created but not yet written: host-local is still reserving it,
 		// and the Write event will bring us back. Routing only once the
 		// owner is known means every route is logged with its container.
-		return netip.Addr{}, hostlocal.Owner{}, ""
+		return none("")
 	}
 	return ip, owner, ""
 }

@@ -425,6 +425,31 @@ fi
 status_text=$(prop StatusText)
 printf '   status now: %s\n' "$status_text"
 
+# The shipped 05-flatnet-shim.network keeps a broad systemd-networkd match
+# (Name=e* also matches eno1.host) from configuring the shim.
+log "systemd-networkd with a .network for Name=e*"
+in_ct sh -euc '
+	printf "[Match]\nName=e*\n\n[Network]\nKeepConfiguration=yes\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n" \
+		>/etc/systemd/network/10-test.network
+	systemctl start systemd-networkd.service
+'
+# setup_of LINK: networkd's SETUP column for LINK.
+setup_of() {
+	in_ct networkctl list --no-pager --no-legend | awk -v l="$1" '$2 == l { print $5 }'
+}
+master_configured() { [[ $(setup_of eno1) == configured ]]; }
+wait_for 10 master_configured || true
+if [[ $(setup_of eno1.host) == unmanaged ]] && master_configured &&
+	! in_ct ip -4 addr show dev eno1.host | grep -q inet && has_route 192.168.1.2 eno1.host; then
+	pass "systemd-networkd leaves the shim unmanaged (master eno1 $(setup_of eno1))"
+else
+	fail "systemd-networkd leaves the shim unmanaged" "shim $(setup_of eno1.host), master $(setup_of eno1)"
+	in_ct networkctl list --no-pager || true
+	in_ct journalctl -u systemd-networkd.service --no-pager -o cat -n 10 || true
+fi
+in_ct systemctl stop systemd-networkd.service systemd-networkd.socket || true
+in_ct rm -f /etc/systemd/network/10-test.network
+
 # ------------------------------------------------------------------- reload
 
 log "reload with a broken /etc/flatnet/flatnet.toml"
@@ -439,8 +464,12 @@ if is_active && [[ $(prop MainPID) == "$pid_before" ]]; then
 else
 	fail "reload with a bad config keeps the daemon running" "$(prop ActiveState), MainPID $pid_before -> $(prop MainPID)"
 fi
+# `journalctl -u flatnet` shows MESSAGE only: the reason must be in it.
 if wait_for 5 sh -c "nsenter -t $ct -a journalctl -u flatnet.service --since=@$since -o cat --no-pager | grep -q resync_interval"; then
 	pass "bad config logged: $(journal --since="@$since" | grep resync_interval | head -n 1)"
+elif in_ct journalctl -u flatnet.service --since="@$since" -o verbose --no-pager | grep -q resync_interval; then
+	fail "bad config logged naming resync_interval" \
+		"only in a structured field; journalctl -u flatnet shows: $(journal --since="@$since" | grep -v -e '^Reload' | tail -n 1)"
 else
 	fail "bad config logged naming resync_interval"
 	journal --since="@$since" || true

@@ -615,6 +615,10 @@ func logOp(log *slog.Logger, op reconcile.Op) {
 		log.Info(fmt.Sprintf("shim %s MTU set to %d, the master's", op.Dev, op.MTU), attrs...)
 	case reconcile.ConfigureShim:
 		log.Info(fmt.Sprintf("shim %s adopted; arp_filter set so the LAN never sees it answer for the node", op.Dev), attrs...)
+	case reconcile.AddProxy:
+		log.Info(fmt.Sprintf("shim %s answers pods' neighbour solicitations for %s (proxy)", op.Dev, op.Dst.Addr()), append(attrs, "ip", op.Dst.Addr().String())...)
+	case reconcile.DelProxy:
+		log.Info(fmt.Sprintf("proxy for %s on %s removed", op.Dst.Addr(), op.Dev), append(attrs, "ip", op.Dst.Addr().String())...)
 	case reconcile.FlushNeigh:
 		log.Debug(fmt.Sprintf("neighbour entry for %s on %s flushed", op.Dst.Addr(), op.Dev), append(attrs, "ip", op.Dst.Addr().String())...)
 	}

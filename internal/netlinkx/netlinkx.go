@@ -88,6 +88,16 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		if m, ok := l.(*netlink.Macvlan); ok {
 			rl.MacvlanMode = macvlanModes[m.Mode]
 			rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"
+			rl.ProxyNDP = k.sysctl("ipv6", a.Name, "proxy_ndp") == "1" && k.sysctl("ipv6", a.Name, "forwarding") == "1"
+			var proxies []netlink.Neigh
+			if err := retry(func() (err error) { proxies, err = k.h.NeighProxyList(a.Index, netlink.FAMILY_V6); return err }); err != nil {
+				return nil, fmt.Errorf("listing proxy neighbours of %s: %w", a.Name, err)
+			}
+			for _, n := range proxies {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					s.Proxies = append(s.Proxies, reconcile.Proxy{Dev: a.Name, IP: ip})
+				}
+			}
 		} else {
 			rl.ParentIndex = 0
 		}
@@ -213,6 +223,16 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		default:
 			return ignoreNotFound(k.h.RouteDel(r))
 		}
+	case reconcile.AddProxy, reconcile.DelProxy:
+		idx, err := k.linkIndex(op.Dev)
+		if err != nil {
+			return err
+		}
+		n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: op.Dst.Addr().AsSlice()}
+		if op.Kind == reconcile.AddProxy {
+			return k.h.NeighSet(n)
+		}
+		return ignoreNotFound(k.h.NeighDel(n))
 	case reconcile.FlushNeigh:
 		l, err := k.h.LinkByName(op.Dev)
 		if err != nil {
@@ -224,14 +244,36 @@ func (k *Kernel) Do(op reconcile.Op) error {
 	return fmt.Errorf("unknown op %d", op.Kind)
 }
 
-// configureShim sets the shim's arp_filter: with it the shim answers ARP
+// configureShim sets the shim's sysctls. arp_filter: the shim answers ARP
 // only from peers the node routes through it (the pods), so the LAN never
 // learns the shim's MAC for the node's addresses, while pods still can.
+// proxy_ndp and forwarding: the kernel answers pods' neighbour
+// solicitations for the node's IPv6 addresses on the shim (see
+// reconcile.planProxies); per-device forwarding changes nothing else than
+// that the shim behaves as a router's interface (no autoconfiguration from
+// router advertisements on it).
 func (k *Kernel) configureShim(dev string) error {
-	if err := os.WriteFile(k.sysctlPath("ipv4", dev, "arp_filter"), []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("setting arp_filter: %w", err)
+	for _, s := range []struct{ family, key string }{{"ipv4", "arp_filter"}, {"ipv6", "proxy_ndp"}, {"ipv6", "forwarding"}} {
+		if err := os.WriteFile(k.sysctlPath(s.family, dev, s.key), []byte("1"), 0o644); err != nil {
+			if s.family == "ipv6" && errors.Is(err, os.ErrNotExist) {
+				continue // IPv6 disabled on this node
+			}
+			return fmt.Errorf("setting %s %s: %w", s.family, s.key, err)
+		}
 	}
 	return nil
+}
+
+// linkIndex is the index of the link called name.
+func (k *Kernel) linkIndex(name string) (int, error) {
+	if idx, ok := k.index[name]; ok {
+		return idx, nil
+	}
+	l, err := k.h.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("finding %s: %w", name, err)
+	}
+	return l.Attrs().Index, nil
 }
 
 // route builds the netlink route for a route op.

@@ -86,6 +86,7 @@ func Compute(in Input) *Plan {
 	p := &Plan{}
 	snap := in.Snap
 	shims := p.planShims(in)
+	p.planProxies(in, shims)
 	idx := snap.hostRoutes()
 
 	nodeAddr := make(map[netip.Addr]bool, len(snap.Addrs))
@@ -199,6 +200,17 @@ func Compute(in Input) *Plan {
 	p.Ops = append(p.Ops, adds...)
 	p.Ops = append(p.Ops, dels...)
 	p.Ops = append(p.Ops, flushes...)
+
+	// Last, the shims flatnet made that no network uses any more.
+	used := map[string]bool{}
+	for _, n := range in.Networks {
+		used[n.Shim] = true
+	}
+	for _, l := range snap.Links {
+		if l.Alias == ShimAlias && !used[l.Name] {
+			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: l.Name})
+		}
+	}
 	return p
 }
 
@@ -260,7 +272,7 @@ func (p *Plan) planShims(in Input) map[string]shimCheck {
 			out[n.Shim] = shimCheck{usable: true}
 			continue
 		}
-		if !shim.ARPFilter {
+		if !shim.ARPFilter || !shim.ProxyNDP {
 			p.Ops = append(p.Ops, Op{Kind: ConfigureShim, Dev: n.Shim, Network: n.Name})
 		}
 		if shim.MTU != master.MTU {
@@ -272,6 +284,53 @@ func (p *Plan) planShims(in Input) map[string]shimCheck {
 		out[n.Shim] = shimCheck{usable: true, up: shim.Up}
 	}
 	return out
+}
+
+// planProxies keeps, on each usable shim, an IPv6 proxy neighbour entry
+// for every node address inside the IPv6 subnets of the shim's networks.
+//
+// Pods on a macvlan reach the node only through the shim, and the kernel
+// answers neighbour solicitations only for addresses on the receiving
+// device; the shim has none. IPv6 has no arp_filter: the proxy answers
+// every solicitation reaching the shim, the LAN's too. It does so late
+// (after a random delay of up to proxy_delay, 0.8 s) and with the Override
+// flag clear, so a LAN host has long learnt the NIC's own answer and keeps
+// it (RFC 4861 7.2.5): the LAN's neighbour tables hold only the NIC's MAC.
+func (p *Plan) planProxies(in Input, shims map[string]shimCheck) {
+	want := map[Proxy]string{} // proxy -> network, for messages
+	for _, n := range in.Networks {
+		if !shims[n.Shim].usable {
+			continue
+		}
+		for _, a := range in.Snap.Addrs {
+			if !a.Is6() || a.Is4In6() || !a.IsGlobalUnicast() {
+				continue
+			}
+			for _, r := range n.Ranges {
+				if r.Subnet.Addr().Is6() && r.Subnet.Contains(a) {
+					want[Proxy{Dev: n.Shim, IP: a}] = n.Name
+				}
+			}
+		}
+	}
+	have := map[Proxy]bool{}
+	for _, x := range in.Snap.Proxies {
+		have[x] = true
+		if _, ok := want[x]; ok {
+			continue
+		}
+		if l, ok := in.Snap.Link(x.Dev); ok && l.Alias == ShimAlias {
+			p.Ops = append(p.Ops, Op{Kind: DelProxy, Dev: x.Dev, Dst: netip.PrefixFrom(x.IP, 128)})
+		}
+	}
+	var adds []Op
+	for x, nw := range want {
+		if !have[x] {
+			adds = append(adds, Op{Kind: AddProxy, Dev: x.Dev, Dst: netip.PrefixFrom(x.IP, 128), Network: nw})
+		}
+	}
+	slices.SortFunc(adds, func(a, b Op) int { return cmp.Or(cmp.Compare(a.Dev, b.Dev), a.Dst.Addr().Compare(b.Dst.Addr())) })
+	p.Ops = append(p.Ops, adds...)
 }
 
 func (p *Plan) find(level slog.Level, key, network string, ip netip.Addr, msg string) {

@@ -35,7 +35,7 @@ var (
 	}
 	seedNet = Network{Name: "default", Master: "eno1", Shim: "eno1.host", StateDir: "/var/lib/cni/networks/default", Ranges: []hostlocal.Range{seedRange}}
 	eno1    = Link{Index: 2, Name: "eno1", Kind: "device", Up: true, MTU: 1500}
-	shim    = Link{Index: 7, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true}
+	shim    = Link{Index: 7, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true, ProxyNDP: true}
 )
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -151,7 +151,7 @@ func TestCompute(t *testing.T) {
 			links: []Link{eno1, {Index: 8, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: false, MTU: 1400}},
 			state: ptr(allocs("192.168.1.2")),
 			want: []string{
-				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1",
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1",
 				"ip link set eno1.host mtu 1500",
 				"ip link set eno1.host up",
 				"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",
@@ -208,6 +208,60 @@ func TestCompute(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestComputeDualStack(t *testing.T) {
+	v6 := hostlocal.Range{Subnet: netip.MustParsePrefix("fd00::/64"), Start: ip("fd00::1:2"), End: ip("fd00::1:ff"), Gateway: ip("fd00::1")}
+	n := seedNet
+	n.Ranges = []hostlocal.Range{seedRange, v6}
+	st := allocs("192.168.1.2", "fd00::1:2")
+	in := Input{
+		Networks: []Network{n},
+		States:   map[string]DirState{n.StateDir: st},
+		Snap: &Snapshot{
+			Links:   []Link{eno1, shim},
+			Addrs:   []netip.Addr{ip("192.168.0.5"), ip("fd00::5"), ip("fe80::1"), ip("2001:db8::5")},
+			Proxies: []Proxy{{Dev: "eno1.host", IP: ip("fd00::99")}},
+		},
+	}
+	k := &fakeKernel{}
+	if _, err := Apply(k, Compute(in).Ops); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ip -6 neigh del proxy fd00::99 dev eno1.host",
+		"ip -6 neigh add proxy fd00::5 dev eno1.host",
+		"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",
+		"ip route add fd00::1:2/128 dev eno1.host scope link proto 97",
+	}
+	if !slices.Equal(k.cmds, want) {
+		t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(want, "\n     "))
+	}
+}
+
+func TestUnusedShimRemovedLast(t *testing.T) {
+	other := Link{Index: 9, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 3, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true, ProxyNDP: true}
+	handMade := Link{Index: 10, Name: "eno3.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true}
+	in := Input{
+		Networks: []Network{seedNet},
+		States:   map[string]DirState{seedNet.StateDir: allocs()},
+		Snap: &Snapshot{
+			Links:  []Link{eno1, shim, {Index: 3, Name: "eno2"}, other, {Index: 4, Name: "eno3"}, handMade},
+			Routes: []Route{{Dst: hostPrefix(ip("10.1.0.2")), Dev: "eno2.host", Protocol: Protocol}},
+		},
+	}
+	k := &fakeKernel{}
+	if _, err := Apply(k, Compute(in).Ops); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ip route del 10.1.0.2/32 dev eno2.host proto 97",
+		"ip neigh del 10.1.0.2 dev eno2.host",
+		"ip link del eno2.host",
+	}
+	if !slices.Equal(k.cmds, want) {
+		t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(want, "\n     "))
+	}
+}
 
 func TestSettle(t *testing.T) {
 	in := Input{

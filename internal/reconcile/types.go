@@ -58,6 +58,17 @@ type Link struct {
 	// routed through it (the pods), never the LAN, so the LAN keeps seeing
 	// one MAC (the NIC's) for the node's addresses.
 	ARPFilter bool
+	// ProxyNDP is net.ipv6.conf.<name>.proxy_ndp and .forwarding both 1,
+	// read for macvlans only: the kernel answers neighbour solicitations
+	// for proxied addresses only with both.
+	ProxyNDP bool
+}
+
+// Proxy is an IPv6 proxy neighbour entry (`ip -6 neigh add proxy IP dev
+// DEV`): the kernel answers solicitations for IP received on DEV.
+type Proxy struct {
+	Dev string
+	IP  netip.Addr
 }
 
 // Route is a route in the main routing table.
@@ -73,6 +84,8 @@ type Snapshot struct {
 	Links  []Link
 	Addrs  []netip.Addr // every address on the node, any device
 	Routes []Route      // main table; after Record, host routes are only right in the index
+	// Proxies are the IPv6 proxy neighbour entries on macvlan devices.
+	Proxies []Proxy
 
 	index map[netip.Addr]hostRoute // host routes by address, built on first use
 }
@@ -208,6 +221,8 @@ const (
 	ReplaceRoute
 	DelRoute
 	FlushNeigh
+	AddProxy
+	DelProxy
 )
 
 // Op is one change to the kernel.
@@ -217,7 +232,7 @@ type Op struct {
 	Master  string           // AddShim
 	MAC     net.HardwareAddr // AddShim
 	MTU     int              // AddShim, SetMTU
-	Dst     netip.Prefix     // routes; FlushNeigh uses Dst.Addr()
+	Dst     netip.Prefix     // routes; FlushNeigh, AddProxy, DelProxy use Dst.Addr()
 	Network string           // for messages
 	Owner   hostlocal.Owner  // AddRoute, DelRoute: for messages
 }
@@ -231,7 +246,7 @@ func (o Op) String() string {
 	case DelShim:
 		return fmt.Sprintf("ip link del %s", o.Dev)
 	case ConfigureShim:
-		return fmt.Sprintf("sysctl -w net.ipv4.conf.%s.arp_filter=1", o.Dev)
+		return fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
 	case SetUp:
 		return fmt.Sprintf("ip link set %s up", o.Dev)
 	case SetMTU:
@@ -244,6 +259,10 @@ func (o Op) String() string {
 		return fmt.Sprintf("ip route del %s dev %s proto %d", o.Dst, o.Dev, Protocol)
 	case FlushNeigh:
 		return fmt.Sprintf("ip neigh del %s dev %s", o.Dst.Addr(), o.Dev)
+	case AddProxy:
+		return fmt.Sprintf("ip -6 neigh add proxy %s dev %s", o.Dst.Addr(), o.Dev)
+	case DelProxy:
+		return fmt.Sprintf("ip -6 neigh del proxy %s dev %s", o.Dst.Addr(), o.Dev)
 	}
 	return fmt.Sprintf("op(%d)", o.Kind)
 }

@@ -494,6 +494,7 @@ in_ct systemd-run --quiet --unit=flatnet-test-routes -p StandardOutput=file:/run
 	ip -o monitor route
 sleep 0.3
 pid_before=$(prop MainPID)
+# shellcheck disable=SC2016 # ${Version} is dpkg-query's, not the shell's
 if in_ct apt-get install -y -q /packages/flatnet-upgrade.deb >"$workdir/upgrade.log" 2>&1 &&
 	[[ $(in_ct dpkg-query -W -f '${Version}' flatnet) == "$upgrade_version" ]]; then
 	pass "apt install $upgrade_version (upgrade)"
@@ -584,9 +585,11 @@ if [[ -z $left ]]; then
 else
 	fail "no flatnet route left" "$left"
 fi
+# shellcheck disable=SC2016 # expanded by the container's shell
 leftover=$(in_ct sh -c 'for p in /etc/flatnet /usr/bin/flatnet /usr/lib/systemd/system/flatnet.service \
 	/etc/systemd/system/multi-user.target.wants/flatnet.service /etc/systemd/system/flatnet.service \
 	/etc/iproute2/rt_protos.d/flatnet.conf /usr/lib/modules-load.d/flatnet.conf \
+	/usr/lib/systemd/network/05-flatnet-shim.network /usr/lib/NetworkManager/conf.d/flatnet.conf \
 	/usr/share/doc/flatnet /var/lib/systemd/deb-systemd-helper-enabled/flatnet.service.dsh-also \
 	/var/lib/systemd/deb-systemd-helper-masked/flatnet.service; do
 		[ -e "$p" ] || [ -L "$p" ] && echo "$p"; done; true')

@@ -7,7 +7,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit lint demo bench fuzz clean
+.PHONY: help build test test-go unit lint demo bench fuzz clean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -15,7 +15,9 @@ help: ## show this list
 build: ## build bin/flatnet
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/flatnet
 
-test: ## run every test: unit, fuzz seeds and real-kernel integration tests (root)
+test: test-go test-package ## run every test (root): Go tests, then the package under a real systemd
+
+test-go: ## unit, fuzz seeds and real-kernel integration tests (root)
 	$(GO) test -count=1 ./...
 
 unit: ## run the unit tests only (no root needed)

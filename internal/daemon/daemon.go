@@ -419,6 +419,18 @@ func (d *Daemon) discover() {
 	var finds []reconcile.Finding
 	seen := map[string]bool{}
 	for _, f := range files {
+		if len(f.Data) == 0 && f.Err == nil {
+			// Being written (created, not yet filled): its write event
+			// brings us back; until then it keeps what it had.
+			byFile[f.Name] = d.cniByFile[f.Name]
+			for _, n := range byFile[f.Name] {
+				if !seen[n.Name] {
+					seen[n.Name] = true
+					all = append(all, n)
+				}
+			}
+			continue
+		}
 		nets, probs := cni.Discover([]cni.File{f})
 		if len(probs) > 0 && len(nets) == 0 && len(d.cniByFile[f.Name]) > 0 {
 			nets = d.cniByFile[f.Name]

@@ -97,7 +97,12 @@ func (h *journalHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(func(a slog.Attr) bool { add(a); return true })
-	err := journal.Send(r.Message, priority(r.Level), vars)
+	msg := r.Message
+	if e := vars["ERROR"]; e != "" {
+		// journalctl shows MESSAGE only: the reason belongs in it too.
+		msg += ": " + e
+	}
+	err := journal.Send(msg, priority(r.Level), vars)
 	if err != nil {
 		// The journal socket went away: say it on stderr rather than lose it.
 		fmt.Fprintf(os.Stderr, "%s %s\n", r.Level, r.Message)

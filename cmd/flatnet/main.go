@@ -8,12 +8,12 @@
 //	flatnet status   [--config FILE] [--json]  what is mirrored, what drifted
 //	flatnet check    [--config FILE] [--json]  diagnose node and CNI config
 //	flatnet teardown [--config FILE]           remove flatnet's routes and shims
+//	flatnet completion bash|zsh                print a shell completion script
 //	flatnet version
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +24,6 @@ import (
 
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/daemon"
-	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/sd"
 )
 
@@ -48,6 +47,7 @@ Usage:
   flatnet status   [--config FILE] [--json]  show what is mirrored and what drifted
   flatnet check    [--config FILE] [--json]  diagnose the node and the CNI config
   flatnet teardown [--config FILE]           remove flatnet's routes and shims
+  flatnet completion bash|zsh                print a shell completion script
   flatnet version                            print version, commit and Go version
 
 The configuration file defaults to ` + config.DefaultPath + `; every key is optional.
@@ -71,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintf(stdout, "flatnet %s (commit %s, %s %s/%s)\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
+	case "completion":
+		return completionCmd(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("flatnet "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	cfg, err := config.Load(*cfgPath, explicit)
+	if cmd == "check" {
+		// A configuration that does not load is one of the things check reports.
+		return checkCmd(*cfgPath, cfg, err, asJSON, stdout, stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "flatnet: %v\n", err)
 		return exitUsage
@@ -110,32 +116,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "status":
 		return statusCmd(cfg, asJSON, stdout, stderr)
-	case "check":
-		return checkCmd(cfg, asJSON, stdout, stderr)
 	case "teardown":
-		k, err := netlinkx.New()
-		if err != nil {
-			fmt.Fprintf(stderr, "flatnet teardown: %v\n", err)
-			return exitFail
-		}
-		defer k.Close()
-		log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{ReplaceAttr: dropTime}))
-		if err := daemon.Teardown(k, log); err != nil {
-			fmt.Fprintf(stderr, "flatnet teardown: %v\n", err)
-			return exitFail
-		}
-		return exitOK
+		return teardownCmd(cfg, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "flatnet: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
-}
-
-// dropTime leaves the time out of interactive output.
-func dropTime(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && a.Key == slog.TimeKey {
-		return slog.Attr{}
-	}
-	return a
 }
 
 // buildCommit is the commit set at link time, else the one Go recorded.
@@ -152,5 +137,3 @@ func buildCommit() string {
 	}
 	return "unknown"
 }
-
-var errNotYet = errors.New("not available in this build")

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -14,9 +17,13 @@ import (
 	"github.com/flatnet/flatnet/internal/reconcile"
 )
 
-// statusJSON is the fixed shape of `flatnet status --json`.
+// statusJSON is `flatnet status --json`. The shape of PRODUCT.md is fixed;
+// fields after it are additions.
 type statusJSON struct {
 	Networks []netJSON `json:"networks"`
+	// Problems are what flatnet would log now: addresses it will not
+	// route, CNI files it skips, shims it cannot use.
+	Problems []string `json:"problems"`
 }
 
 type netJSON struct {
@@ -28,16 +35,26 @@ type netJSON struct {
 	Routed    int          `json:"routed"`
 	Missing   []netip.Addr `json:"missing"`
 	Stale     []netip.Addr `json:"stale"`
-	Conflicts []netip.Addr `json:"conflicts"`
-	ShimMAC   string       `json:"shim_mac,omitempty"`
-	ShimMode  string       `json:"shim_mode,omitempty"`
-	StateDir  string       `json:"state_dir"`
-	Waiting   string       `json:"waiting,omitempty"`
-	Held      bool         `json:"held,omitempty"`
-	InSync    bool         `json:"in_sync"`
+
+	// Additions.
+	InSync bool `json:"in_sync"`
+	// ShimState is "up", "down", "missing" or "waiting".
+	ShimState string `json:"shim_state"`
+	ShimMAC   string `json:"shim_mac,omitempty"`
+	ShimMode  string `json:"shim_mode,omitempty"` // "bridge", …, for a macvlan shim
+	ShimOwner string `json:"shim_owner,omitempty"`
+	// Conflicts are allocated addresses with a route flatnet does not
+	// own; ConflictRoutes says what those routes are.
+	Conflicts      []netip.Addr `json:"conflicts"`
+	ConflictRoutes []string     `json:"conflict_routes"`
+	StateDir       string       `json:"state_dir"`
+	Source         string       `json:"source"`
+	Waiting        string       `json:"waiting,omitempty"`
+	Held           bool         `json:"held,omitempty"`
 }
 
-// statusCmd prints what is mirrored and what drifted; exit 1 on drift.
+// statusCmd prints what is mirrored and what drifted; exit 1 on drift or a
+// missing shim.
 func statusCmd(cfg config.Config, asJSON bool, stdout, stderr io.Writer) int {
 	k, err := netlinkx.New()
 	if err != nil {
@@ -50,75 +67,190 @@ func statusCmd(cfg config.Config, asJSON bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flatnet status: %v\n", err)
 		return exitFail
 	}
-	out := statusJSON{Networks: []netJSON{}}
+	out := buildStatus(o)
 	code := exitOK
+	for _, n := range out.Networks {
+		if !n.InSync {
+			code = exitFail
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "flatnet status: %v\n", err)
+			return exitFail
+		}
+		return code
+	}
+	printStatus(stdout, out, cfg, colours(stdout))
+	return code
+}
+
+// buildStatus turns an observation into the status report.
+func buildStatus(o *daemon.Observation) statusJSON {
+	out := statusJSON{Networks: []netJSON{}, Problems: []string{}}
 	for i, st := range o.Plan.Networks {
 		n := netJSON{
 			Name: st.Name, Master: st.Master, Shim: st.Shim, ShimUp: st.ShimUp,
 			Allocated: st.Allocated, Routed: st.Routed,
 			Missing: nonNil(st.Missing), Stale: nonNil(st.Stale), Conflicts: nonNil(st.Conflicts),
-			StateDir: o.Networks[i].StateDir, Waiting: st.Waiting, Held: st.Held, InSync: st.InSync(),
+			ConflictRoutes: []string{},
+			StateDir:       o.Networks[i].StateDir, Source: st.Source,
+			Waiting: st.Waiting, Held: st.Held, InSync: st.InSync(),
 		}
-		if l, ok := o.Snap.Link(st.Shim); ok {
-			n.ShimMAC, n.ShimMode = l.MAC.String(), l.Kind+" "+l.MacvlanMode
+		l, exists := o.Snap.Link(st.Shim)
+		switch {
+		case st.Waiting != "":
+			n.ShimState = "waiting"
+		case !exists:
+			n.ShimState = "missing"
+		case !l.Up:
+			n.ShimState = "down"
+		default:
+			n.ShimState = "up"
 		}
-		if !n.InSync {
-			code = exitFail
+		if exists {
+			n.ShimMAC, n.ShimMode = l.MAC.String(), l.MacvlanMode
+			if l.Kind != "macvlan" {
+				n.ShimMode = l.Kind
+			}
+			n.ShimOwner = "flatnet"
+			if l.Alias != reconcile.ShimAlias {
+				n.ShimOwner = "adopted"
+			}
+		}
+		for _, ip := range st.Conflicts {
+			for _, r := range o.Snap.Routes {
+				if r.Dst.Addr() == ip && r.Dst.IsSingleIP() && r.Protocol != reconcile.Protocol {
+					n.ConflictRoutes = append(n.ConflictRoutes, fmt.Sprintf("%s dev %s proto %d", r.Dst, r.Dev, r.Protocol))
+				}
+			}
 		}
 		out.Networks = append(out.Networks, n)
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
-		return code
-	}
-	if len(out.Networks) == 0 {
-		fmt.Fprintf(stdout, "no network to mirror: no macvlan + host-local network in %s and none in the configuration\n", cfg.CNIConfDir)
-		return code
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETWORK\tMASTER\tSHIM\tSHIM STATE\tALLOCATED\tROUTED\tMISSING\tSTALE\tCONFLICTS")
-	for _, n := range out.Networks {
-		state := "up"
-		switch {
-		case n.Waiting != "":
-			state = "waiting"
-		case n.ShimMAC == "":
-			state = "missing"
-		case !n.ShimUp:
-			state = "down"
+	for _, f := range append(slices.Clone(o.Findings), o.Plan.Findings...) {
+		if strings.HasPrefix(f.Key, "foreign:") || strings.HasPrefix(f.Key, "held:") {
+			continue // in the network's own lines
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", n.Name, n.Master, n.Shim, state, n.Allocated, n.Routed, len(n.Missing), len(n.Stale), len(n.Conflicts))
+		out.Problems = append(out.Problems, f.Msg)
 	}
-	tw.Flush()
+	for _, p := range o.CNIProblems {
+		out.Problems = append(out.Problems, fmt.Sprintf("CNI config %s skipped: %v", p.File, p.Err))
+	}
+	if o.CNIError != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("cannot read the CNI config directory: %v", o.CNIError))
+	}
+	for _, dir := range slices.Sorted(maps.Keys(o.Bad)) {
+		out.Problems = append(out.Problems, fmt.Sprintf("%s: %s not usable as allocations (flatnet check lists them)", dir, plural(len(o.Bad[dir]), "entry", "entries")))
+	}
+	return out
+}
+
+// printStatus prints the human table and the lines under it.
+func printStatus(w io.Writer, out statusJSON, cfg config.Config, c palette) {
+	if len(out.Networks) == 0 {
+		fmt.Fprintf(w, "no network to mirror: no macvlan + host-local network in %s and none in the configuration\n", cfg.CNIConfDir)
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NETWORK\tMASTER\tSHIM\tSHIM STATE\tMODE\tMAC\tALLOCATED\tROUTED\tMISSING\tSTALE\tFOREIGN\tSTATUS")
+		for _, n := range out.Networks {
+			status := c.ok("in sync")
+			switch {
+			case n.Waiting != "":
+				status = c.warn("waiting")
+			case n.ShimState != "up":
+				status = c.fail("shim " + n.ShimState)
+			case !n.InSync:
+				status = c.fail("drift")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", n.Name, dash(n.Master), n.Shim, n.ShimState, dash(n.ShimMode), dash(n.ShimMAC),
+				n.Allocated, n.Routed, len(n.Missing), len(n.Stale), len(n.Conflicts), status)
+		}
+		tw.Flush()
+	}
+	drift := false
 	for _, n := range out.Networks {
 		if n.Waiting != "" {
-			fmt.Fprintf(stdout, "%s: %s\n", n.Name, n.Waiting)
+			fmt.Fprintf(w, "%s: %s\n", n.Name, n.Waiting)
 		}
-		list := func(what string, ips []netip.Addr) {
-			if len(ips) > 0 {
-				fmt.Fprintf(stdout, "%s: %s: %s\n", n.Name, what, joinAddrs(ips, 10))
-			}
-		}
-		list("missing routes", n.Missing)
-		list("stale routes", n.Stale)
-		list("routes flatnet does not own", n.Conflicts)
 		if n.Held {
-			fmt.Fprintf(stdout, "%s: state dir %s unreadable; routes held as they are\n", n.Name, n.StateDir)
+			fmt.Fprintf(w, "%s: state dir %s cannot be read; routes held as they are\n", n.Name, n.StateDir)
 		}
+		if len(n.Missing) > 0 {
+			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.fail("no route yet"), joinAddrs(n.Missing, 10))
+		}
+		if len(n.Stale) > 0 {
+			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("stale routes"), joinAddrs(n.Stale, 10))
+		}
+		if len(n.ConflictRoutes) > 0 {
+			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("routes flatnet does not own, left alone"), strings.Join(head(n.ConflictRoutes, 10), "; "))
+		}
+		drift = drift || !n.InSync || len(n.Conflicts) > 0
 	}
-	for _, f := range o.Findings {
-		fmt.Fprintln(stdout, f.Msg)
+	for _, p := range out.Problems {
+		fmt.Fprintln(w, p)
+		drift = true
 	}
-	return code
+	if drift {
+		fmt.Fprintln(w, "flatnet check names the causes and their fixes.")
+	}
 }
+
+// palette colours words for a terminal; the zero value does not.
+type palette struct{ on bool }
+
+// colours returns the palette for w: colour only on a terminal, and never
+// with NO_COLOR set (https://no-color.org) or TERM=dumb.
+func colours(w io.Writer) palette {
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return palette{}
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return palette{}
+	}
+	st, err := f.Stat()
+	return palette{on: err == nil && st.Mode()&os.ModeCharDevice != 0}
+}
+
+func (p palette) paint(code, s string) string {
+	if !p.on {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (p palette) ok(s string) string   { return p.paint("32", s) }
+func (p palette) warn(s string) string { return p.paint("33", s) }
+func (p palette) fail(s string) string { return p.paint("1;31", s) }
 
 func nonNil(ips []netip.Addr) []netip.Addr {
 	if ips == nil {
 		return []netip.Addr{}
 	}
 	return ips
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func head[T any](s []T, n int) []T {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // joinAddrs lists at most max addresses and counts the rest.
@@ -133,5 +265,3 @@ func joinAddrs(ips []netip.Addr, max int) string {
 	}
 	return strings.Join(s, ", ")
 }
-
-var _ = reconcile.Protocol

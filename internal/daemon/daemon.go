@@ -259,20 +259,24 @@ func (d *Daemon) stop() error {
 		return nil
 	}
 	d.log.Info("stopping; removing flatnet's routes and shims (on_stop = teardown)")
-	return Teardown(d.k, d.log)
+	_, err := Teardown(d.k, d.log)
+	return err
 }
 
-// Teardown removes every route and shim flatnet made, logging each.
-func Teardown(k *netlinkx.Kernel, log *slog.Logger) error {
+// Teardown removes every route and shim flatnet made, logs each removal
+// to log unless it is nil, and returns the removals that were done.
+func Teardown(k *netlinkx.Kernel, log *slog.Logger) ([]reconcile.Op, error) {
 	snap, err := k.Snapshot()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	done, err := reconcile.Apply(k, reconcile.Teardown(snap))
-	for _, op := range done {
-		logOp(log, op)
+	if log != nil {
+		for _, op := range done {
+			logOp(log, op)
+		}
 	}
-	return err
+	return done, err
 }
 
 // takeDirty returns and clears what events marked.

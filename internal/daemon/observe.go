@@ -18,9 +18,11 @@ type Observation struct {
 	Networks    []reconcile.Network
 	Plan        *reconcile.Plan
 	Snap        *reconcile.Snapshot
+	CNIFiles    []cni.File // the CNI config dir's files as read, for lint
 	CNI         []cni.Network
 	CNIProblems []cni.Problem
 	CNIError    error                     // the CNI config dir could not be read
+	CNIMissing  bool                      // the CNI config dir does not exist
 	Bad         map[string][]statedir.Bad // unusable state-dir entries, by dir
 	Findings    []reconcile.Finding       // from resolving the networks
 }
@@ -33,6 +35,8 @@ func Observe(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		o.CNIError = err
 	}
+	o.CNIMissing = errors.Is(err, os.ErrNotExist)
+	o.CNIFiles = files
 	o.CNI, o.CNIProblems = cni.Discover(files)
 	if o.Snap, err = k.Snapshot(); err != nil {
 		return nil, err

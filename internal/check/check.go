@@ -1,0 +1,376 @@
+// Package check is `flatnet check`: it diagnoses a node, its CNI
+// configuration and flatnet's own state, and says for every problem what is
+// wrong and how to fix it.
+//
+// Run is pure: it takes [Facts] (one look at the configuration, the CNI
+// files, the kernel, a few sysctls and service states) and returns one
+// [Result] per check, each ok, warn or fail, with the fix for every warn and
+// fail. [Gather] is the thin adapter that collects the facts Run needs from
+// /proc, /sys, /etc, /run and `systemctl show`; it reads and never changes
+// anything.
+//
+// What the checks know about the kernel, each proved in a namespace lab:
+//
+//   - The shim has no address. A pod reaching the node on-link ARPs for the
+//     node's address and only the shim hears it (macvlan never passes
+//     traffic between a child and its parent), so the shim must answer for
+//     an address it does not hold. arp_ignore 1, 2 and 8 forbid that; the
+//     kernel applies the larger of net.ipv4.conf.all.arp_ignore and the
+//     shim's own value, so either one breaks pod→node connections (the node
+//     can still reach the pods: they learn its MAC from its own ARP
+//     requests). Values 0 and 3 (and the reserved 4–7) answer. arp_ignore
+//     on the master does not matter.
+//   - rp_filter, strict or loose, never drops what pods send to the shim:
+//     the reverse path to every pod is its /32 route through the shim. It
+//     matters when pods reach the node through their gateway instead (their
+//     subnet does not hold the node's address): the packets then arrive on
+//     the master while the route back is the shim, and strict rp_filter
+//     (the larger of all and the master's value is 1) drops them. Loose (2)
+//     lets them through.
+//   - ARP flux: a shim with arp_filter 0 and rp_filter 0 answers the LAN's
+//     ARP requests for the node's addresses with its own MAC. arp_filter 1
+//     (what flatnet sets) or any rp_filter on the shim stops it.
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/statedir"
+)
+
+// Status is a check's verdict.
+type Status string
+
+// The verdicts. Fail means host↔pod traffic is broken or will break; warn
+// means something is off that an operator should look at; every warn and
+// fail comes with a fix.
+const (
+	OK   Status = "ok"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+// Result is one check: one line of `flatnet check`.
+type Result struct {
+	// Name says what was checked: a kind, then the subject ("shim
+	// eno1.host", "routes default").
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	// Detail is what was found, as an operator reads it.
+	Detail string `json:"detail"`
+	// Fix is a command or a configuration change; set for warn and fail.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Facts is everything Run decides from.
+type Facts struct {
+	// ConfigPath is the configuration file asked for; ConfigErr is set when
+	// it could not be read or parsed, and Config then holds the defaults the
+	// other checks run with.
+	ConfigPath string
+	ConfigErr  error
+	Config     config.Config
+
+	// CNIDirErr is set when the CNI configuration directory exists but
+	// cannot be read; CNIDirMissing when it does not exist.
+	CNIDirErr     error
+	CNIDirMissing bool
+	// CNIFiles are the files of the directory as read, for lint.
+	CNIFiles    []cni.File
+	CNI         []cni.Network
+	CNIProblems []cni.Problem
+
+	// KernelErr is set when the kernel's links and routes could not be
+	// read; the node's checks are then skipped.
+	KernelErr error
+	Snap      *reconcile.Snapshot
+	// Networks and Resolve are what reconcile.Resolve made of the
+	// configuration; Plan is what one reconcile would do now.
+	Networks []reconcile.Network
+	Resolve  []reconcile.Finding
+	Plan     *reconcile.Plan
+	// Bad are the unusable entries of each state directory.
+	Bad map[string][]statedir.Bad
+
+	// Devices holds the masters and shims that exist: addresses, carrier.
+	Devices map[string]Device
+	// Sysctls holds IPv4 per-interface sysctls by "<dev>/<key>":
+	// "all/arp_ignore", "eno1.host/arp_filter". A missing key is unknown.
+	Sysctls map[string]string
+	// SysctlD holds what the sysctl.d files set for single interfaces, by
+	// "<dev>/<key>"; systemd applies those whenever the interface appears.
+	SysctlD map[string]int
+	Macvlan Support
+	// BootTime is when the node booted; zero when unknown.
+	BootTime time.Time
+	// StateFiles are the allocation files of each state directory, by
+	// directory, with their modification times.
+	StateFiles map[string][]StateFile
+	Networkd   Networkd
+	NM         NetworkManager
+	Daemon     Daemon
+}
+
+// Device is what Gather reads of a master or shim beyond the snapshot.
+type Device struct {
+	Addrs []netip.Prefix
+	// Carrier is the link's lower state (IFF_LOWER_UP); CarrierKnown says
+	// whether it was read.
+	Carrier, CarrierKnown bool
+}
+
+// Support says how the kernel provides macvlan.
+type Support struct {
+	// State is "loaded" (the module is loaded), "builtin", "module" (can be
+	// loaded), "in use" (a macvlan link exists), "absent", or "" (unknown).
+	State string
+	// From names where that was read.
+	From string
+}
+
+// StateFile is one allocation file of a state directory.
+type StateFile struct {
+	IP      netip.Addr
+	ModTime time.Time
+}
+
+// Networkd is systemd-networkd as it bears on the shims.
+type Networkd struct {
+	// Running is whether systemd-networkd runs in this network namespace.
+	Running bool
+	// ManageForeignRoutes is its networkd.conf setting (default yes);
+	// ManageForeignRoutesFrom the file that set it ("" for the default).
+	ManageForeignRoutes     bool
+	ManageForeignRoutesFrom string
+	// Links is how networkd treats each shim, by name.
+	Links map[string]NetworkdLink
+}
+
+// NetworkdLink is networkd's view of one link.
+type NetworkdLink struct {
+	// State is its ADMIN_STATE ("unmanaged", "configured", "configuring",
+	// "failed", …) or, when Predicted, "unmanaged" or "managed" as worked
+	// out from the .network files.
+	State string
+	// NetworkFile is the .network file that matches it, if any.
+	NetworkFile string
+	Predicted   bool
+}
+
+// NetworkManager is NetworkManager as it bears on the shims.
+type NetworkManager struct {
+	// Running is whether NetworkManager runs in this network namespace.
+	Running bool
+	// Unmanaged holds, for each shim its configuration leaves alone, the
+	// setting that does it ("/usr/lib/NetworkManager/conf.d/flatnet.conf
+	// [device-flatnet-shim]").
+	Unmanaged map[string]string
+}
+
+// Daemon is what is known of the flatnet daemon.
+type Daemon struct {
+	// Systemd is whether systemd is PID 1 and systemctl can be run.
+	Systemd bool
+	// Unit is flatnet.service as `systemctl show` describes it; nil when
+	// not asked. UnitErr is why asking failed.
+	Unit    *Unit
+	UnitErr error
+	// PIDs are the `flatnet run` processes in this network namespace.
+	PIDs []int
+	// PIDsKnown is false when the processes could not be listed.
+	PIDsKnown bool
+}
+
+// Unit is a systemd unit's state.
+type Unit struct {
+	LoadState, ActiveState, SubState, StatusText string
+	MainPID                                      int
+	// MainPIDHere is whether the main process runs in this network
+	// namespace (a unit of the host seen from a lab namespace does not).
+	MainPIDHere bool
+}
+
+// Run runs every check on f, in the order an operator reads them: the
+// configuration, the CNI networks, the kernel, each master, shim and
+// network, the sysctls, the network managers and the daemon.
+func Run(f Facts) []Result {
+	c := &checker{f: f}
+	c.config()
+	c.cniDir()
+	c.cniLint()
+	if f.KernelErr != nil || f.Snap == nil || f.Plan == nil {
+		c.add(Fail, "kernel", fmt.Sprintf("cannot read the node's links and routes: %v", cmp.Or[error](f.KernelErr, errUnknown)),
+			"run flatnet check as root on the node itself")
+	} else {
+		c.networks()
+		c.macvlan()
+		c.masters()
+		c.shims()
+		c.arpIgnore()
+		c.rpFilter()
+		c.routes()
+		c.foreign()
+		c.allocations()
+		c.networkd()
+		c.networkManager()
+	}
+	c.daemon()
+	return c.out
+}
+
+var errUnknown = fmt.Errorf("unknown error")
+
+// Counts returns how many results have each status.
+func Counts(rs []Result) (ok, warn, fail int) {
+	for _, r := range rs {
+		switch r.Status {
+		case OK:
+			ok++
+		case Warn:
+			warn++
+		case Fail:
+			fail++
+		}
+	}
+	return ok, warn, fail
+}
+
+// checker accumulates results.
+type checker struct {
+	f   Facts
+	out []Result
+	// macvlanConfigs counts the macvlan plugins in the CNI files, usable
+	// or not.
+	macvlanConfigs int
+}
+
+func (c *checker) add(s Status, name, detail, fix string) {
+	if s == OK {
+		fix = ""
+	}
+	c.out = append(c.out, Result{Name: name, Status: s, Detail: detail, Fix: fix})
+}
+
+// config checks the configuration file.
+func (c *checker) config() {
+	f := c.f
+	path := cmp.Or(f.ConfigPath, config.DefaultPath)
+	if f.ConfigErr != nil {
+		// One result per problem: config.Parse joins one error per line.
+		for _, line := range strings.Split(f.ConfigErr.Error(), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			c.add(Fail, "config", line+" (the other checks use the built-in defaults)",
+				fmt.Sprintf("correct %s as the message says, then `systemctl reload flatnet`; the running daemon keeps its old configuration until then", path))
+		}
+		return
+	}
+	if f.Config.Path == "" {
+		c.add(OK, "config", fmt.Sprintf("%s not present: built-in defaults (cni_conf_dir %s, state_root %s)", path, f.Config.CNIConfDir, f.Config.StateRoot), "")
+		return
+	}
+	what := "networks discovered from " + f.Config.CNIConfDir
+	if n := len(f.Config.Networks); n > 0 {
+		what = plural(n, "[[network]] table", "[[network]] tables")
+	}
+	c.add(OK, "config", fmt.Sprintf("%s is valid: %s, on_stop %s, resync every %s", f.Config.Path, what, f.Config.OnStop, shortDuration(f.Config.ResyncInterval)), "")
+}
+
+// networks describes each network flatnet mirrors and reports those it
+// cannot.
+func (c *checker) networks() {
+	f := c.f
+	if len(f.Networks) == 0 && len(f.Resolve) == 0 && c.macvlanConfigs == 0 {
+		c.add(Warn, "networks", fmt.Sprintf("nothing to mirror: no macvlan network with host-local IPAM in %s and no [[network]] in the configuration", f.Config.CNIConfDir),
+			fmt.Sprintf("put the pods' macvlan conflist in %s, or point cni_conf_dir in %s at the directory that holds it", f.Config.CNIConfDir, cmp.Or(f.ConfigPath, config.DefaultPath)))
+	}
+	for _, n := range f.Networks {
+		var st reconcile.NetStatus
+		for _, s := range f.Plan.Networks {
+			if s.Name == n.Name {
+				st = s
+			}
+		}
+		c.add(OK, "network "+n.Name, fmt.Sprintf("from %s: master %s, shim %s, pods %s, state dir %s, %s",
+			n.Source, cmp.Or(n.Master, "(none yet)"), n.Shim, describeRanges(n.Ranges), n.StateDir, plural(st.Allocated, "allocation", "allocations")), "")
+	}
+	// A master set in flatnet.toml must be the one the pods are on.
+	for _, cn := range f.Config.Networks {
+		for _, n := range f.CNI {
+			if n.Name == cn.Name && cn.Master != "" && n.Master != "" && n.Master != cn.Master {
+				c.add(Fail, "network "+cn.Name, fmt.Sprintf("flatnet.toml puts network %s's shim on %s, but its CNI config (%s) puts the pods on %s: the shim reaches only pods of its own master", cn.Name, cn.Master, n.File, n.Master),
+					fmt.Sprintf(`remove master from the [[network]] %q of %s (it defaults to the CNI config's), or set it to %q`, cn.Name, cmp.Or(f.Config.Path, config.DefaultPath), n.Master))
+			}
+		}
+	}
+	for _, r := range f.Resolve {
+		key, _, _ := strings.Cut(r.Key, ":")
+		switch key {
+		case "noranges":
+			c.add(Fail, "network "+r.Network, r.Msg,
+				fmt.Sprintf(`add ranges = ["<pod CIDR>"] to the [[network]] named %q in %s, or define the network in %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath), f.Config.CNIConfDir))
+		case "shimclash":
+			c.add(Fail, "network "+r.Network, r.Msg,
+				fmt.Sprintf(`set shim = "<another name>" for network %q in a [[network]] table of %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath)))
+		default:
+			c.add(Warn, "network "+r.Network, r.Msg, "see the message")
+		}
+	}
+}
+
+// describeRanges prints ranges as "192.168.1.2-192.168.1.254 of 192.168.0.0/16".
+func describeRanges(rs []hostlocal.Range) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, fmt.Sprintf("%s-%s of %s", r.Start, r.End, r.Subnet))
+	}
+	if len(s) == 0 {
+		return "(no ranges)"
+	}
+	return strings.Join(s, ", ")
+}
+
+// shortDuration prints d as an operator writes it: "5m", not "5m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// plural formats a count with the right noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// listAddrs lists at most max addresses and counts the rest.
+func listAddrs(ips []netip.Addr, max int) string {
+	ips = slices.Clone(ips)
+	slices.SortFunc(ips, netip.Addr.Compare)
+	var s []string
+	for i, ip := range ips {
+		if i == max {
+			s = append(s, fmt.Sprintf("and %d more", len(ips)-max))
+			break
+		}
+		s = append(s, ip.String())
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,355 @@
+package check
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// cniDir checks that the CNI configuration directory can be read.
+func (c *checker) cniDir() {
+	f := c.f
+	dir := f.Config.CNIConfDir
+	switch {
+	case f.CNIDirErr != nil:
+		c.add(Fail, "cni", fmt.Sprintf("cannot read %s: %v", dir, f.CNIDirErr),
+			fmt.Sprintf("make %s readable by root (ls -ld %s), or point cni_conf_dir at the right directory", dir, dir))
+		return
+	case f.CNIDirMissing && len(f.Config.Networks) > 0:
+		c.add(OK, "cni", fmt.Sprintf("%s does not exist; the networks come from the configuration alone", dir), "")
+		return
+	case f.CNIDirMissing:
+		c.add(Warn, "cni", fmt.Sprintf("%s does not exist: no CNI network to mirror", dir),
+			fmt.Sprintf("install the pods' macvlan conflist in %s, or set cni_conf_dir in the configuration to where it is", dir))
+		return
+	}
+	var names []string
+	for _, n := range f.CNI {
+		names = append(names, fmt.Sprintf("%s (%s)", n.Name, n.File))
+	}
+	found := "no macvlan + host-local network"
+	if len(names) > 0 {
+		found = "macvlan + host-local: " + strings.Join(names, ", ")
+	}
+	c.add(OK, "cni", fmt.Sprintf("%s: %s, %s", dir, plural(countCNIFiles(f.CNIFiles), "config file", "config files"), found), "")
+}
+
+func countCNIFiles(files []cni.File) int {
+	n := 0
+	for _, f := range files {
+		if slices.Contains(cni.Extensions, filepath.Ext(f.Name)) {
+			n++
+		}
+	}
+	return n
+}
+
+// rawPlugin is a macvlan plugin as written in a CNI file, read leniently so
+// that a configuration host-local refuses can still be explained.
+type rawPlugin struct {
+	network string
+	Type    string `json:"type"`
+	Master  string `json:"master"`
+	Mode    string `json:"mode"`
+	IPAM    *struct {
+		Type string `json:"type"`
+		rawRange
+		Ranges [][]rawRange `json:"ranges"`
+	} `json:"ipam"`
+}
+
+// rawRange is one host-local range as written.
+type rawRange struct {
+	Subnet     string `json:"subnet"`
+	RangeStart string `json:"rangeStart"`
+	RangeEnd   string `json:"rangeEnd"`
+	Gateway    string `json:"gateway"`
+}
+
+// macvlanPlugins returns the macvlan plugins of a CNI file; ok is false
+// when the file is not JSON of a known shape.
+func macvlanPlugins(name string, data []byte) (plugins []rawPlugin, ok bool) {
+	var list struct {
+		Name    string            `json:"name"`
+		Plugins []json.RawMessage `json:"plugins"`
+	}
+	if json.Unmarshal(data, &list) != nil {
+		return nil, false
+	}
+	raws := list.Plugins
+	if filepath.Ext(name) != ".conflist" {
+		raws = []json.RawMessage{data}
+	}
+	for _, r := range raws {
+		var p rawPlugin
+		if json.Unmarshal(r, &p) != nil {
+			continue
+		}
+		if p.Type == "macvlan" {
+			p.network = list.Name
+			plugins = append(plugins, p)
+		}
+	}
+	return plugins, true
+}
+
+// cniLint checks every macvlan plugin of every CNI file and reports the
+// files the runtime cannot use.
+func (c *checker) cniLint() {
+	f := c.f
+	problems := map[string][]cni.Problem{}
+	for _, p := range f.CNIProblems {
+		problems[p.File] = append(problems[p.File], p)
+	}
+	for _, file := range f.CNIFiles {
+		if !slices.Contains(cni.Extensions, filepath.Ext(file.Name)) {
+			continue
+		}
+		name := "cni " + file.Name
+		path := filepath.Join(f.Config.CNIConfDir, file.Name)
+		explained := false
+		if file.Err == nil {
+			plugins, _ := macvlanPlugins(file.Name, file.Data)
+			c.macvlanConfigs += len(plugins)
+			for _, p := range plugins {
+				explained = c.lintPlugin(name, path, file.Name, p) || explained
+			}
+		}
+		if explained {
+			continue
+		}
+		for _, p := range problems[file.Name] {
+			msg := p.Err.Error()
+			switch {
+			case strings.Contains(msg, "is already defined in"):
+				c.add(Warn, name, msg, fmt.Sprintf("remove %s, or give its network another name; the runtime uses the first file too", path))
+			case strings.Contains(msg, "flatnet follows only host-local") || strings.Contains(msg, "without IPAM"):
+				c.add(Warn, name, msg+": the node cannot reach these pods",
+					fmt.Sprintf(`use "ipam": {"type": "host-local", ...} in %s so flatnet can follow the allocations, or route those pods by hand`, path))
+			default:
+				c.add(Fail, name, "skipped, by flatnet and by the container runtime: "+msg,
+					fmt.Sprintf("correct %s as the message says; pods of its network cannot start until then", path))
+			}
+		}
+	}
+}
+
+// lintPlugin checks one macvlan plugin. It reports whether it found
+// something wrong (which then explains the file's problems).
+func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
+	f := c.f
+	net := p.network
+	before := len(c.out)
+	bad := func(s Status, detail, fix string) {
+		c.add(s, name, fmt.Sprintf("network %s: %s", net, detail), fix)
+	}
+	if p.IPAM == nil || p.IPAM.Type != "host-local" {
+		ipam := "no IPAM"
+		if p.IPAM != nil {
+			ipam = fmt.Sprintf("IPAM %q", p.IPAM.Type)
+		}
+		bad(Warn, fmt.Sprintf("macvlan with %s: flatnet follows only host-local's allocation files, so the node cannot reach these pods", ipam),
+			fmt.Sprintf(`use "ipam": {"type": "host-local", ...} in %s, or route those pods by hand`, path))
+		return true
+	}
+	switch p.Mode {
+	case "", "bridge":
+	default:
+		why := map[string]string{
+			"private":  "private mode drops all traffic between macvlans of one master, so the shim cannot reach the pods",
+			"vepa":     "vepa mode sends traffic between macvlans to the switch, which must send it back (reflective relay); almost none do, so the shim cannot reach the pods",
+			"passthru": "passthru mode allows a single macvlan on the master, so the shim and the pods cannot coexist",
+		}[p.Mode]
+		if why == "" {
+			why = "the shim can reach pods only in bridge mode"
+		}
+		bad(Fail, fmt.Sprintf("macvlan mode %q: %s", p.Mode, why),
+			fmt.Sprintf(`set "mode": "bridge" in %s (bridge is also what leaving "mode" out means), then recreate the pods of %s: a pod keeps the mode it was made with`, path, net))
+	}
+	master := p.Master
+	if c.f.Snap != nil {
+		if master == "" {
+			master = f.Snap.DefaultRouteDev()
+			if master == "" {
+				bad(Fail, `no "master" and no default route: the macvlan plugin has no NIC to put pods on`,
+					fmt.Sprintf(`set "master" in %s to the NIC on the pods' LAN (see ip -br link)`, path))
+			}
+		} else if _, ok := f.Snap.Link(master); !ok {
+			hint := ""
+			if d := f.Snap.DefaultRouteDev(); d != "" {
+				hint = fmt.Sprintf("; the default route is on %s", d)
+			}
+			bad(Fail, fmt.Sprintf("master %s does not exist: no pod of this network can start", master),
+				fmt.Sprintf(`set "master" in %s to the NIC on the pods' LAN (see ip -br link%s)`, path, hint))
+		}
+	}
+	lan := c.lanPrefixes(master)
+	var ranges []rawRange
+	if p.IPAM.Subnet != "" {
+		ranges = append(ranges, p.IPAM.rawRange)
+	}
+	for _, set := range p.IPAM.Ranges {
+		ranges = append(ranges, set...)
+	}
+	for _, r := range ranges {
+		c.lintRange(bad, path, r, master, lan)
+	}
+	// What host-local hands out, as package cni worked it out.
+	for _, n := range f.CNI {
+		if f.Snap == nil {
+			break
+		}
+		if n.File != file || n.Name != net {
+			continue
+		}
+		for _, r := range n.Ranges {
+			c.lintNodeOverlap(bad, path, r)
+		}
+	}
+	if len(c.out) > before {
+		return true
+	}
+	desc := fmt.Sprintf("macvlan %s on %s", orDefault(p.Mode, "bridge"), orDefault(master, "(default-route NIC)"))
+	for _, n := range f.CNI {
+		if n.File == file && n.Name == net {
+			for _, r := range n.Ranges {
+				desc += fmt.Sprintf(", host-local %s-%s of %s", r.Start, r.End, r.Subnet)
+				if r.Gateway.IsValid() {
+					desc += " gateway " + r.Gateway.String()
+				}
+			}
+		}
+	}
+	c.add(OK, name, fmt.Sprintf("network %s: %s", net, desc), "")
+	return false
+}
+
+// lintRange checks one range as written: the mistakes host-local refuses,
+// and a subnet that does not hold the node's address.
+func (c *checker) lintRange(bad func(Status, string, string), path string, r rawRange, master string, lan []netip.Prefix) {
+	subnet, err := netip.ParsePrefix(r.Subnet)
+	if err != nil {
+		bad(Fail, fmt.Sprintf("subnet %q is not a CIDR", r.Subnet), fmt.Sprintf(`write "subnet" in %s as a CIDR such as "192.168.0.0/16"`, path))
+		return
+	}
+	subnet = subnet.Masked()
+	parse := func(key, s string) (netip.Addr, bool) {
+		if s == "" {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			bad(Fail, fmt.Sprintf("%s %q is not an IP address", key, s), fmt.Sprintf("correct %s in %s", key, path))
+			return netip.Addr{}, false
+		}
+		return a.Unmap(), true
+	}
+	start, hasStart := parse("rangeStart", r.RangeStart)
+	end, hasEnd := parse("rangeEnd", r.RangeEnd)
+	gw, hasGW := parse("gateway", r.Gateway)
+	first, last := hostlocal.RangeFromPrefix(subnet).Start, hostlocal.RangeFromPrefix(subnet).End
+
+	if hasGW && !subnet.Contains(gw) {
+		// The seed's failed attempt: pods in a narrower subnet than the LAN,
+		// with the LAN's router as gateway.
+		fix := fmt.Sprintf(`set "gateway" in %s to the router's address inside %s, or remove it`, path, subnet)
+		for _, l := range lan {
+			if l.Contains(gw) && l.Bits() < subnet.Bits() && l.Contains(subnet.Addr()) {
+				s, e := first, last
+				if hasStart && subnet.Contains(start) {
+					s = start
+				}
+				if hasEnd && subnet.Contains(end) {
+					e = end
+				}
+				fix = fmt.Sprintf(`use the LAN's subnet and narrow the pool instead: "subnet": "%s", "rangeStart": "%s", "rangeEnd": "%s", "gateway": "%s" in %s`, l.Masked(), s, e, gw, path)
+				break
+			}
+		}
+		bad(Fail, fmt.Sprintf("gateway %s is outside subnet %s: host-local refuses this, so no pod of the network can start", gw, subnet), fix)
+		return // the fix above sorts out the subnet too
+	}
+	if hasStart && !subnet.Contains(start) {
+		bad(Fail, fmt.Sprintf("rangeStart %s is outside subnet %s: host-local refuses this", start, subnet),
+			fmt.Sprintf(`set "rangeStart" in %s to an address inside %s (such as %s), or widen "subnet"`, path, subnet, first))
+	}
+	if hasEnd && !subnet.Contains(end) {
+		bad(Fail, fmt.Sprintf("rangeEnd %s is outside subnet %s: host-local refuses this", end, subnet),
+			fmt.Sprintf(`set "rangeEnd" in %s to an address inside %s (such as %s), or widen "subnet"`, path, subnet, last))
+	}
+	if hasStart && hasEnd && subnet.Contains(start) && subnet.Contains(end) && end.Less(start) {
+		bad(Fail, fmt.Sprintf("rangeEnd %s is before rangeStart %s: host-local refuses this", end, start),
+			fmt.Sprintf(`swap them in %s: "rangeStart": "%s", "rangeEnd": "%s"`, path, end, start))
+	}
+	if !subnet.Addr().Is4() || len(lan) == 0 {
+		return
+	}
+	for _, l := range lan {
+		if subnet.Contains(l.Addr()) {
+			return
+		}
+	}
+	// Pods are not on-link with the node: they reach it, and the rest of
+	// the LAN, only through their gateway.
+	lanStr := make([]string, len(lan))
+	for i, l := range lan {
+		lanStr[i] = l.Masked().String()
+	}
+	via := "their gateway"
+	if hasGW {
+		via = "their gateway " + gw.String()
+	}
+	bad(Warn, fmt.Sprintf("subnet %s does not hold %s's address (%s): pods reach the node only through %s, which must route between the two, and not through the shim",
+		subnet, master, strings.Join(lanStr, ", "), via),
+		fmt.Sprintf(`use the LAN's subnet (%s) as "subnet" in %s and keep the pods in %s with "rangeStart" and "rangeEnd"`, lanStr[0], path, subnet))
+}
+
+// lintNodeOverlap fails a range that holds one of the node's addresses:
+// host-local would give it to a pod.
+func (c *checker) lintNodeOverlap(bad func(Status, string, string), path string, r hostlocal.Range) {
+	for _, a := range c.f.Snap.Addrs {
+		if !r.Contains(a) || a == r.Gateway {
+			continue
+		}
+		fix := fmt.Sprintf(`narrow the range in %s so it leaves %s out`, path, a)
+		if addrDist(r.Start, a).Cmp(addrDist(a, r.End)) >= 0 {
+			// Keep the larger part: below the address.
+			fix += fmt.Sprintf(` ("rangeEnd": "%s")`, a.Prev())
+		} else {
+			fix += fmt.Sprintf(` ("rangeStart": "%s")`, a.Next())
+		}
+		bad(Fail, fmt.Sprintf("pool %s-%s holds the node's own address %s: host-local may give it to a pod, which then steals the node's traffic", r.Start, r.End, a),
+			fix+", and recreate any pod holding it")
+	}
+}
+
+// lanPrefixes are the master's IPv4 addresses with their prefix lengths.
+func (c *checker) lanPrefixes(master string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range c.f.Devices[master].Addrs {
+		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// addrDist is b minus a, as a number.
+func addrDist(a, b netip.Addr) *big.Int {
+	x, y := a.As16(), b.As16()
+	return new(big.Int).Sub(new(big.Int).SetBytes(y[:]), new(big.Int).SetBytes(x[:]))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,453 @@
+package check
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/vishvananda/netlink"
+)
+
+// Env is where Gather looks. The zero value is the node itself.
+type Env struct {
+	// Root prefixes every path Gather reads ("" is "/"), so tests can
+	// point it at a fixture tree.
+	Root string
+	// Systemctl runs systemctl with args; nil runs the real one, when
+	// systemd is PID 1 and systemctl is installed.
+	Systemctl func(args ...string) ([]byte, error)
+	// Devices reads the addresses and carrier of the named links; nil
+	// asks the kernel over netlink.
+	Devices func(names []string) map[string]Device
+}
+
+// Gather fills in the facts about the node that Run needs beyond what the
+// caller's look at the configuration and the kernel (f.Networks, f.Snap)
+// gave: sysctls, devices, macvlan support, boot time, state-file times,
+// systemd-networkd, NetworkManager and the daemon. It only reads files
+// under /proc, /sys, /etc, /run, /usr/lib and /lib, and runs `systemctl
+// show`; a file it cannot read leaves its fact unknown.
+func Gather(f *Facts, env Env) {
+	g := gatherer{env: env}
+	procs := g.processes()
+	var masters, shims []string
+	for _, n := range f.Networks {
+		if n.Master != "" && !slices.Contains(masters, n.Master) {
+			masters = append(masters, n.Master)
+		}
+		if n.Master != "" && !slices.Contains(shims, n.Shim) {
+			shims = append(shims, n.Shim)
+		}
+	}
+	// The masters the CNI files name count too, usable or not: their
+	// lint compares the pods' subnets with the master's.
+	devices := slices.Clone(masters)
+	for _, file := range f.CNIFiles {
+		plugins, _ := macvlanPlugins(file.Name, file.Data)
+		for _, p := range plugins {
+			if p.Master != "" && !slices.Contains(devices, p.Master) {
+				devices = append(devices, p.Master)
+			}
+		}
+	}
+	if f.Snap != nil {
+		if d := f.Snap.DefaultRouteDev(); d != "" && !slices.Contains(devices, d) {
+			devices = append(devices, d)
+		}
+	}
+	var existing []string
+	if f.Snap != nil {
+		for _, d := range append(devices, shims...) {
+			if _, ok := f.Snap.Link(d); ok {
+				existing = append(existing, d)
+			}
+		}
+	}
+
+	f.Sysctls = map[string]string{}
+	for _, dev := range append([]string{"all", "default"}, existing...) {
+		for _, key := range []string{"arp_ignore", "arp_filter", "arp_announce", "rp_filter"} {
+			if v, ok := g.readTrim("proc/sys/net/ipv4/conf", dev, key); ok {
+				f.Sysctls[dev+"/"+key] = v
+			}
+		}
+	}
+	f.SysctlD = SysctlD(g.dropIns("", "sysctl.d", "/etc/sysctl.conf"), shims, "arp_ignore")
+	if env.Devices != nil {
+		f.Devices = env.Devices(existing)
+	} else {
+		f.Devices = netlinkDevices(existing)
+	}
+	f.Macvlan = g.macvlan(f)
+	if b, err := g.read("proc/stat"); err == nil {
+		f.BootTime, _ = ParseBootTime(b)
+	}
+	f.StateFiles = map[string][]StateFile{}
+	for _, n := range f.Networks {
+		f.StateFiles[n.StateDir] = g.stateFiles(n.StateDir)
+	}
+
+	f.Networkd = Networkd{Running: procs.comm["systemd-network"], ManageForeignRoutes: true, Links: map[string]NetworkdLink{}}
+	if f.Networkd.Running {
+		var confs []ConfFile
+		if main, ok := g.first("etc/systemd/networkd.conf", "run/systemd/networkd.conf", "usr/local/lib/systemd/networkd.conf", "usr/lib/systemd/networkd.conf"); ok {
+			confs = append(confs, main)
+		}
+		confs = append(confs, g.dropIns("systemd", "networkd.conf.d", "")...)
+		f.Networkd.ManageForeignRoutes, f.Networkd.ManageForeignRoutesFrom = ManageForeignRoutes(confs)
+		networks := g.networkFiles()
+		for _, shim := range shims {
+			l := NetworkdLink{}
+			if f.Snap != nil {
+				if link, ok := f.Snap.Link(shim); ok {
+					if b, err := g.read("run/systemd/netif/links/" + strconv.Itoa(link.Index)); err == nil {
+						l.State, l.NetworkFile = ParseNetifState(b)
+					}
+				}
+			}
+			if l.State == "" || l.State == "pending" || l.State == "initialized" {
+				file, un, found := NetworkdMatch(networks, shim, "macvlan")
+				l = NetworkdLink{State: "unmanaged", NetworkFile: file, Predicted: true}
+				if found && !un {
+					l.State = "managed"
+				}
+			}
+			f.Networkd.Links[shim] = l
+		}
+	}
+
+	f.NM = NetworkManager{Running: procs.comm["NetworkManager"], Unmanaged: map[string]string{}}
+	if f.NM.Running {
+		files := g.nmFiles()
+		for _, shim := range shims {
+			if by := NMUnmanaged(files, shim, "macvlan"); by != "" {
+				f.NM.Unmanaged[shim] = by
+				continue
+			}
+			if f.Snap != nil {
+				if link, ok := f.Snap.Link(shim); ok {
+					if b, err := g.read("run/udev/data/n" + strconv.Itoa(link.Index)); err == nil && bytes.Contains(b, []byte("E:NM_UNMANAGED=1")) {
+						f.NM.Unmanaged[shim] = "udev NM_UNMANAGED=1"
+					}
+				}
+			}
+		}
+	}
+
+	f.Daemon = Daemon{PIDs: procs.flatnet, PIDsKnown: procs.known}
+	comm, _ := g.readTrim("proc/1/comm")
+	systemctl := env.Systemctl
+	if systemctl == nil && comm == "systemd" {
+		if p, err := exec.LookPath("systemctl"); err == nil {
+			systemctl = func(args ...string) ([]byte, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				return exec.CommandContext(ctx, p, args...).Output()
+			}
+		}
+	}
+	if systemctl != nil {
+		f.Daemon.Systemd = true
+		out, err := systemctl("show", "flatnet.service", "-p", "LoadState,ActiveState,SubState,StatusText,MainPID")
+		if err != nil {
+			f.Daemon.UnitErr = err
+		} else {
+			u := ParseSystemctlShow(out)
+			u.MainPIDHere = u.MainPID > 0 && g.sameNetns(u.MainPID, procs.self)
+			f.Daemon.Unit = u
+		}
+	}
+}
+
+// gatherer reads files under env.Root.
+type gatherer struct {
+	env Env
+}
+
+func (g gatherer) path(parts ...string) string {
+	root := g.env.Root
+	if root == "" {
+		root = "/"
+	}
+	return filepath.Join(append([]string{root}, parts...)...)
+}
+
+// read reads a file of at most 16 MiB.
+func (g gatherer) read(parts ...string) ([]byte, error) {
+	f, err := os.Open(g.path(parts...))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 16<<20))
+}
+
+func (g gatherer) readTrim(parts ...string) (string, bool) {
+	b, err := g.read(parts...)
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(string(b)), true
+}
+
+// first reads the first of paths that exists.
+func (g gatherer) first(paths ...string) (ConfFile, bool) {
+	for _, p := range paths {
+		if b, err := g.read(p); err == nil {
+			return ConfFile{Path: "/" + p, Data: b}, true
+		}
+	}
+	return ConfFile{}, false
+}
+
+// dropIns reads <dir>/<name>/*.conf from /etc, /run, /usr/local/lib,
+// /usr/lib and /lib, a file in an earlier one hiding one of the same name
+// in a later one, sorted by file name, then last (when set), as systemd
+// reads drop-ins.
+func (g gatherer) dropIns(dir, name, last string) []ConfFile {
+	var out []ConfFile
+	seen := map[string]bool{}
+	for _, base := range []string{"etc", "run", "usr/local/lib", "usr/lib", "lib"} {
+		out = append(out, g.readDir(filepath.Join(base, dir, name), ".conf", seen)...)
+	}
+	slices.SortStableFunc(out, func(a, b ConfFile) int { return strings.Compare(filepath.Base(a.Path), filepath.Base(b.Path)) })
+	if last != "" {
+		if b, err := g.read(last); err == nil {
+			out = append(out, ConfFile{Path: last, Data: b})
+		}
+	}
+	return out
+}
+
+// networkFiles reads systemd-networkd's .network files in its order.
+func (g gatherer) networkFiles() []ConfFile {
+	var out []ConfFile
+	seen := map[string]bool{}
+	for _, base := range []string{"etc", "run", "usr/local/lib", "usr/lib", "lib"} {
+		out = append(out, g.readDir(filepath.Join(base, "systemd/network"), ".network", seen)...)
+	}
+	slices.SortStableFunc(out, func(a, b ConfFile) int { return strings.Compare(filepath.Base(a.Path), filepath.Base(b.Path)) })
+	return out
+}
+
+// nmFiles reads NetworkManager's configuration in its order: the snippets
+// of /usr/lib, then /run, then NetworkManager.conf, then /etc's snippets,
+// then the intern file; a snippet in /etc hides one of the same name in
+// /run or /usr/lib, one in /run hides one in /usr/lib.
+func (g gatherer) nmFiles() []ConfFile {
+	seen := map[string]bool{}
+	etc := g.readDir("etc/NetworkManager/conf.d", ".conf", seen)
+	run := g.readDir("run/NetworkManager/conf.d", ".conf", seen)
+	lib := g.readDir("usr/lib/NetworkManager/conf.d", ".conf", seen)
+	out := append(lib, run...)
+	if b, err := g.read("etc/NetworkManager/NetworkManager.conf"); err == nil {
+		out = append(out, ConfFile{Path: "/etc/NetworkManager/NetworkManager.conf", Data: b})
+	}
+	out = append(out, etc...)
+	if b, err := g.read("var/lib/NetworkManager/NetworkManager-intern.conf"); err == nil {
+		out = append(out, ConfFile{Path: "/var/lib/NetworkManager/NetworkManager-intern.conf", Data: b})
+	}
+	return out
+}
+
+// readDir reads the files of dir ending in ext, by name, skipping names in
+// seen and adding the others to it. An empty file or a link to /dev/null
+// masks the name.
+func (g gatherer) readDir(dir, ext string, seen map[string]bool) []ConfFile {
+	ents, err := os.ReadDir(g.path(dir))
+	if err != nil {
+		return nil
+	}
+	var out []ConfFile
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ext) || seen[e.Name()] {
+			continue
+		}
+		seen[e.Name()] = true
+		b, err := g.read(dir, e.Name())
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		out = append(out, ConfFile{Path: "/" + filepath.Join(dir, e.Name()), Data: b})
+	}
+	return out
+}
+
+// macvlan works out the kernel's macvlan support.
+func (g gatherer) macvlan(f *Facts) Support {
+	if f.Snap != nil {
+		for _, l := range f.Snap.Links {
+			if l.Kind == "macvlan" {
+				return Support{State: "in use", From: l.Name + " is a macvlan"}
+			}
+		}
+	}
+	if _, err := os.Stat(g.path("sys/module/macvlan/initstate")); err == nil {
+		return Support{State: "loaded", From: "/sys/module/macvlan"}
+	}
+	if b, err := g.read("proc/modules"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.HasPrefix(line, "macvlan ") {
+				return Support{State: "loaded", From: "/proc/modules"}
+			}
+		}
+	}
+	rel, _ := g.readTrim("proc/sys/kernel/osrelease")
+	modDir := filepath.Join("lib/modules", rel)
+	if rel != "" {
+		if b, err := g.read(modDir, "modules.builtin"); err == nil && hasModule(b) {
+			return Support{State: "builtin", From: "/" + modDir + "/modules.builtin"}
+		}
+		if b, err := g.read(modDir, "modules.dep"); err == nil {
+			if hasModule(b) {
+				return Support{State: "module", From: "/" + modDir + "/modules.dep"}
+			}
+		}
+	}
+	cfg, from := g.kernelConfig(rel)
+	switch {
+	case cfg == nil:
+	case KernelConfigMacvlan(cfg) == "y":
+		return Support{State: "builtin", From: from + ": CONFIG_MACVLAN=y"}
+	case KernelConfigMacvlan(cfg) == "m":
+		if _, err := g.read(modDir, "modules.dep"); err == nil {
+			return Support{State: "absent", From: from + ": CONFIG_MACVLAN=m, but /" + modDir + " has no macvlan.ko"}
+		}
+		return Support{State: "module", From: from + ": CONFIG_MACVLAN=m"}
+	default:
+		return Support{State: "absent", From: from + ": CONFIG_MACVLAN is not set"}
+	}
+	return Support{}
+}
+
+// kernelConfig reads the running kernel's config, from /proc/config.gz or
+// /boot/config-<release>.
+func (g gatherer) kernelConfig(rel string) ([]byte, string) {
+	if f, err := os.Open(g.path("proc/config.gz")); err == nil {
+		defer f.Close()
+		if z, err := gzip.NewReader(f); err == nil {
+			if b, err := io.ReadAll(io.LimitReader(z, 16<<20)); err == nil {
+				return b, "/proc/config.gz"
+			}
+		}
+	}
+	if rel != "" {
+		if b, err := g.read("boot", "config-"+rel); err == nil {
+			return b, "/boot/config-" + rel
+		}
+	}
+	return nil, ""
+}
+
+// stateFiles lists the allocation files of a state directory.
+func (g gatherer) stateFiles(dir string) []StateFile {
+	ents, err := os.ReadDir(g.path(dir))
+	if err != nil {
+		return nil
+	}
+	var out []StateFile
+	for _, e := range ents {
+		ip, err := hostlocal.ParseName(e.Name())
+		if err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, StateFile{IP: ip, ModTime: info.ModTime()})
+	}
+	slices.SortFunc(out, func(a, b StateFile) int { return a.IP.Compare(b.IP) })
+	return out
+}
+
+// procs is what a look at the processes found.
+type procs struct {
+	self    string          // this process's network namespace
+	comm    map[string]bool // process names seen in this network namespace
+	flatnet []int           // `flatnet run` processes in this network namespace
+	known   bool            // /proc could be listed
+}
+
+// processes lists the processes that share this network namespace. A
+// process whose namespace cannot be read counts as sharing it.
+func (g gatherer) processes() procs {
+	p := procs{comm: map[string]bool{}}
+	p.self, _ = os.Readlink(g.path("proc/self/ns/net"))
+	ents, err := os.ReadDir(g.path("proc"))
+	if err != nil {
+		return p
+	}
+	p.known = true
+	me := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == me {
+			continue
+		}
+		if !g.sameNetns(pid, p.self) {
+			continue
+		}
+		comm, _ := g.readTrim("proc", e.Name(), "comm")
+		p.comm[comm] = true
+		if comm == "flatnet" {
+			if cmdline, err := g.read("proc", e.Name(), "cmdline"); err == nil && IsFlatnetRun(cmdline) {
+				p.flatnet = append(p.flatnet, pid)
+			}
+		}
+	}
+	slices.Sort(p.flatnet)
+	return p
+}
+
+// sameNetns reports whether pid is in the network namespace self names.
+func (g gatherer) sameNetns(pid int, self string) bool {
+	ns, err := os.Readlink(g.path("proc", strconv.Itoa(pid), "ns/net"))
+	return err != nil || self == "" || ns == self
+}
+
+// netlinkDevices reads addresses and carrier of the named links.
+func netlinkDevices(names []string) map[string]Device {
+	out := map[string]Device{}
+	for _, name := range names {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			continue
+		}
+		d := Device{Carrier: l.Attrs().RawFlags&uint32(1<<16) != 0, CarrierKnown: true} // IFF_LOWER_UP
+		if l.Attrs().Flags&net.FlagUp == 0 {
+			d.CarrierKnown = false
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err == nil {
+			for _, a := range addrs {
+				ip, ok := netip.AddrFromSlice(a.IP)
+				if !ok {
+					continue
+				}
+				ones, _ := a.Mask.Size()
+				out := netip.PrefixFrom(ip.Unmap(), ones)
+				d.Addrs = append(d.Addrs, out)
+			}
+		}
+		out[name] = d
+	}
+	return out
+}
+
+// FlatnetPIDs returns the `flatnet run` processes in this network
+// namespace.
+func FlatnetPIDs(env Env) []int {
+	return gatherer{env: env}.processes().flatnet
+}

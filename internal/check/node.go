@@ -1,0 +1,584 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flatnet/flatnet/internal/reconcile"
+)
+
+// macvlan checks that the kernel can make macvlan links.
+func (c *checker) macvlan() {
+	f := c.f
+	for _, l := range f.Snap.Links {
+		if l.Kind == "macvlan" {
+			c.add(OK, "macvlan", fmt.Sprintf("the kernel supports macvlan (%s is one)", l.Name), "")
+			return
+		}
+	}
+	switch f.Macvlan.State {
+	case "loaded", "builtin", "in use":
+		c.add(OK, "macvlan", fmt.Sprintf("the kernel supports macvlan (%s, %s)", f.Macvlan.State, f.Macvlan.From), "")
+	case "module":
+		c.add(OK, "macvlan", fmt.Sprintf("macvlan is a module the kernel loads on first use (%s)", f.Macvlan.From), "")
+	case "absent":
+		c.add(Fail, "macvlan", fmt.Sprintf("the kernel has no macvlan support (%s): neither pods nor the shim can be made", f.Macvlan.From),
+			"install the distribution's extra kernel modules (Ubuntu: apt install linux-modules-extra-$(uname -r)), then modprobe macvlan")
+	default:
+		c.add(Warn, "macvlan", "cannot tell whether the kernel supports macvlan: no macvlan link, no /proc/modules, kernel config or modules.dep to read",
+			"modprobe macvlan, or look for CONFIG_MACVLAN in the kernel's config")
+	}
+}
+
+// masters checks that each network's master exists and is up.
+func (c *checker) masters() {
+	f := c.f
+	seen := map[string]bool{}
+	for _, n := range f.Networks {
+		if n.Master == "" {
+			c.add(Fail, "master "+n.Name, fmt.Sprintf("network %s has no master: its CNI config names none and the node has no default route to take it from", n.Name),
+				fmt.Sprintf(`set "master" in the CNI config of %s, or master = "<NIC>" in its [[network]] of flatnet.toml`, n.Name))
+			continue
+		}
+		if seen[n.Master] {
+			continue
+		}
+		seen[n.Master] = true
+		name := "master " + n.Master
+		l, ok := f.Snap.Link(n.Master)
+		if !ok {
+			c.add(Fail, name, fmt.Sprintf("%s does not exist: network %s waits for it, its pods cannot start and the node cannot reach them", n.Master, n.Name),
+				fmt.Sprintf(`check the NIC's name with ip -br link and set "master" to it in the CNI config of network %s (or in its [[network]] of flatnet.toml)`, n.Name))
+			continue
+		}
+		if !l.Up {
+			c.add(Fail, name, fmt.Sprintf("%s is down: its pods and the shim are off the LAN", n.Master),
+				fmt.Sprintf("ip link set %s up, and find out what set it down", n.Master))
+			continue
+		}
+		d := f.Devices[n.Master]
+		if d.CarrierKnown && !d.Carrier {
+			c.add(Warn, name, fmt.Sprintf("%s is up but has no carrier: the node and its pods are off the LAN", n.Master),
+				fmt.Sprintf("check the cable and the switch port of %s (ip link show %s says NO-CARRIER)", n.Master, n.Master))
+			continue
+		}
+		addrs := "no IPv4 address"
+		if lan := c.lanPrefixes(n.Master); len(lan) > 0 {
+			addrs = joinPrefixes(lan)
+		}
+		c.add(OK, name, fmt.Sprintf("%s is up (%s, MTU %d)", n.Master, addrs, l.MTU), "")
+	}
+}
+
+// shims checks that each shim exists, is a bridge-mode macvlan on its
+// master, is up and is protected against ARP flux.
+func (c *checker) shims() {
+	f := c.f
+	seen := map[string]bool{}
+	for _, n := range f.Networks {
+		if n.Master == "" || seen[n.Shim] {
+			continue
+		}
+		seen[n.Shim] = true
+		name := "shim " + n.Shim
+		if fd, ok := c.finding("taken:" + n.Shim); ok {
+			c.add(Fail, name, fd.Msg+"; network "+n.Name+" is not mirrored",
+				fmt.Sprintf(`if nothing needs that device, ip link del %s; otherwise set shim = "<another name>" for network %s in flatnet.toml`, n.Shim, n.Name))
+			continue
+		}
+		master, ok := f.Snap.Link(n.Master)
+		if !ok {
+			continue // the master line says it all
+		}
+		l, ok := f.Snap.Link(n.Shim)
+		if !ok {
+			c.add(Fail, name, fmt.Sprintf("%s does not exist: the node cannot reach the pods of %s", n.Shim, n.Name), c.startFix())
+			continue
+		}
+		if l.Kind != "macvlan" || l.MacvlanMode != "bridge" || l.ParentIndex != master.Index {
+			c.add(Fail, name, fmt.Sprintf("%s is flatnet's but no longer a bridge-mode macvlan on %s (%s): the node cannot reach the pods through it", n.Shim, n.Master, describeLink(l, f.Snap)),
+				"systemctl restart flatnet: it rebuilds the shims it made")
+			continue
+		}
+		if !l.Up {
+			c.add(Fail, name, fmt.Sprintf("%s is down: no route through it works", n.Shim),
+				fmt.Sprintf("ip link set %s up, or systemctl restart flatnet, which does it", n.Shim))
+			continue
+		}
+		arpFilter := c.sysctl("all", "arp_filter") == 1 || c.sysctl(n.Shim, "arp_filter") == 1
+		rp := max(c.sysctl("all", "rp_filter"), c.sysctl(n.Shim, "rp_filter"))
+		if !arpFilter && rp == 0 && c.known("all", "arp_filter") && c.known(n.Shim, "arp_filter") {
+			c.add(Warn, name, fmt.Sprintf("%s has arp_filter 0 and rp_filter 0: it answers the LAN's ARP requests for the node's addresses with its own MAC (ARP flux)", n.Shim),
+				fmt.Sprintf("sysctl -w net.ipv4.conf.%s.arp_filter=1 (flatnet sets it on start: systemctl restart flatnet)", sysctlName(n.Shim)))
+			continue
+		}
+		if l.MTU != master.MTU {
+			c.add(Warn, name, fmt.Sprintf("%s has MTU %d, %s has %d: large packets between the node and its pods are dropped or fragmented", n.Shim, l.MTU, n.Master, master.MTU),
+				fmt.Sprintf("ip link set %s mtu %d (flatnet does it when it runs)", n.Shim, master.MTU))
+			continue
+		}
+		if addrs := globalV4(f.Devices[n.Shim].Addrs); len(addrs) > 0 {
+			c.add(Warn, name, fmt.Sprintf("%s has the address %s: something configures the shim (NetworkManager, networkd, DHCP?), and the LAN may learn its MAC", n.Shim, joinPrefixes(addrs)),
+				fmt.Sprintf("ip addr flush dev %s scope global, and make whatever set it leave the shim alone (see the networkd and NetworkManager lines)", n.Shim))
+			continue
+		}
+		who := "made by flatnet"
+		if l.Alias != reconcile.ShimAlias {
+			who = "made by hand, adopted"
+		}
+		flux := "arp_filter 1"
+		if !arpFilter {
+			flux = fmt.Sprintf("rp_filter %d", rp)
+		}
+		c.add(OK, name, fmt.Sprintf("%s: macvlan bridge on %s, up, MAC %s, %s against ARP flux, %s", n.Shim, n.Master, l.MAC, flux, who), "")
+	}
+}
+
+// arpIgnore checks that each shim answers pods' ARP requests for the
+// node's addresses.
+func (c *checker) arpIgnore() {
+	f := c.f
+	seen := map[string]bool{}
+	for _, n := range f.Networks {
+		if n.Master == "" || seen[n.Shim] || !c.known("all", "arp_ignore") {
+			continue
+		}
+		seen[n.Shim] = true
+		name := "arp_ignore " + n.Shim
+		_, exists := f.Snap.Link(n.Shim)
+		all, def := c.sysctl("all", "arp_ignore"), c.sysctl("default", "arp_ignore")
+		dev, devName := def, "default"
+		if exists {
+			dev, devName = c.sysctl(n.Shim, "arp_ignore"), n.Shim
+		}
+		eff := max(all, dev)
+		values := fmt.Sprintf("all %d, %s %d", all, devName, dev)
+		if breaksARP(eff) {
+			var set []string
+			if breaksARP(all) {
+				set = append(set, "net.ipv4.conf.all.arp_ignore=0", fmt.Sprintf("net.ipv4.conf.%s.arp_ignore=%d", sysctlName(n.Master), all))
+			}
+			if breaksARP(def) {
+				set = append(set, "net.ipv4.conf.default.arp_ignore=0")
+			}
+			if exists && breaksARP(dev) {
+				set = append(set, fmt.Sprintf("net.ipv4.conf.%s.arp_ignore=0", sysctlName(n.Shim)))
+			}
+			fix := "sysctl -w " + strings.Join(set, " ") + " (arp_ignore on the master does not matter, so it can stay there), and the same in /etc/sysctl.d/"
+			what := "the shim"
+			if !exists {
+				what = "a shim made now"
+			}
+			c.add(Fail, name, fmt.Sprintf("arp_ignore %d on %s (%s; the kernel takes the larger): %s has no address, so it never answers pods' ARP for the node's addresses and pods cannot open connections to the node",
+				eff, n.Shim, values, what), fix)
+			continue
+		}
+		if exists && breaksARP(def) {
+			if v, ok := c.f.SysctlD[n.Shim+"/arp_ignore"]; !ok || breaksARP(v) {
+				c.add(Warn, name, fmt.Sprintf("%s answers pods' ARP now (%s), but default.arp_ignore is %d: a shim made anew (after a reboot, or when %s is replaced) inherits it and stops answering",
+					n.Shim, values, def, n.Master),
+					fmt.Sprintf("sysctl -w net.ipv4.conf.default.arp_ignore=0 and set arp_ignore only on the NICs that need it, or add net.ipv4.conf.%s.arp_ignore = 0 to /etc/sysctl.d/ (applied to the shim whenever it appears)", sysctlName(n.Shim)))
+				continue
+			}
+		}
+		if !exists {
+			c.add(OK, name, fmt.Sprintf("a shim made now gets arp_ignore %d (%s): it will answer pods' ARP for the node's addresses", eff, values), "")
+			continue
+		}
+		c.add(OK, name, fmt.Sprintf("arp_ignore %d on %s (%s): it answers pods' ARP for the node's addresses", eff, n.Shim, values), "")
+	}
+}
+
+// breaksARP reports whether an arp_ignore value stops a device without
+// addresses from answering ARP for the node's addresses.
+func breaksARP(v int) bool { return v == 1 || v == 2 || v == 8 }
+
+// rpFilter checks that reverse-path filtering does not drop what pods send
+// to the node.
+func (c *checker) rpFilter() {
+	f := c.f
+	for _, n := range f.Networks {
+		if n.Master == "" || !c.known("all", "rp_filter") {
+			continue
+		}
+		if _, ok := f.Snap.Link(n.Master); !ok {
+			continue
+		}
+		name := "rp_filter " + n.Name
+		lan := c.lanPrefixes(n.Master)
+		if len(lan) == 0 {
+			c.add(OK, name, fmt.Sprintf("%s has no IPv4 address: pods do not reach the node through it", n.Master), "")
+			continue
+		}
+		onLink := false
+		var subnets []string
+		for _, r := range n.Ranges {
+			if !r.Subnet.Addr().Is4() {
+				continue
+			}
+			subnets = append(subnets, r.Subnet.String())
+			for _, l := range lan {
+				onLink = onLink || r.Subnet.Contains(l.Addr())
+			}
+		}
+		if len(subnets) == 0 {
+			continue
+		}
+		shimRP := max(c.sysctl("all", "rp_filter"), c.sysctl(n.Shim, "rp_filter"))
+		if onLink {
+			c.add(OK, name, fmt.Sprintf("pods of %s are on-link with the node (%s): they reach it through the shim, whose /32 route to each pod is the reverse path, so rp_filter %d there drops nothing",
+				n.Name, joinPrefixes(lan), shimRP), "")
+			continue
+		}
+		all, m := c.sysctl("all", "rp_filter"), c.sysctl(n.Master, "rp_filter")
+		eff := max(all, m)
+		if eff == 1 {
+			c.add(Fail, name, fmt.Sprintf("pods of %s (%s) reach the node's %s through their gateway, so their packets arrive on %s while the route back to them is the shim: strict rp_filter there (all %d, %s %d; the kernel takes the larger) drops them",
+				n.Name, strings.Join(subnets, ", "), joinAddrsOf(lan), n.Master, all, n.Master, m),
+				fmt.Sprintf("sysctl -w net.ipv4.conf.%s.rp_filter=2 (loose), and the same in /etc/sysctl.d/; or give the pods the LAN's subnet (see the cni lines)", sysctlName(n.Master)))
+			continue
+		}
+		c.add(OK, name, fmt.Sprintf("pods of %s reach the node through their gateway, arriving on %s; rp_filter %d there lets them in", n.Name, n.Master, eff), "")
+	}
+}
+
+// routes checks that every allocation has its route and no route is stale.
+func (c *checker) routes() {
+	f := c.f
+	for _, st := range f.Plan.Networks {
+		name := "routes " + st.Name
+		switch {
+		case st.Waiting != "":
+			c.add(Fail, name, fmt.Sprintf("network %s is not mirrored: %s", st.Name, st.Waiting), "fix the master or shim first (above)")
+			continue
+		case st.Held:
+			dir := c.stateDir(st.Name)
+			c.add(Fail, name, fmt.Sprintf("state dir %s cannot be read: flatnet holds the routes it has and adds none", dir),
+				fmt.Sprintf("make %s readable by root (ls -ld %s)", dir, dir))
+			continue
+		}
+		if len(st.Missing) > 0 {
+			c.add(Fail, name, fmt.Sprintf("%d of %s have no route through %s, so the node cannot reach those pods: %s",
+				len(st.Missing), plural(st.Allocated, "allocation", "allocations"), st.Shim, listAddrs(st.Missing, 5)), c.startFix())
+		}
+		if len(st.Stale) > 0 {
+			fix := c.startFix()
+			if c.daemonRuns() {
+				fix = fmt.Sprintf("flatnet removes them on its next pass; if they stay, journalctl -u flatnet says why (by hand: ip route del %s/32 dev %s proto %d)", st.Stale[0], st.Shim, reconcile.Protocol)
+			}
+			c.add(Warn, name, fmt.Sprintf("%d of flatnet's routes through %s %s to addresses no longer allocated: %s",
+				len(st.Stale), st.Shim, lead(len(st.Stale)), listAddrs(st.Stale, 5)), fix)
+		}
+		if len(st.Missing) == 0 && len(st.Stale) == 0 {
+			c.add(OK, name, fmt.Sprintf("%d of %s routed through %s", st.Routed, plural(st.Allocated, "allocation", "allocations"), st.Shim), "")
+		}
+	}
+}
+
+// foreign reports routes flatnet does not own to pod addresses.
+func (c *checker) foreign() {
+	f := c.f
+	for _, st := range f.Plan.Networks {
+		name := "foreign routes " + st.Name
+		if len(st.Conflicts) == 0 {
+			if st.Waiting == "" {
+				c.add(OK, name, "no route flatnet does not own points at a pod of "+st.Name, "")
+			}
+			continue
+		}
+		var viaShim, elsewhere []netip.Addr
+		var cmds []string
+		for _, ip := range st.Conflicts {
+			r, ok := hostRoute(f.Snap, ip)
+			if !ok {
+				continue
+			}
+			if r.Dev == st.Shim {
+				viaShim = append(viaShim, ip)
+			} else {
+				elsewhere = append(elsewhere, ip)
+			}
+			if len(cmds) < 3 {
+				cmds = append(cmds, delRoute(r))
+			}
+		}
+		fix := strings.Join(cmds, "; ")
+		if len(st.Conflicts) > len(cmds) {
+			fix += "; and likewise for the others"
+		}
+		fix += " — flatnet then adds its own within moments (ip route show proto " + strconv.Itoa(reconcile.Protocol) + " lists flatnet's)"
+		if len(elsewhere) > 0 {
+			c.add(Fail, name, fmt.Sprintf("%s a route flatnet does not own that bypasses %s (%s); flatnet leaves such routes alone, so the node does not reach %s",
+				plural(len(elsewhere), "pod address of "+st.Name+" has", "pod addresses of "+st.Name+" have"), st.Shim, describeRoutes(f.Snap, elsewhere), pronoun(len(elsewhere))), fix)
+		}
+		if len(viaShim) > 0 {
+			c.add(Warn, name, fmt.Sprintf("%s through %s that flatnet does not own (made by hand?): it works, but stays when the pod goes: %s",
+				plural(len(viaShim), "pod address has a route", "pod addresses have routes"), st.Shim, listAddrs(viaShim, 5)), fix)
+		}
+	}
+}
+
+// allocations reports allocations older than the boot (leaked), those
+// flatnet refuses to route and unusable state-dir entries.
+func (c *checker) allocations() {
+	f := c.f
+	for _, n := range f.Networks {
+		name := "allocations " + n.Name
+		before := len(c.out)
+		if !f.BootTime.IsZero() {
+			var leaked []netip.Addr
+			for _, sf := range f.StateFiles[n.StateDir] {
+				if sf.ModTime.Before(f.BootTime) {
+					leaked = append(leaked, sf.IP)
+				}
+			}
+			if len(leaked) > 0 {
+				c.add(Warn, name, fmt.Sprintf("%s in %s %s older than the last boot (%s): pods do not survive a reboot and host-local frees an address only when the runtime calls CNI DEL, so these are most likely leaked: %s",
+					plural(len(leaked), "allocation", "allocations"), n.StateDir, isAre(len(leaked)), f.BootTime.Format("2006-01-02 15:04"), listAddrs(leaked, 5)),
+					fmt.Sprintf("compare with the pods on this node (crictl pods, or kubectl get pods -A -o wide --field-selector spec.nodeName=$(hostname)) and delete only the files of addresses no pod holds (rm %s/<ip>); flatnet then drops their routes. flatnet never deletes them itself", n.StateDir))
+			}
+		}
+		var rejected []string
+		var reasons []string
+		for _, fd := range f.Plan.Findings {
+			if fd.Network != n.Name || !(strings.HasPrefix(fd.Key, "reject:") || strings.HasPrefix(fd.Key, "dup:")) {
+				continue
+			}
+			why := fd.Msg
+			if _, after, ok := strings.Cut(fd.Msg, ": "); ok {
+				why = after
+			}
+			rejected = append(rejected, fmt.Sprintf("%s (%s)", fd.IP, why))
+			reasons = append(reasons, why)
+		}
+		if len(rejected) > 0 {
+			c.add(Warn, name, fmt.Sprintf("%s not routed, by design: %s", plural(len(rejected), "allocation is", "allocations are"), strings.Join(head(rejected, 5), ", ")),
+				rejectFix(reasons, n.StateDir))
+		}
+		if bad := f.Bad[n.StateDir]; len(bad) > 0 {
+			var s []string
+			for _, b := range head(bad, 5) {
+				s = append(s, fmt.Sprintf("%s (%s)", b.Name, b.Reason))
+			}
+			c.add(Warn, name, fmt.Sprintf("%s in %s ignored, not being host-local allocations: %s", plural(len(bad), "entry", "entries"), n.StateDir, strings.Join(s, ", ")),
+				fmt.Sprintf("remove them from %s if nothing else needs them: host-local writes only regular files named by address", n.StateDir))
+		}
+		if len(c.out) == before && len(f.StateFiles[n.StateDir]) == 0 {
+			c.add(OK, name, fmt.Sprintf("no allocation in %s yet", n.StateDir), "")
+		} else if len(c.out) == before {
+			boot := ""
+			if !f.BootTime.IsZero() {
+				boot = ", none older than the last boot"
+			}
+			c.add(OK, name, fmt.Sprintf("%s in %s%s", plural(len(f.StateFiles[n.StateDir]), "allocation file", "allocation files"), n.StateDir, boot), "")
+		}
+	}
+}
+
+// rejectFix says what to do about allocations flatnet refuses to route.
+func rejectFix(reasons []string, dir string) string {
+	var fixes []string
+	add := func(s string) {
+		if !slices.Contains(fixes, s) {
+			fixes = append(fixes, s)
+		}
+	}
+	for _, r := range reasons {
+		switch {
+		case strings.Contains(r, "node address"):
+			add("a pod holds the node's own address: narrow the pool so it leaves the node's addresses out (see the cni lines) and recreate that pod")
+		case strings.Contains(r, "outside"):
+			add("the address is outside the network's ranges: if flatnet.toml sets ranges for it, widen them to host-local's pool; otherwise the file was not written by host-local and can be removed from " + dir)
+		case strings.Contains(r, "gateway"), strings.Contains(r, "broadcast"), strings.Contains(r, "unicast"):
+			add("host-local never hands out such an address: the file was not written by host-local; remove it from " + dir)
+		case strings.Contains(r, "another network"):
+			add("two networks allocate the same address: give them pools that do not overlap")
+		}
+	}
+	if len(fixes) == 0 {
+		return "see the reason given"
+	}
+	return strings.Join(fixes, "; ")
+}
+
+// startFix is the fix for routes or a shim that a running daemon would
+// have made.
+func (c *checker) startFix() string {
+	if c.daemonRuns() {
+		return "flatnet runs but has not done it: journalctl -u flatnet says why; then systemctl restart flatnet"
+	}
+	if c.f.Daemon.Systemd {
+		return "start flatnet: systemctl enable --now flatnet"
+	}
+	return "start flatnet: flatnet run under your service manager (the package's flatnet.service under systemd)"
+}
+
+// daemonRuns reports whether a flatnet daemon serves this network
+// namespace.
+func (c *checker) daemonRuns() bool {
+	d := c.f.Daemon
+	if len(d.PIDs) > 0 {
+		return true
+	}
+	return d.Unit != nil && d.Unit.ActiveState == "active" && d.Unit.MainPIDHere
+}
+
+// finding returns the plan's finding with key.
+func (c *checker) finding(key string) (reconcile.Finding, bool) {
+	for _, f := range c.f.Plan.Findings {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return reconcile.Finding{}, false
+}
+
+// stateDir is the state directory of the network called name.
+func (c *checker) stateDir(name string) string {
+	for _, n := range c.f.Networks {
+		if n.Name == name {
+			return n.StateDir
+		}
+	}
+	return ""
+}
+
+// sysctl returns an IPv4 per-device sysctl as a number; 0 when unknown.
+func (c *checker) sysctl(dev, key string) int {
+	v, _ := strconv.Atoi(c.f.Sysctls[dev+"/"+key])
+	return v
+}
+
+// known reports whether a sysctl was read.
+func (c *checker) known(dev, key string) bool {
+	_, ok := c.f.Sysctls[dev+"/"+key]
+	return ok
+}
+
+// sysctlName writes an interface name as sysctl(8) keys need it: dots
+// become slashes ("eno1.host" is net.ipv4.conf.eno1/host.arp_filter).
+func sysctlName(dev string) string { return strings.ReplaceAll(dev, ".", "/") }
+
+// hostRoute finds the main table's foreign host route to ip.
+func hostRoute(s *reconcile.Snapshot, ip netip.Addr) (reconcile.Route, bool) {
+	for _, r := range s.Routes {
+		if r.Dst.Addr() == ip && r.Dst.Bits() == ip.BitLen() && r.Protocol != reconcile.Protocol {
+			return r, true
+		}
+	}
+	return reconcile.Route{}, false
+}
+
+// describeRoutes says where foreign routes to ips go ("via eno1, proto boot").
+func describeRoutes(s *reconcile.Snapshot, ips []netip.Addr) string {
+	var out []string
+	for _, ip := range ips {
+		r, ok := hostRoute(s, ip)
+		if !ok {
+			continue
+		}
+		d := r.Dst.String() + " dev " + orDefault(r.Dev, "(none)") + " proto " + protoName(r.Protocol)
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// delRoute is the command that deletes exactly r.
+func delRoute(r reconcile.Route) string {
+	s := "ip route del " + r.Dst.String()
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	return s + " proto " + protoName(r.Protocol)
+}
+
+// protoName names an rtnetlink protocol as ip-route(8) does.
+func protoName(p int) string {
+	switch p {
+	case 0:
+		return "unspec"
+	case 1:
+		return "redirect"
+	case 2:
+		return "kernel"
+	case 3:
+		return "boot"
+	case 4:
+		return "static"
+	case 16:
+		return "dhcp"
+	}
+	return strconv.Itoa(p)
+}
+
+func describeLink(l reconcile.Link, s *reconcile.Snapshot) string {
+	kind := orDefault(l.Kind, "device")
+	if l.Kind == "macvlan" {
+		kind += " mode " + l.MacvlanMode
+		if m, ok := s.LinkByIndex(l.ParentIndex); ok {
+			kind += " on " + m.Name
+		}
+	}
+	return "now a " + kind
+}
+
+func globalV4(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func joinAddrsOf(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Addr().String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// pronoun is "that pod" or "those pods".
+func pronoun(n int) string {
+	if n == 1 {
+		return "that pod"
+	}
+	return "those pods"
+}
+
+// lead is "leads" or "lead".
+func lead(n int) string {
+	if n == 1 {
+		return "leads"
+	}
+	return "lead"
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+func head[T any](s []T, n int) []T {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

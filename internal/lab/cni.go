@@ -55,6 +55,9 @@ type Pod struct {
 	ContainerID string
 	// IfName is its interface ("eth0").
 	IfName string
+	// Network is the CNI network it was added to (Options.Network for
+	// AddPod, the one named for AddPodTo).
+	Network string
 	// IP is its first IPv4 address (else its first address); IPs all of them
 	// with their prefix length, as the plugin returned them.
 	IP  netip.Addr
@@ -97,11 +100,10 @@ type confList struct {
 	Plugins    []pluginConf `json:"plugins"`
 }
 
-// plugin is the macvlan plugin's object of the conflist.
-func (l *Lab) plugin() pluginConf {
-	o := l.Opts
+// pluginOf is the macvlan plugin's object of a network's conflist.
+func (l *Lab) pluginOf(o netConf) pluginConf {
 	ipam := ipamConf{Type: "host-local"}
-	if !o.NoDataDir {
+	if !l.Opts.NoDataDir {
 		ipam.DataDir = l.StateRoot
 	}
 	addr := func(a netip.Addr) string {
@@ -110,7 +112,7 @@ func (l *Lab) plugin() pluginConf {
 		}
 		return ""
 	}
-	for _, r := range o.Ranges {
+	for _, r := range o.ranges {
 		ipam.Ranges = append(ipam.Ranges, []rangeConf{{
 			Subnet:     r.Subnet.String(),
 			RangeStart: addr(r.RangeStart),
@@ -118,18 +120,21 @@ func (l *Lab) plugin() pluginConf {
 			Gateway:    addr(r.Gateway),
 		}})
 	}
-	for _, r := range o.Routes {
+	for _, r := range o.routes {
 		ipam.Routes = append(ipam.Routes, routeConf{Dst: r.String()})
 	}
-	return pluginConf{Type: "macvlan", Master: o.Master, Mode: o.Mode, IPAM: ipam}
+	return pluginConf{Type: "macvlan", Master: o.master, Mode: o.mode, IPAM: ipam}
 }
 
 // ConfListJSON is the lab's conflist: the seed's, with the lab's dataDir.
-func (l *Lab) ConfListJSON() []byte {
+func (l *Lab) ConfListJSON() []byte { return l.confListOf(l.mainNet()) }
+
+// confListOf is a network's conflist.
+func (l *Lab) confListOf(n netConf) []byte {
 	b, err := json.MarshalIndent(confList{
-		CNIVersion: l.Opts.CNIVersion,
-		Name:       l.Opts.Network,
-		Plugins:    []pluginConf{l.plugin()},
+		CNIVersion: n.cniVersion,
+		Name:       n.name,
+		Plugins:    []pluginConf{l.pluginOf(n)},
 	}, "", "    ")
 	if err != nil {
 		panic(err) // plain structs of strings always marshal
@@ -154,12 +159,17 @@ func writeFileAtomic(path string, data []byte) error {
 // netconf is what a plugin gets on stdin: its conflist object with the
 // list's cniVersion and name, and for DEL of CNI >= 0.4.0 the ADD result.
 func (l *Lab) netconf(prevResult json.RawMessage) []byte {
+	return l.netconfOf(l.mainNet(), prevResult)
+}
+
+// netconfOf is netconf for a network.
+func (l *Lab) netconfOf(n netConf, prevResult json.RawMessage) []byte {
 	m := map[string]any{}
-	b, _ := json.Marshal(l.plugin())
+	b, _ := json.Marshal(l.pluginOf(n))
 	_ = json.Unmarshal(b, &m)
-	m["cniVersion"] = l.Opts.CNIVersion
-	m["name"] = l.Opts.Network
-	if len(prevResult) > 0 && versionAtLeast040(l.Opts.CNIVersion) {
+	m["cniVersion"] = n.cniVersion
+	m["name"] = n.name
+	if len(prevResult) > 0 && versionAtLeast040(n.cniVersion) {
 		m["prevResult"] = prevResult
 	}
 	out, _ := json.Marshal(m)
@@ -184,6 +194,11 @@ var podName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
 // pod's addresses. Names are lower-case letters, digits and dashes, and not
 // "lan" or "node".
 func (l *Lab) AddPod(name string) (*Pod, error) {
+	return l.addPod(l.mainNet(), name)
+}
+
+// addPod is AddPod on network n.
+func (l *Lab) addPod(n netConf, name string) (*Pod, error) {
 	if !podName.MatchString(name) || name == "lan" || name == "node" {
 		return nil, fmt.Errorf("bad pod name %q", name)
 	}
@@ -192,7 +207,7 @@ func (l *Lab) AddPod(name string) (*Pod, error) {
 	if err := l.checkNS(l.Node); err != nil {
 		return nil, err
 	}
-	p := &Pod{Name: name, NS: l.prefix + name, IfName: "eth0", ContainerID: newContainerID()}
+	p := &Pod{Name: name, NS: l.prefix + name, IfName: "eth0", ContainerID: newContainerID(), Network: n.name}
 	l.mu.Lock()
 	if _, dup := l.pods[name]; dup {
 		l.mu.Unlock()
@@ -293,7 +308,7 @@ func (l *Lab) cni(command string, p *Pod) ([]byte, error) {
 	if command != "ADD" {
 		prev = p.Result
 	}
-	cmd.Stdin = bytes.NewReader(l.netconf(prev))
+	cmd.Stdin = bytes.NewReader(l.netconfOf(l.netOf(p), prev))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -54,7 +54,8 @@ func (l *Lab) WriteFlatnetConfig(extra string) (string, error) {
 
 // StartFlatnet starts `flatnet run --config <FlatnetConfigPath>` in the node
 // namespace, as process "flatnet" (log in <Dir>/flatnet.log). Write the
-// configuration first.
+// configuration first. With Options.MachineID, the process sees it as
+// /etc/machine-id, bind-mounted in a mount namespace of its own.
 func (l *Lab) StartFlatnet(binary string) (*Process, error) {
 	abs, err := filepath.Abs(binary)
 	if err != nil {
@@ -63,5 +64,26 @@ func (l *Lab) StartFlatnet(binary string) (*Process, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("flatnet binary: %w", err)
 	}
-	return l.Start(l.Node, "flatnet", abs, "run", "--config", l.FlatnetConfigPath())
+	wrap, err := l.machineIDWrap()
+	if err != nil {
+		return nil, err
+	}
+	return l.start(l.Node, "flatnet", wrap, abs, "run", "--config", l.FlatnetConfigPath())
+}
+
+// machineIDWrap returns the command that runs its arguments with
+// Options.MachineID as /etc/machine-id, nil without one: unshare(1) makes a
+// private mount namespace for that process alone, in which <Dir>/machine-id
+// is bind-mounted over /etc/machine-id before the command is exec'd in
+// place. The host's /etc/machine-id is never written.
+func (l *Lab) machineIDWrap() ([]string, error) {
+	if l.Opts.MachineID == "" {
+		return nil, nil
+	}
+	f := filepath.Join(l.Dir, "machine-id")
+	if err := writeFileAtomic(f, []byte(l.Opts.MachineID+"\n")); err != nil {
+		return nil, err
+	}
+	return []string{"unshare", "--mount", "--propagation", "private",
+		"sh", "-c", `mount --bind "$0" /etc/machine-id && exec "$@"`, f}, nil
 }

@@ -90,6 +90,22 @@ type Options struct {
 	// ("net.ipv4.ip_forward").
 	NodeSysctls map[string]string
 
+	// JoinLAN, if set, is an open lab whose LAN this lab's node joins
+	// instead of making its own: several nodes on one LAN. The node's NIC is
+	// plugged into that lab's bridge, GatewayAddr and GatewayAddr6 default to
+	// that lab's, and NodeAddr and NodeAddr6 must differ from its node's.
+	// Close the joined lab last (NewT's cleanups do: last made, first closed).
+	JoinLAN *Lab
+	// LANPort names the LAN end of the node NIC's veth pair. Default
+	// "lan-<Master>", or "n<k>-<Master>" (unique) for a lab with JoinLAN;
+	// cut to 15 bytes.
+	LANPort string
+	// MachineID, if set, is what StartFlatnet's flatnet reads as
+	// /etc/machine-id: a file of the lab, bind-mounted over it in a private
+	// mount namespace of that process only (the host's file is never
+	// touched), so that nodes of one machine get different shim MACs.
+	MachineID string
+
 	// TempDir is where the lab's directory is made. Default os.TempDir().
 	TempDir string
 	// Logf, if set, gets one line per step of the lab (commands it runs).
@@ -169,6 +185,7 @@ type Lab struct {
 
 	prefix string // "fnlab-<pid>-<n>-"
 	varLib string // what /var/lib is for the plugins with NoDataDir
+	join   *Lab   // Opts.JoinLAN: the lab owning LAN
 
 	// ops is held for reading by every operation that creates something
 	// (namespaces, processes) and for writing by Close, so Close never races
@@ -182,6 +199,7 @@ type Lab struct {
 	procs   map[*Process]bool
 	closers map[*closer]bool
 	logSeq  map[string]int
+	nets    map[string]netConf // networks AddNetwork added, by name
 }
 
 // closer is something Close must close (servers, watchers).
@@ -199,6 +217,17 @@ var ErrClosed = errors.New("lab is closed")
 // error, whatever was made is removed again. Before building, New removes
 // the namespaces and directories of labs whose process is gone.
 func New(opts Options) (l *Lab, err error) {
+	if j := opts.JoinLAN; j != nil {
+		if j.isClosed() {
+			return nil, fmt.Errorf("JoinLAN: %w", ErrClosed)
+		}
+		if !opts.GatewayAddr.IsValid() {
+			opts.GatewayAddr = j.Opts.GatewayAddr
+		}
+		if !opts.GatewayAddr6.IsValid() {
+			opts.GatewayAddr6 = j.Opts.GatewayAddr6
+		}
+	}
 	o := opts.withDefaults()
 	if err := checkIfName(o.Master); err != nil {
 		return nil, err
@@ -215,6 +244,7 @@ func New(opts Options) (l *Lab, err error) {
 	_, _ = RemoveStale()
 
 	pid := os.Getpid()
+	seq := labSeq.Add(1)
 	l = &Lab{
 		Opts:    o,
 		CNIPath: cniPath,
@@ -222,15 +252,30 @@ func New(opts Options) (l *Lab, err error) {
 		Master:  o.Master,
 		Gateway: o.GatewayAddr.Addr(),
 		NodeIP:  o.NodeAddr.Addr(),
-		prefix:  fmt.Sprintf("%s%d-%d-", NamePrefix, pid, labSeq.Add(1)),
+		prefix:  fmt.Sprintf("%s%d-%d-", NamePrefix, pid, seq),
 		nss:     map[string]bool{},
 		pods:    map[string]*Pod{},
 		procs:   map[*Process]bool{},
 		closers: map[*closer]bool{},
 		logSeq:  map[string]int{},
+		nets:    map[string]netConf{},
 	}
 	l.LAN = l.prefix + "lan"
 	l.Node = l.prefix + "node"
+	if o.LANPort == "" {
+		o.LANPort = lanPort(o.Master)
+	}
+	if j := o.JoinLAN; j != nil {
+		l.join = j
+		l.LAN, l.Bridge = j.LAN, j.Bridge
+		if opts.LANPort == "" {
+			o.LANPort = ifName(fmt.Sprintf("n%d-%s", seq, o.Master))
+		}
+	}
+	if err := checkIfName(o.LANPort); err != nil {
+		return nil, err
+	}
+	l.Opts = o
 	register(l)
 	defer func() {
 		if err != nil {
@@ -276,8 +321,10 @@ func (l *Lab) build() error {
 	l.ops.RLock()
 	defer l.ops.RUnlock()
 	o := l.Opts
-	if err := l.addNS(l.LAN); err != nil {
-		return err
+	if l.join == nil {
+		if err := l.addNS(l.LAN); err != nil {
+			return err
+		}
 	}
 	if err := l.addNS(l.Node); err != nil {
 		return err
@@ -308,8 +355,10 @@ func (l *Lab) build() error {
 		lan = append(lan, "addr add "+o.GatewayAddr6.String()+" dev "+l.Bridge+" nodad")
 	}
 	lan = append(lan, "link set "+l.Bridge+" up")
-	if err := l.ipBatch(l.LAN, lan); err != nil {
-		return err
+	if l.join == nil {
+		if err := l.ipBatch(l.LAN, lan); err != nil {
+			return err
+		}
 	}
 	if err := l.ipBatch(l.Node, []string{"link set lo up"}); err != nil {
 		return err
@@ -335,7 +384,7 @@ func (l *Lab) AddMaster() error {
 // addMaster makes the veth pair between the LAN bridge and the node.
 func (l *Lab) addMaster() error {
 	o := l.Opts
-	port := lanPort(o.Master)
+	port := o.LANPort
 	if err := l.ipBatch(l.LAN, []string{
 		"link add " + port + " type veth peer name " + o.Master + " netns " + l.Node,
 		"link set " + port + " master " + l.Bridge,
@@ -370,12 +419,14 @@ func (l *Lab) MasterUp() error {
 }
 
 // lanPort names the LAN end of the node's veth pair.
-func lanPort(master string) string {
-	p := "lan-" + master
-	if len(p) > 15 {
-		p = p[:15]
+func lanPort(master string) string { return ifName("lan-" + master) }
+
+// ifName cuts a name to the 15 bytes an interface name may have.
+func ifName(s string) string {
+	if len(s) > 15 {
+		s = s[:15]
 	}
-	return p
+	return s
 }
 
 // checkIfName rejects names the kernel would not take as interface names.
@@ -450,14 +501,17 @@ func (l *Lab) isClosed() bool {
 // lab ever acts in the host's namespace or someone else's.
 func (l *Lab) checkNS(ns string) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	closed, mine := l.closed, l.nss[ns]
+	l.mu.Unlock()
+	switch {
+	case closed:
 		return ErrClosed
+	case mine:
+		return nil
+	case l.join != nil && ns == l.LAN:
+		return l.join.checkNS(ns) // the joined lab's LAN, while it is open
 	}
-	if !l.nss[ns] {
-		return fmt.Errorf("%q is not a namespace of this lab", ns)
-	}
-	return nil
+	return fmt.Errorf("%q is not a namespace of this lab", ns)
 }
 
 // addNS records and creates a namespace. It is recorded first, so Close
@@ -598,7 +652,10 @@ func (l *Lab) Close() error {
 	}
 	l.mu.Unlock()
 	sort.Strings(nss)
-	nss = append(nss, l.Node, l.LAN)
+	nss = append(nss, l.Node)
+	if l.join == nil {
+		nss = append(nss, l.LAN)
+	}
 	for _, ns := range nss {
 		if err := l.delNS(ns); err != nil {
 			errs = append(errs, err)

@@ -40,6 +40,12 @@ type Process struct {
 // own process group so a terminal's ^C reaches only the lab. The process is
 // killed if this one dies, and by Close.
 func (l *Lab) Start(ns, name string, argv ...string) (*Process, error) {
+	return l.start(ns, name, nil, argv...)
+}
+
+// start is Start with the `ip netns exec` command run by wrap, a command
+// that execs its arguments in place (so PID is still argv's).
+func (l *Lab) start(ns, name string, wrap []string, argv ...string) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("Start: no command")
 	}
@@ -64,7 +70,8 @@ func (l *Lab) Start(ns, name string, argv ...string) (*Process, error) {
 		return nil, err
 	}
 	defer f.Close()
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	full := append(append(append([]string(nil), wrap...), "ip", "netns", "exec", ns), argv...)
+	p.cmd = exec.Command(full[0], full[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

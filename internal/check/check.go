@@ -34,7 +34,9 @@ package check
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"slices"
 	"strings"
@@ -264,6 +266,11 @@ func (c *checker) add(s Status, name, detail, fix string) {
 func (c *checker) config() {
 	f := c.f
 	path := cmp.Or(f.ConfigPath, config.DefaultPath)
+	if errors.Is(f.ConfigErr, fs.ErrNotExist) {
+		c.add(Fail, "config", f.ConfigErr.Error()+" (the other checks use the built-in defaults)",
+			fmt.Sprintf("give --config the path of an existing file, or leave it out to use %s (or the defaults, when that does not exist)", config.DefaultPath))
+		return
+	}
 	if f.ConfigErr != nil {
 		// One result per problem: config.Parse joins one error per line.
 		for _, line := range strings.Split(f.ConfigErr.Error(), "\n") {
@@ -290,7 +297,7 @@ func (c *checker) config() {
 // cannot.
 func (c *checker) networks() {
 	f := c.f
-	if len(f.Networks) == 0 && len(f.Resolve) == 0 && c.macvlanConfigs == 0 {
+	if len(f.Networks) == 0 && len(f.Resolve) == 0 && c.macvlanConfigs == 0 && !f.CNIDirMissing && f.CNIDirErr == nil {
 		c.add(Warn, "networks", fmt.Sprintf("nothing to mirror: no macvlan network with host-local IPAM in %s and no [[network]] in the configuration", f.Config.CNIConfDir),
 			fmt.Sprintf("put the pods' macvlan conflist in %s, or point cni_conf_dir in %s at the directory that holds it", f.Config.CNIConfDir, cmp.Or(f.ConfigPath, config.DefaultPath)))
 	}

@@ -108,10 +108,25 @@ func (s *scenario) facts() check.Facts {
 	f.Networks, f.Resolve = reconcile.Resolve(f.Config, f.CNI, f.Snap)
 	states := map[string]reconcile.DirState{}
 	f.StateFiles = map[string][]check.StateFile{}
+	// Each allocation goes to the network whose subnet holds it, else to
+	// the first.
+	home := func(a netip.Addr) string {
+		for _, n := range f.Networks {
+			for _, r := range n.Ranges {
+				if r.Subnet.Contains(a) {
+					return n.Name
+				}
+			}
+		}
+		return f.Networks[0].Name
+	}
 	for _, n := range f.Networks {
 		ds := reconcile.DirState{Allocs: map[netip.Addr]hostlocal.Owner{}}
 		for ip, t := range s.allocs {
 			a := addr(ip)
+			if home(a) != n.Name {
+				continue
+			}
 			ds.Allocs[a] = hostlocal.Owner{ContainerID: "c-" + ip, IfName: "eth0"}
 			f.StateFiles[n.StateDir] = append(f.StateFiles[n.StateDir], check.StateFile{IP: a, ModTime: t})
 		}
@@ -211,6 +226,20 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			}
 			s.f.Config = cfg
 		}},
+		{"two networks on two masters", func(s *scenario) {
+			storage := strings.Replace(confList("eno2", "bridge", `{"subnet": "10.10.0.0/16", "rangeStart": "10.10.5.2", "rangeEnd": "10.10.5.254"}`), `"default"`, `"storage"`, 1)
+			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-storage.conflist", Data: []byte(storage)})
+			s.f.Snap.Links = append(s.f.Snap.Links,
+				reconcile.Link{Index: 4, Name: "eno2", Up: true, MTU: 9000},
+				reconcile.Link{Index: 5, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true, MTU: 9000, Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true})
+			s.f.Snap.Addrs = append(s.f.Snap.Addrs, addr("10.10.0.5"))
+			s.f.Snap.Routes = append(s.f.Snap.Routes,
+				reconcile.Route{Dst: pfx("10.10.0.0/16"), Dev: "eno2", Protocol: 2},
+				reconcile.Route{Dst: pfx("10.10.5.2/32"), Dev: "eno2.host", Protocol: reconcile.Protocol})
+			s.f.Devices["eno2"] = check.Device{Addrs: []netip.Prefix{pfx("10.10.0.5/16")}, Carrier: true, CarrierKnown: true}
+			s.f.Sysctls["eno2/rp_filter"], s.f.Sysctls["eno2.host/arp_filter"], s.f.Sysctls["eno2.host/arp_ignore"] = "0", "1", "0"
+			s.allocs["10.10.5.2"] = stateAt
+		}},
 		{"a second, unrelated CNI file", func(s *scenario) {
 			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-bridge.conflist", Data: []byte(`{"cniVersion":"1.0.0","name":"br","plugins":[{"type":"bridge"}]}`)})
 		}},
@@ -231,6 +260,13 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 				"arp_ignore eno1.host", "rp_filter default", "routes default", "foreign routes default", "allocations default", "networkd", "NetworkManager", "daemon"} {
 				if !hasName(rs, name) && !hasName(rs, name+" eno1.host") {
 					t.Errorf("no %q check; got %v", name, names(rs))
+				}
+			}
+			if tc.name == "two networks on two masters" {
+				for _, name := range []string{"master eno2", "shim eno2.host", "arp_ignore eno2.host", "rp_filter storage", "routes storage", "allocations storage"} {
+					if !hasName(rs, name) {
+						t.Errorf("no %q check; got %v", name, names(rs))
+					}
 				}
 			}
 			if t.Failed() {

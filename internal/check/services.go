@@ -110,7 +110,7 @@ func (c *checker) daemon() {
 			return
 		}
 		c.add(Fail, "daemon", "flatnet.service is not installed and no flatnet run process is in this network namespace: nothing follows the pods",
-			"install the package (apt install ./flatnet_<version>_amd64.deb or dnf install ./flatnet-<version>.x86_64.rpm); it enables and starts flatnet.service")
+			"install the package (apt install ./flatnet_<version>_amd64.deb or dnf install ./flatnet-<version>-1.x86_64.rpm); it enables and starts flatnet.service")
 	case u.ActiveState == "active" && !u.MainPIDHere && len(d.PIDs) == 0:
 		c.add(Warn, "daemon", fmt.Sprintf("flatnet.service is active (pid %d) but in another network namespace than this check, and no flatnet run process is in this one", u.MainPID),
 			"run flatnet check in the node's own network namespace, or start flatnet run in this one")

@@ -218,6 +218,7 @@ func Run(f Facts) []Result {
 		c.masters()
 		c.shims()
 		c.arpIgnore()
+		c.ndp()
 		c.rpFilter()
 		c.routes()
 		c.foreign()

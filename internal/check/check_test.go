@@ -240,6 +240,7 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			s.f.Sysctls["eno2/rp_filter"], s.f.Sysctls["eno2.host/arp_filter"], s.f.Sysctls["eno2.host/arp_ignore"] = "0", "1", "0"
 			s.allocs["10.10.5.2"] = stateAt
 		}},
+		{"dual stack", dualStack},
 		{"a second, unrelated CNI file", func(s *scenario) {
 			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-bridge.conflist", Data: []byte(`{"cniVersion":"1.0.0","name":"br","plugins":[{"type":"bridge"}]}`)})
 		}},
@@ -262,6 +263,9 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 					t.Errorf("no %q check; got %v", name, names(rs))
 				}
 			}
+			if tc.name == "dual stack" && !hasName(rs, "ndp eno1.host") {
+				t.Errorf("no ndp check on a dual-stack network; got %v", names(rs))
+			}
 			if tc.name == "two networks on two masters" {
 				for _, name := range []string{"master eno2", "shim eno2.host", "arp_ignore eno2.host", "rp_filter storage", "routes storage", "allocations storage"} {
 					if !hasName(rs, name) {
@@ -276,6 +280,16 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dualStack gives the healthy node an IPv6 range set too, with the proxy
+// neighbour entry flatnet keeps for the node's fd00::5.
+func dualStack(s *scenario) {
+	s.conflist(confList("eno1", "", seedRange+`], [{"subnet": "fd00::/64", "rangeStart": "fd00::1:2", "rangeEnd": "fd00::1:ff"}`))
+	s.f.Snap.Addrs = append(s.f.Snap.Addrs, addr("fd00::5"))
+	s.f.Snap.Proxies = []reconcile.Proxy{{Dev: "eno1.host", IP: addr("fd00::5")}}
+	s.f.Snap.Routes = append(s.f.Snap.Routes, reconcile.Route{Dst: pfx("fd00::1:2/128"), Dev: "eno1.host", Protocol: reconcile.Protocol})
+	s.allocs["fd00::1:2"] = stateAt
 }
 
 func TestFaults(t *testing.T) {
@@ -446,6 +460,22 @@ func TestFaults(t *testing.T) {
 				{name: "routes default", status: check.Fail, detail: []string{"2 of 2 allocations have no route", "192.168.1.2, 192.168.1.3"}, fix: []string{"systemctl enable --now flatnet"}},
 				{name: "daemon", status: check.Fail, detail: []string{"inactive (dead)"}, fix: []string{"systemctl enable --now flatnet"}},
 			},
+		},
+		{
+			name: "IPv6: the shim does not proxy neighbour discovery",
+			mod: func(s *scenario) {
+				dualStack(s)
+				s.setLink("eno1.host", func(l *reconcile.Link) { l.ProxyNDP = false })
+			},
+			want: []want{{name: "ndp eno1.host", status: check.Fail, detail: []string{"proxy_ndp or forwarding off"}, fix: []string{"net.ipv6.conf.eno1/host.proxy_ndp=1"}}},
+		},
+		{
+			name: "IPv6: no proxy entry for the node's address",
+			mod: func(s *scenario) {
+				dualStack(s)
+				s.f.Snap.Proxies = nil
+			},
+			want: []want{{name: "ndp eno1.host", status: check.Fail, detail: []string{"no proxy neighbour entry for the node's fd00::5"}, fix: []string{"ip -6 neigh add proxy fd00::5 dev eno1.host"}}},
 		},
 		{
 			name: "the shim is down while flatnet runs",

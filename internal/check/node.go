@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
 )
 
@@ -135,6 +136,60 @@ func (c *checker) shims() {
 		}
 		c.add(OK, name, fmt.Sprintf("%s: macvlan bridge on %s, up, MAC %s, %s against ARP flux, %s", n.Shim, n.Master, l.MAC, flux, who), "")
 	}
+}
+
+// ndp checks, for shims of networks with IPv6 ranges, that the shim
+// answers pods' neighbour solicitations for the node's addresses: flatnet
+// keeps proxy_ndp and forwarding on and a proxy entry per node address.
+func (c *checker) ndp() {
+	f := c.f
+	seen := map[string]bool{}
+	for _, n := range f.Networks {
+		if n.Master == "" || seen[n.Shim] || !hasV6(n.Ranges) {
+			continue
+		}
+		seen[n.Shim] = true
+		l, ok := f.Snap.Link(n.Shim)
+		if !ok || l.Kind != "macvlan" {
+			continue // the shim line says it all
+		}
+		name := "ndp " + n.Shim
+		var missing []netip.Addr
+		for _, op := range f.Plan.Ops {
+			if op.Kind == reconcile.AddProxy && op.Dev == n.Shim {
+				missing = append(missing, op.Dst.Addr())
+			}
+		}
+		switch {
+		case !l.ProxyNDP:
+			c.add(Fail, name, fmt.Sprintf("%s has proxy_ndp or forwarding off for IPv6: it does not answer pods' neighbour solicitations for the node's addresses, so pods cannot reach the node over IPv6", n.Shim),
+				fmt.Sprintf("sysctl -w net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1 (flatnet sets them when it runs: systemctl restart flatnet)", sysctlName(n.Shim)))
+		case len(missing) > 0:
+			c.add(Fail, name, fmt.Sprintf("%s has no proxy neighbour entry for the node's %s: pods cannot reach the node there over IPv6", n.Shim, listAddrs(missing, 5)),
+				fmt.Sprintf("ip -6 neigh add proxy %s dev %s (flatnet adds them when it runs: systemctl restart flatnet)", missing[0], n.Shim))
+		default:
+			c.add(OK, name, fmt.Sprintf("%s answers pods' IPv6 neighbour solicitations for the node's addresses (proxy_ndp, %s)", n.Shim, plural(proxies(f.Snap, n.Shim), "proxy entry", "proxy entries")), "")
+		}
+	}
+}
+
+func hasV6(rs []hostlocal.Range) bool {
+	for _, r := range rs {
+		if r.Subnet.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+func proxies(s *reconcile.Snapshot, dev string) int {
+	n := 0
+	for _, p := range s.Proxies {
+		if p.Dev == dev {
+			n++
+		}
+	}
+	return n
 }
 
 // arpIgnore checks that each shim answers pods' ARP requests for the

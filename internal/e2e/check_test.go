@@ -549,3 +549,21 @@ func TestTeardownSaysWhatItRemoved(t *testing.T) {
 		t.Error("teardown removed a shim flatnet did not make")
 	}
 }
+
+// TestCheckHealthyDualStack: pods with an IPv4 and an IPv6 address, flatnet
+// running: no false alarm, and the IPv6 neighbour proxying is checked.
+func TestCheckHealthyDualStack(t *testing.T) {
+	v6 := lab.Range{Subnet: netip.MustParsePrefix("fd00::/64"), RangeStart: netip.MustParseAddr("fd00::1:2"), RangeEnd: netip.MustParseAddr("fd00::1:ff")}
+	l := lab.NewT(t, lab.Options{Ranges: []lab.Range{lab.SeedRange(), v6}})
+	p := mustPod(t, l, "pod1")
+	startFlatnet(t, l, "")
+	for _, a := range p.IPs {
+		waitFor(t, 15*time.Second, "flatnet routes "+a.Addr().String(), routed(l, a.Addr().String()))
+	}
+	r, code := runCheck(t, l)
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	onlyProblems(t, r)
+	mustCheck(t, r, "ndp eno1.host", "ok", "proxy_ndp")
+}

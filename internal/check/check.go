@@ -230,7 +230,7 @@ func Run(f Facts) []Result {
 	return c.out
 }
 
-var errUnknown = fmt.Errorf("unknown error")
+var errUnknown = errors.New("unknown error")
 
 // Counts returns how many results have each status.
 func Counts(rs []Result) (ok, warn, fail int) {

@@ -27,6 +27,20 @@ func wait(t *testing.T, ch <-chan note, want note) {
 	}
 }
 
+// waitWatched returns once dir has its own watch.
+func waitWatched(t *testing.T, w *Watcher, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		w.mu.Lock()
+		ok := w.watched[dir]
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("%s never watched", dir)
+}
+
 func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "networks", "default")
@@ -46,6 +60,7 @@ func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait(t, ch, note{dir, ""}) // appeared: read it whole
+	waitWatched(t, w, dir)
 
 	if err := os.WriteFile(filepath.Join(dir, "192.168.1.2"), []byte("id\r\neth0"), 0o644); err != nil {
 		t.Fatal(err)
@@ -60,7 +75,9 @@ func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, ch, note{dir, ""}) // back
+	// Back: a file written before the new watch is in place is found by the
+	// rescan its (dir, "") asks for; one written after it, by its own event.
+	waitWatched(t, w, dir)
 	if err := os.WriteFile(filepath.Join(dir, "192.168.1.3"), []byte("id2"), 0o644); err != nil {
 		t.Fatal(err)
 	}

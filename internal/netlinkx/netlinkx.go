@@ -107,10 +107,18 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 	if err := retry(func() (err error) { addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL); return err }); err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
 	}
+	byLink := map[int][]netip.Prefix{}
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
 			s.Addrs = append(s.Addrs, ip.Unmap())
+			if a.Scope == unix.RT_SCOPE_UNIVERSE && a.IPNet != nil {
+				ones, _ := a.Mask.Size()
+				byLink[a.LinkIndex] = append(byLink[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
+			}
 		}
+	}
+	for i := range s.Links {
+		s.Links[i].Addrs = byLink[s.Links[i].Index]
 	}
 	err := retry(func() error {
 		s.Routes = s.Routes[:0]
@@ -128,6 +136,9 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 // convertRoute keeps what the reconciler needs of a route.
 func convertRoute(r netlink.Route, names map[int]string) reconcile.Route {
 	out := reconcile.Route{Dev: names[r.LinkIndex], Protocol: int(r.Protocol), Priority: r.Priority}
+	if src, ok := netip.AddrFromSlice(r.Src); ok {
+		out.Src = src.Unmap()
+	}
 	if r.Dst != nil {
 		ip, _ := netip.AddrFromSlice(r.Dst.IP)
 		ones, _ := r.Dst.Mask.Size()
@@ -298,6 +309,9 @@ func (k *Kernel) route(op reconcile.Op) (*netlink.Route, error) {
 		r.LinkIndex = idx
 	}
 	r.Scope = netlink.SCOPE_LINK
+	if op.Src.IsValid() {
+		r.Src = op.Src.AsSlice()
+	}
 	if op.Kind == reconcile.DelRoute {
 		// The kernel matches a delete's scope unless it is RT_SCOPE_NOWHERE,
 		// the wildcard `ip route del` sends too.

@@ -105,6 +105,7 @@ func Compute(in Input) *Plan {
 	for _, n := range in.Networks {
 		st := NetStatus{Name: n.Name, Master: n.Master, Shim: n.Shim, Source: n.Source}
 		sc := shims[n.Shim]
+		master, _ := snap.Link(n.Master)
 		st.ShimUp, st.Waiting = sc.up, sc.waiting
 		ds, known := in.States[n.StateDir]
 		if !known || ds.Err != nil {
@@ -148,10 +149,11 @@ func Compute(in Input) *Plan {
 				continue
 			}
 			dst := hostPrefix(ip)
+			src := routeSrc(master, ip)
 			switch {
 			case !sc.usable:
 				st.Missing = append(st.Missing, ip)
-			case hr.ours != nil && hr.ours.Dev == n.Shim:
+			case hr.ours != nil && hr.ours.Dev == n.Shim && hr.ours.Src == src:
 				st.Routed++
 				if in.Reused[ip] {
 					// Released and allocated again between two looks: the
@@ -160,10 +162,10 @@ func Compute(in Input) *Plan {
 				}
 			case hr.ours != nil:
 				st.Missing = append(st.Missing, ip)
-				adds = append(adds, Op{Kind: ReplaceRoute, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
+				adds = append(adds, Op{Kind: ReplaceRoute, Dev: n.Shim, Dst: dst, Src: src, Network: n.Name, Owner: owner})
 			default:
 				st.Missing = append(st.Missing, ip)
-				adds = append(adds, Op{Kind: AddRoute, Dev: n.Shim, Dst: dst, Network: n.Name, Owner: owner})
+				adds = append(adds, Op{Kind: AddRoute, Dev: n.Shim, Dst: dst, Src: src, Network: n.Name, Owner: owner})
 			}
 		}
 		p.Networks = append(p.Networks, st)
@@ -212,6 +214,34 @@ func Compute(in Input) *Plan {
 		}
 	}
 	return p
+}
+
+// routeSrc is the source address the node should use towards pod ip: for
+// IPv4, the master's address whose subnet holds ip, else the master's first
+// IPv4 address; invalid (the kernel chooses) when the master has none, and
+// for IPv6, whose source selection already prefers the longest match.
+//
+// The shim has no address, so without it the kernel takes the first IPv4
+// address of any device: on a node with networks on two NICs, the pods of
+// the second one would get packets from the first one's address, which
+// they often have no route back to.
+func routeSrc(master Link, ip netip.Addr) netip.Addr {
+	if !ip.Is4() {
+		return netip.Addr{}
+	}
+	var first netip.Addr
+	for _, p := range master.Addrs {
+		if !p.Addr().Is4() {
+			continue
+		}
+		if p.Contains(ip) {
+			return p.Addr()
+		}
+		if !first.IsValid() {
+			first = p.Addr()
+		}
+	}
+	return first
 }
 
 // wanted reports whether our route to ip through dev is still wanted: some

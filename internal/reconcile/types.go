@@ -62,6 +62,9 @@ type Link struct {
 	// read for macvlans only: the kernel answers neighbour solicitations
 	// for proxied addresses only with both.
 	ProxyNDP bool
+	// Addrs are the link's addresses of global scope, in the kernel's
+	// order (an IPv4 subnet's primary address before its secondaries).
+	Addrs []netip.Prefix
 }
 
 // Proxy is an IPv6 proxy neighbour entry (`ip -6 neigh add proxy IP dev
@@ -77,6 +80,7 @@ type Route struct {
 	Dev      string // outgoing device; "" when it has none (blackhole, multipath)
 	Protocol int
 	Priority int
+	Src      netip.Addr // preferred source address (`src`); invalid when none
 }
 
 // Snapshot is what the kernel holds right now.
@@ -148,7 +152,7 @@ func (s *Snapshot) Record(done []Op) {
 		hr := idx[ip]
 		switch op.Kind {
 		case AddRoute, ReplaceRoute:
-			hr.ours = &Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol}
+			hr.ours = &Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol, Src: op.Src}
 		case DelRoute:
 			hr.ours = nil
 		default:
@@ -233,6 +237,7 @@ type Op struct {
 	MAC     net.HardwareAddr // AddShim
 	MTU     int              // AddShim, SetMTU
 	Dst     netip.Prefix     // routes; FlushNeigh, AddProxy, DelProxy use Dst.Addr()
+	Src     netip.Addr       // AddRoute, ReplaceRoute: the preferred source address, if valid
 	Network string           // for messages
 	Owner   hostlocal.Owner  // AddRoute, DelRoute: for messages
 }
@@ -252,9 +257,9 @@ func (o Op) String() string {
 	case SetMTU:
 		return fmt.Sprintf("ip link set %s mtu %d", o.Dev, o.MTU)
 	case AddRoute:
-		return fmt.Sprintf("ip route add %s dev %s scope link proto %d", o.Dst, o.Dev, Protocol)
+		return fmt.Sprintf("ip route add %s dev %s scope link proto %d%s", o.Dst, o.Dev, Protocol, o.srcArg())
 	case ReplaceRoute:
-		return fmt.Sprintf("ip route replace %s dev %s scope link proto %d", o.Dst, o.Dev, Protocol)
+		return fmt.Sprintf("ip route replace %s dev %s scope link proto %d%s", o.Dst, o.Dev, Protocol, o.srcArg())
 	case DelRoute:
 		return fmt.Sprintf("ip route del %s dev %s proto %d", o.Dst, o.Dev, Protocol)
 	case FlushNeigh:
@@ -265,6 +270,14 @@ func (o Op) String() string {
 		return fmt.Sprintf("ip -6 neigh del proxy %s dev %s", o.Dst.Addr(), o.Dev)
 	}
 	return fmt.Sprintf("op(%d)", o.Kind)
+}
+
+// srcArg is " src <Src>", or "" without one.
+func (o Op) srcArg() string {
+	if !o.Src.IsValid() {
+		return ""
+	}
+	return " src " + o.Src.String()
 }
 
 // Kernel carries out ops. The real one (package netlinkx) speaks netlink;

@@ -35,6 +35,16 @@ func poll(timeout time.Duration, cond func() error) error {
 	}
 }
 
+// inRange reports whether ip is in one of the host-local ranges.
+func inRange(rs []lab.Range, ip netip.Addr) bool {
+	for _, r := range rs {
+		if r.Subnet.Contains(ip) && r.RangeStart.Compare(ip) <= 0 && ip.Compare(r.RangeEnd) <= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // routeDev returns the device `ip route get ip` names in ns.
 func routeDev(l *lab.Lab, ns string, ip netip.Addr) (string, error) {
 	out, err := l.Exec(ns, "ip", "route", "get", ip.String())
@@ -185,9 +195,7 @@ func TestThreeNodesOneLAN(t *testing.T) {
 		// only ARP requests its shim sends.
 		var own, others []netip.Addr
 		for _, ip := range allPods {
-			if slices.ContainsFunc(n.pods, func(p *lab.Pod) bool {
-				return slices.ContainsFunc(p.IPs, func(a netip.Prefix) bool { return a.Addr() == ip })
-			}) {
+			if inRange(n.l.Opts.Ranges, ip) {
 				own = append(own, ip)
 			} else {
 				others = append(others, ip)

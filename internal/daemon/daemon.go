@@ -630,7 +630,7 @@ func logOp(log *slog.Logger, op reconcile.Op) {
 	case reconcile.SetMTU:
 		log.Info(fmt.Sprintf("shim %s MTU set to %d, the master's", op.Dev, op.MTU), attrs...)
 	case reconcile.ConfigureShim:
-		log.Info(fmt.Sprintf("shim %s adopted; arp_filter set so the LAN never sees it answer for the node", op.Dev), attrs...)
+		log.Info(fmt.Sprintf("shim %s configured: arp_filter 1 so the LAN never sees it answer for the node, arp_ignore 0 and proxy_ndp 1 so pods do", op.Dev), attrs...)
 	case reconcile.AddProxy:
 		log.Info(fmt.Sprintf("shim %s answers pods' neighbour solicitations for %s (proxy)", op.Dev, op.Dst.Addr()), append(attrs, "ip", op.Dst.Addr().String())...)
 	case reconcile.DelProxy:

@@ -88,6 +88,8 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		if m, ok := l.(*netlink.Macvlan); ok {
 			rl.MacvlanMode = macvlanModes[m.Mode]
 			rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"
+			ignore := k.sysctl("ipv4", a.Name, "arp_ignore")
+			rl.ARPIgnore = ignore != "" && ignore != "0"
 			rl.ProxyNDP = k.sysctl("ipv6", a.Name, "proxy_ndp") == "1" && k.sysctl("ipv6", a.Name, "forwarding") == "1"
 			var proxies []netlink.Neigh
 			if err := retry(func() (err error) { proxies, err = k.h.NeighProxyList(a.Index, netlink.FAMILY_V6); return err }); err != nil {
@@ -258,14 +260,16 @@ func (k *Kernel) Do(op reconcile.Op) error {
 // configureShim sets the shim's sysctls. arp_filter: the shim answers ARP
 // only from peers the node routes through it (the pods), so the LAN never
 // learns the shim's MAC for the node's addresses, while pods still can.
+// arp_ignore 0: a new device inherits default.arp_ignore, with which the
+// address-less shim would answer no ARP at all.
 // proxy_ndp and forwarding: the kernel answers pods' neighbour
 // solicitations for the node's IPv6 addresses on the shim (see
 // reconcile.planProxies); per-device forwarding changes nothing else than
 // that the shim behaves as a router's interface (no autoconfiguration from
 // router advertisements on it).
 func (k *Kernel) configureShim(dev string) error {
-	for _, s := range []struct{ family, key string }{{"ipv4", "arp_filter"}, {"ipv6", "proxy_ndp"}, {"ipv6", "forwarding"}} {
-		if err := os.WriteFile(k.sysctlPath(s.family, dev, s.key), []byte("1"), 0o644); err != nil {
+	for _, s := range []struct{ family, key, value string }{{"ipv4", "arp_filter", "1"}, {"ipv4", "arp_ignore", "0"}, {"ipv6", "proxy_ndp", "1"}, {"ipv6", "forwarding", "1"}} {
+		if err := os.WriteFile(k.sysctlPath(s.family, dev, s.key), []byte(s.value), 0o644); err != nil {
 			if s.family == "ipv6" && errors.Is(err, os.ErrNotExist) {
 				continue // IPv6 disabled on this node
 			}

@@ -302,7 +302,7 @@ func (p *Plan) planShims(in Input) map[string]shimCheck {
 			out[n.Shim] = shimCheck{usable: true}
 			continue
 		}
-		if !shim.ARPFilter || !shim.ProxyNDP {
+		if !shim.ARPFilter || !shim.ProxyNDP || shim.ARPIgnore {
 			p.Ops = append(p.Ops, Op{Kind: ConfigureShim, Dev: n.Shim, Network: n.Name})
 		}
 		if shim.MTU != master.MTU {

@@ -62,6 +62,13 @@ type Link struct {
 	// read for macvlans only: the kernel answers neighbour solicitations
 	// for proxied addresses only with both.
 	ProxyNDP bool
+	// ARPIgnore is net.ipv4.conf.<name>.arp_ignore not 0, read for macvlans
+	// only. The shim has no address, so with arp_ignore 1, 2 or 8 it never
+	// answers pods' ARP for the node's addresses. A new shim inherits
+	// default.arp_ignore; flatnet sets its own to 0. (The kernel takes the
+	// larger of all.arp_ignore and the device's: with all.arp_ignore set,
+	// only the operator can help, and flatnet check says how.)
+	ARPIgnore bool
 	// Addrs are the link's addresses of global scope, in the kernel's
 	// order (an IPv4 subnet's primary address before its secondaries).
 	Addrs []netip.Prefix
@@ -251,7 +258,7 @@ func (o Op) String() string {
 	case DelShim:
 		return fmt.Sprintf("ip link del %s", o.Dev)
 	case ConfigureShim:
-		return fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
+		return fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv4.conf.%[1]s.arp_ignore=0 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
 	case SetUp:
 		return fmt.Sprintf("ip link set %s up", o.Dev)
 	case SetMTU:

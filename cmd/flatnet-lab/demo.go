@@ -103,7 +103,9 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 
 	d.step("Build the lab: a LAN (bridge br0) and a node plugged into it")
 	start := time.Now()
-	l, err := lab.New(lab.Options{Logf: logf})
+	v6 := lab.Range{Subnet: netip.MustParsePrefix("fd00::/64"),
+		RangeStart: netip.MustParseAddr("fd00::1:2"), RangeEnd: netip.MustParseAddr("fd00::1:ff")}
+	l, err := lab.New(lab.Options{Logf: logf, Ranges: []lab.Range{lab.SeedRange(), v6}})
 	if err != nil {
 		d.fail("building the lab: %v", err)
 		return 1
@@ -113,11 +115,11 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 			_ = l.Close()
 		}
 	}()
-	d.say("LAN namespace %s: br0 %s, the LAN's gateway", l.LAN, l.Opts.GatewayAddr)
-	d.say("node namespace %s: %s %s, default route via %s (built in %v)", l.Node, l.Master, l.Opts.NodeAddr, l.Gateway, time.Since(start).Round(time.Millisecond))
+	d.say("LAN namespace %s: br0 %s and %s, the LAN's gateway", l.LAN, l.Opts.GatewayAddr, l.Opts.GatewayAddr6)
+	d.say("node namespace %s: %s %s and %s, default route via %s (built in %v)", l.Node, l.Master, l.Opts.NodeAddr, l.Opts.NodeAddr6, l.Gateway, time.Since(start).Round(time.Millisecond))
 	d.cmd(l, l.Node, "node", "ip", "-br", "addr", "show", l.Master)
 
-	d.step("Create 2 pods with the real CNI plugins (macvlan on %s, host-local IPAM)", l.Master)
+	d.step("Create 2 dual-stack pods with the real CNI plugins (macvlan on %s, host-local IPAM, an IPv4 and an IPv6 range)", l.Master)
 	d.say("the conflist, %s:", l.ConfList)
 	fmt.Fprintln(w, indentBy(strings.TrimRight(string(l.ConfListJSON()), "\n"), "     "))
 	var pods []*lab.Pod
@@ -131,16 +133,18 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 		if _, err := l.StartPodHTTP(p); err != nil {
 			d.fail("web server in %s: %v", name, err)
 		}
-		d.say("%s: CNI ADD (container %.12s…) gave %s in %v; it serves http://%s/", name, p.ContainerID, p.IPs[0], time.Since(t0).Round(time.Millisecond), p.IP)
+		d.say("%s: CNI ADD (container %.12s…) gave %s in %v; it serves http://%s/", name, p.ContainerID, prefixList(p.IPs), time.Since(t0).Round(time.Millisecond), p.IP)
 		pods = append(pods, p)
 	}
 	p1, p2 := pods[0], pods[1]
+	p1v6 := addr6(p1)
 	d.stateDir(l)
 
 	d.step("The node cannot reach its pods")
 	d.say("the kernel never passes traffic between a macvlan child (the pods' eth0) and its parent (%s):", l.Master)
 	d.say("the node's ARP for a pod goes out to the LAN, which never sends it back to the node")
 	d.expectFail(l, "node", l.Node, p1.IP)
+	d.expectFail(l, "node", l.Node, p1v6)
 	if body, err := d.get(l, l.Node, "node", p1); err == nil {
 		d.fail("the node fetched %q from pod1 without a shim: the lab does not reproduce the seed", body)
 	} else {
@@ -180,7 +184,17 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 		}
 		d.show("node", flatnet+" run --config "+cfg, fmt.Sprintf("(pid %d, log %s)", fn.PID, fn.LogPath))
 		t0 := time.Now()
-		if err := waitUntil(10*time.Second, fn, func() bool { return d.routed(l, p1.IP) && d.routed(l, p2.IP) }); err != nil {
+		all := func() bool {
+			for _, p := range pods {
+				for _, a := range p.IPs {
+					if !d.routed(l, a.Addr()) {
+						return false
+					}
+				}
+			}
+			return true
+		}
+		if err := waitUntil(10*time.Second, fn, all); err != nil {
 			d.fail("flatnet did not route both pods: %v", err)
 			d.say("flatnet's log:\n%s", indentBy(fn.Log(), "     "))
 		} else {
@@ -191,6 +205,11 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 	d.step("The shim and the routes")
 	d.cmd(l, l.Node, "node", "ip", "-d", "link", "show", shim)
 	d.cmd(l, l.Node, "node", "ip", "route")
+	d.cmd(l, l.Node, "node", "ip", "-6", "route", "show", "dev", shim)
+	if !manual {
+		d.say("and the shim answers pods' neighbour solicitations for the node's IPv6 address:")
+		d.cmd(l, l.Node, "node", "ip", "-6", "neigh", "show", "proxy")
+	}
 
 	d.step("The node and its pods talk")
 	for _, p := range pods {
@@ -202,6 +221,14 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 		d.ok("HTTP from the node to pod1")
 	}
 	d.ping(l, "pod1", p1.NS, l.NodeIP)
+	if manual {
+		d.say("over IPv6, the manual fix has no route to the pod, and the shim does not answer")
+		d.say("the pod's neighbour solicitations for %s:", l.Opts.NodeAddr6.Addr())
+		d.expectFail(l, "node", l.Node, p1v6)
+	} else {
+		d.ping(l, "node", l.Node, p1v6)
+		d.ping(l, "pod1", p1.NS, l.Opts.NodeAddr6.Addr())
+	}
 
 	d.step("What the LAN sees of the node: who has %s?", l.NodeIP)
 	nodeMAC, _ := l.MAC(l.Node, l.Master)
@@ -229,6 +256,7 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 		d.arpVerdict(macs, nodeMAC, shimMAC, l.Master, shim)
 	default:
 		d.arpVerdict(macs, nodeMAC, shimMAC, l.Master, shim)
+		d.ndp(l, nodeMAC, shimMAC, shim)
 	}
 
 	d.step("pod2 goes: CNI DEL releases its address")
@@ -241,10 +269,10 @@ func demo(w io.Writer, flatnet string, manual bool, logf func(string, ...any)) i
 	if manual {
 		d.say("by hand, its route has to go too:")
 		d.cmd(l, l.Node, "node", "ip", "route", "del", p2.IP.String(), "dev", shim)
-	} else if err := waitUntil(10*time.Second, fn, func() bool { return !d.routed(l, p2.IP) }); err != nil {
-		d.fail("pod2's route is still there: %v", err)
+	} else if err := waitUntil(10*time.Second, fn, func() bool { return !d.routed(l, p2.IP) && !d.routed(l, addr6(p2)) }); err != nil {
+		d.fail("pod2's routes are still there: %v", err)
 	} else {
-		d.ok("flatnet removed the route to %s", p2.IP)
+		d.ok("flatnet removed the routes to %s", prefixList(p2.IPs))
 	}
 	d.cmd(l, l.Node, "node", "ip", "route")
 	d.ping(l, "node", l.Node, p1.IP)
@@ -319,10 +347,15 @@ func pingArgs(ip netip.Addr) []string {
 	return []string{"ping", "-c", "2", "-i", "0.2", "-W", "1", ip.String()}
 }
 
-// ping shows a ping that must succeed.
+// ping shows a ping that must succeed. It is tried up to three times: a
+// first IPv6 packet to the node waits for the shim's proxy answer, which
+// comes up to 0.8 s late on purpose.
 func (d *narrator) ping(l *lab.Lab, where, ns string, ip netip.Addr) {
 	argv := pingArgs(ip)
 	out, err := l.Exec(ns, argv...)
+	for try := 1; err != nil && try < 3; try++ {
+		out, err = l.Exec(ns, argv...)
+	}
 	d.show(where, strings.Join(argv, " "), pingSummary(out))
 	if err != nil {
 		d.fail("%s cannot ping %s", where, ip)
@@ -426,6 +459,76 @@ func macList(macs []net.HardwareAddr, nodeMAC, shimMAC net.HardwareAddr, master,
 		s = append(s, fmt.Sprintf("%s (%s)", m, name))
 	}
 	return strings.Join(s, ", ")
+}
+
+// ndp shows what the LAN hears when it solicits the node's IPv6 address:
+// the NIC's answer at once, the shim's proxy answer late and without the
+// Override flag; the LAN's neighbour table keeps the NIC's MAC.
+func (d *narrator) ndp(l *lab.Lab, nodeMAC, shimMAC net.HardwareAddr, shim string) {
+	node6 := l.Opts.NodeAddr6.Addr()
+	d.say("and who has %s? (a neighbour solicitation from br0)", node6)
+	nas, err := l.NDPProbe(l.LAN, l.Bridge, node6)
+	if err != nil {
+		d.fail("NDP probe: %v", err)
+		return
+	}
+	var start time.Time
+	for i, na := range nas {
+		if i == 0 {
+			start = na.Time
+		}
+		flags := "Override set"
+		if !na.Override {
+			flags = "Override clear"
+		}
+		d.say("  +%4dms %s (%s)", na.Time.Sub(start).Milliseconds(), macList([]net.HardwareAddr{na.MAC}, nodeMAC, shimMAC, l.Master, shim), flags)
+	}
+	if len(nas) == 0 || !bytes.Equal(nas[0].MAC, nodeMAC) || !nas[0].Override {
+		d.fail("the first answer is not %s's with Override", l.Master)
+		return
+	}
+	for _, na := range nas[1:] {
+		if na.Override {
+			d.fail("a later answer overrides: %v", na)
+			return
+		}
+	}
+	d.say("the proxy answers late and does not override: RFC 4861 7.2.5 keeps the NIC's MAC")
+	_ = l.FlushNeighbour(l.LAN, node6)
+	if err := l.Ping(l.LAN, node6); err != nil {
+		d.fail("the LAN cannot ping %s: %v", node6, err)
+		return
+	}
+	time.Sleep(lab.NDPWindow) // the shim's late answer comes in
+	d.cmd(l, l.LAN, "lan", "ip", "-6", "neigh", "show", node6.String())
+	if ns, err := l.Neighbours(l.LAN); err == nil {
+		for _, n := range ns {
+			if n.IP == node6 && !bytes.Equal(n.MAC, nodeMAC) {
+				d.fail("the LAN holds %s for %s", n.MAC, node6)
+				return
+			}
+		}
+	}
+	d.ok("the LAN's neighbour table holds %s's MAC for %s", l.Master, node6)
+}
+
+// addr6 is a pod's IPv6 address.
+func addr6(p *lab.Pod) netip.Addr {
+	for _, a := range p.IPs {
+		if a.Addr().Is6() {
+			return a.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// prefixList joins a pod's addresses.
+func prefixList(ps []netip.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, " and ")
 }
 
 // lastLines returns the last n lines of s.

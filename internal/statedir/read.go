@@ -142,6 +142,7 @@ func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.O
 	var buf [hostlocal.MaxFileSize + 1]byte
 	n := 0
 	for n < len(buf) {
+		want := len(buf) - n
 		m, err := unix.Read(fd, buf[n:])
 		if err == unix.EINTR {
 			continue
@@ -153,6 +154,12 @@ func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.O
 			break
 		}
 		n += m
+		// A short read of a regular file is its end, once we have at least
+		// the size fstat saw: no second read(2) just to be told so. A write
+		// still under way brings its own inotify event and another look.
+		if m < want && int64(n) >= st.Size {
+			break
+		}
 	}
 	if n > hostlocal.MaxFileSize {
 		return none(fmt.Sprintf("larger than %d bytes, not host-local's", hostlocal.MaxFileSize))

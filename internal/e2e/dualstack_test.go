@@ -292,8 +292,9 @@ func TestDualStack(t *testing.T) {
 	// IPv4 has the one exception (docs/architecture.md): the shim's own
 	// broadcast ARP request for a pod, "tell 192.168.0.5" from the shim's
 	// MAC, updates an entry the LAN already holds for the node. Recorded
-	// here, not asserted; what must hold is that the LAN still reaches the
-	// node meanwhile (the node accepts its address on the shim).
+	// here, not asserted; with rp_filter 0 (this lab's) the LAN still
+	// reaches the node meanwhile, as the node accepts its address on the
+	// shim (with rp_filter 1 or 2 it would not, until the LAN re-checks).
 	if err := l.Ping(l.LAN, l.NodeIP); err != nil {
 		t.Fatal(err)
 	}

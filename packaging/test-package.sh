@@ -537,9 +537,11 @@ else
 fi
 
 # A daemon that never pings would have been killed by the watchdog by now.
-up_since=$(prop ActiveEnterTimestampMonotonic)
-now=$(in_ct cat /proc/uptime | awk '{ printf "%d", $1 * 1000000 }')
-wait=$((WATCHDOG_GRACE - (now - up_since) / 1000000))
+# Wall-clock time: the container's systemd and /proc/uptime need not share
+# a clock (boot time counts suspended time, the monotonic clock does not).
+up_since=$(date -d "$(prop ActiveEnterTimestamp)" +%s)
+now=$(date +%s)
+wait=$((WATCHDOG_GRACE - (now - up_since)))
 if ((wait > 0)); then
 	log "waiting ${wait}s to see the watchdog satisfied"
 	sleep "$wait"

@@ -55,9 +55,10 @@ type NetStatus struct {
 	Held      bool         // state dir unreadable: routes kept as they are
 }
 
-// InSync reports whether nothing is missing or stale and the shim is up.
+// InSync reports whether the shim is up and every allocation is routed
+// through it: nothing missing, stale, or taken by a foreign route.
 func (s NetStatus) InSync() bool {
-	return s.Waiting == "" && s.ShimUp && len(s.Missing) == 0 && len(s.Stale) == 0
+	return s.Waiting == "" && s.ShimUp && len(s.Missing) == 0 && len(s.Stale) == 0 && len(s.Conflicts) == 0
 }
 
 // Plan is the outcome of a reconcile: what to do, and what was found.
@@ -105,6 +106,9 @@ func Compute(in Input) *Plan {
 	for _, n := range in.Networks {
 		st := NetStatus{Name: n.Name, Master: n.Master, Shim: n.Shim, Source: n.Source}
 		sc := shims[n.Shim]
+		if n.Unusable != "" {
+			sc = shimCheck{waiting: n.Unusable}
+		}
 		master, _ := snap.Link(n.Master)
 		st.ShimUp, st.Waiting = sc.up, sc.waiting
 		ds, known := in.States[n.StateDir]
@@ -268,7 +272,7 @@ func (p *Plan) planShims(in Input) map[string]shimCheck {
 	out := map[string]shimCheck{}
 	snap := in.Snap
 	for _, n := range in.Networks {
-		if _, done := out[n.Shim]; done {
+		if _, done := out[n.Shim]; done || n.Unusable != "" {
 			continue
 		}
 		if n.Master == "" {

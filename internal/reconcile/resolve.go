@@ -54,6 +54,12 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 		if len(n.Ranges) == 0 && found {
 			n.Ranges = cn.Ranges
 		}
+		if found && cn.Mode != "" && cn.Mode != "bridge" {
+			// Only bridge mode passes traffic between macvlans of one
+			// master; in any other the shim could never reach the pods.
+			n.Unusable = fmt.Sprintf("macvlan mode %s in %s: the node cannot reach these pods through a shim; use \"mode\": \"bridge\"", cn.Mode, cn.File)
+			finds = append(finds, Finding{Key: "mode:" + n.Name, Level: slog.LevelError, Network: n.Name, Msg: fmt.Sprintf("network %s: %s", n.Name, n.Unusable)})
+		}
 		if len(n.Ranges) == 0 {
 			finds = append(finds, Finding{Key: "noranges:" + n.Name, Level: slog.LevelError, Network: n.Name,
 				Msg: fmt.Sprintf("network %s (%s) has no address ranges: set ranges in flatnet.toml or define it in the CNI config", n.Name, n.Source)})

@@ -200,6 +200,10 @@ type Network struct {
 	// Source says where the network was defined ("flatnet.toml:7" or the
 	// CNI config file), for messages.
 	Source string
+	// Unusable, when set, says why the network's pods cannot be reached
+	// through a shim at all (a macvlan mode other than bridge); nothing is
+	// made for it.
+	Unusable string
 }
 
 // Alloc is one allocation read from a state directory.

@@ -1,0 +1,108 @@
+package reconcile
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+func TestResolve(t *testing.T) {
+	snap := &Snapshot{Routes: []Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth9"}}}
+	seedCNI := cni.Network{Name: "default", File: "00-default.conflist", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}
+	tests := []struct {
+		name     string
+		cfg      config.Config
+		cni      []cni.Network
+		want     string // "name master shim statedir" per network, joined by "; "
+		wantFind string // substring of a finding
+	}{
+		{
+			name: "discovery alone, the seed",
+			cni:  []cni.Network{seedCNI},
+			want: "default eno1 eno1.host /var/lib/cni/networks/default",
+		},
+		{
+			name: "no master: the default route's NIC; dataDir honoured",
+			cni:  []cni.Network{{Name: "n", File: "n.conf", DataDir: "/data", Ranges: []hostlocal.Range{seedRange}}},
+			want: "n eth9 eth9.host /data/n",
+		},
+		{
+			name: "long master names get a short stable shim",
+			cni:  []cni.Network{{Name: "n", File: "n.conf", Master: "enp129s0f1np1", Ranges: []hostlocal.Range{seedRange}}},
+			want: "n enp129s0f1np1 " + ShimName("enp129s0f1np1") + " /var/lib/cni/networks/n",
+		},
+		{
+			name: "config narrows and overrides",
+			cfg: config.Config{StateRoot: "/var/lib/cni/networks", Networks: []config.Network{{
+				Name: "default", Shim: "lan0", StateDir: "/srv/state", Ranges: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/23")}, Line: 3,
+			}}},
+			cni:  []cni.Network{seedCNI},
+			want: "default eno1 lan0 /srv/state",
+		},
+		{
+			name:     "config network without ranges anywhere is left out",
+			cfg:      config.Config{StateRoot: "/r", Networks: []config.Network{{Name: "ghost", Line: 1}}},
+			want:     "",
+			wantFind: "has no address ranges",
+		},
+		{
+			name:     "a mode other than bridge is unusable",
+			cni:      []cni.Network{{Name: "p", File: "p.conf", Master: "eno1", Mode: "private", Ranges: []hostlocal.Range{seedRange}}},
+			want:     "p eno1 eno1.host /var/lib/cni/networks/p",
+			wantFind: "macvlan mode private",
+		},
+		{
+			name: "two networks on one master share a shim",
+			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
+				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
+			want: "default eno1 eno1.host /var/lib/cni/networks/default; v6 eno1 eno1.host /var/lib/cni/networks/v6",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			if cfg.StateRoot == "" {
+				cfg.StateRoot = "/var/lib/cni/networks"
+			}
+			nets, finds := Resolve(cfg, tt.cni, snap)
+			var got []string
+			for _, n := range nets {
+				got = append(got, strings.Join([]string{n.Name, n.Master, n.Shim, n.StateDir}, " "))
+			}
+			if g := strings.Join(got, "; "); g != tt.want {
+				t.Errorf("networks = %q, want %q", g, tt.want)
+			}
+			var msgs []string
+			for _, f := range finds {
+				msgs = append(msgs, f.Msg)
+			}
+			if all := strings.Join(msgs, "\n"); tt.wantFind != "" && !strings.Contains(all, tt.wantFind) || tt.wantFind == "" && all != "" {
+				t.Errorf("findings = %q, want one with %q", all, tt.wantFind)
+			}
+		})
+	}
+}
+
+func TestConfigRangesKeepGateway(t *testing.T) {
+	cfg := config.Config{StateRoot: "/r", Networks: []config.Network{{Name: "default", Ranges: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}}}}
+	nets, _ := Resolve(cfg, []cni.Network{{Name: "default", File: "f", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}}, &Snapshot{})
+	if len(nets) != 1 || nets[0].Ranges[0].Gateway != seedRange.Gateway {
+		t.Fatalf("ranges = %+v; want host-local's gateway kept", nets)
+	}
+	if why := hostlocal.Reject(seedRange.Gateway, nets[0].Ranges, nil); why == "" {
+		t.Fatal("the gateway became routable")
+	}
+}
+
+func TestUnusableNetworkGetsNothing(t *testing.T) {
+	n := seedNet
+	n.Unusable = "macvlan mode private"
+	p := Compute(Input{Networks: []Network{n}, States: map[string]DirState{n.StateDir: allocs("192.168.1.2")}, Snap: &Snapshot{Links: []Link{eno1}}})
+	if len(p.Ops) != 0 || p.Networks[0].Waiting == "" || p.Networks[0].InSync() {
+		t.Fatalf("ops %v, status %+v; want nothing done and a waiting network", p.Ops, p.Networks[0])
+	}
+}

@@ -16,6 +16,14 @@
 //     lab writes to <Dir>/net.d. host-local keeps its allocation files in
 //     <Dir>/networks/<network>, never in /var/lib/cni.
 //
+// More of the same, for the topologies flatnet supports: AddNetwork writes
+// another conflist (AddPodTo puts pods on it), AddNIC gives the node a
+// second NIC on a bridge of the LAN, and Options.JoinLAN makes a lab whose
+// node joins another lab's LAN, so that several nodes, each with its own
+// ranges, state dir and flatnet (with its own Options.MachineID, hence its
+// own shim MAC), share one LAN. WatchNDP, NDPProbe and Neighbours show what
+// a namespace learns of its neighbours.
+//
 // Nothing of the host is touched: every command and socket of the lab runs
 // in one of the lab's own namespaces (the methods refuse any other), and
 // Close removes all of them, kills the processes the lab started and

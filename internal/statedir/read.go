@@ -27,6 +27,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
@@ -41,58 +43,88 @@ type Bad struct {
 
 // Read reads every allocation in dir. A directory that does not exist holds
 // no allocations; any other failure to list it is returned as the error.
+// It returns every unusable entry; see [ReadLimit].
+func Read(dir string) (map[netip.Addr]hostlocal.Owner, []Bad, error) {
+	allocs, bad, _, err := ReadLimit(dir, -1)
+	return allocs, bad, err
+}
+
+// batch is how many directory entries ReadLimit holds at a time: a
+// directory of a hundred thousand junk files costs the memory of one batch.
+// A variable for tests.
+var batch = 4096
+
+// ReadLimit is [Read] returning at most maxBad unusable entries (all of them
+// when maxBad < 0), those with the lowest names, so the same ones whatever
+// order the directory lists them in, and the number of the others. The
+// directory is listed and read a batch at a time, so its size does not
+// decide the memory used.
 // Files are read by as many goroutines as there are CPUs: at start-up with
 // tens of thousands of allocations, reading is most of the work.
-func Read(dir string) (map[netip.Addr]hostlocal.Owner, []Bad, error) {
-	allocs := map[netip.Addr]hostlocal.Owner{}
+func ReadLimit(dir string, maxBad int) (allocs map[netip.Addr]hostlocal.Owner, bad []Bad, more int, err error) {
+	allocs = map[netip.Addr]hostlocal.Owner{}
 	f, err := os.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return allocs, nil, nil
+		return allocs, nil, 0, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	defer f.Close()
-	var ents []fs.DirEntry
-	for {
-		batch, err := f.ReadDir(4096)
-		ents = append(ents, batch...)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading %s: %w", dir, err)
-		}
-	}
 	type result struct {
 		ip     netip.Addr
 		owner  hostlocal.Owner
 		reason string
 	}
-	results := make([]result, len(ents))
-	workers := min(runtime.GOMAXPROCS(0), 1+len(ents)/256)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ents); i += workers {
-				r := &results[i]
-				r.ip, r.owner, r.reason = readEntry(int(f.Fd()), ents[i].Name(), ents[i].Type())
+	results := make([]result, batch)
+	for {
+		ents, rerr := f.ReadDir(batch)
+		if rerr != nil && rerr != io.EOF {
+			return nil, nil, 0, fmt.Errorf("reading %s: %w", dir, rerr)
+		}
+		workers := min(runtime.GOMAXPROCS(0), 1+len(ents)/256)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(ents); i += workers {
+					r := &results[i]
+					r.ip, r.owner, r.reason = readEntry(int(f.Fd()), ents[i].Name(), ents[i].Type())
+				}
+			}()
+		}
+		wg.Wait()
+		for i, r := range results[:len(ents)] {
+			switch {
+			case r.reason != "":
+				bad, more = keepLowest(bad, Bad{ents[i].Name(), r.reason}, maxBad, more)
+			case r.ip.IsValid():
+				allocs[r.ip] = r.owner
 			}
-		}()
-	}
-	wg.Wait()
-	var bad []Bad
-	for i, r := range results {
-		switch {
-		case r.reason != "":
-			bad = append(bad, Bad{ents[i].Name(), r.reason})
-		case r.ip.IsValid():
-			allocs[r.ip] = r.owner
+			results[i] = result{}
+		}
+		if rerr == io.EOF || len(ents) == 0 {
+			return allocs, bad, more, nil
 		}
 	}
-	return allocs, bad, nil
+}
+
+// keepLowest adds b to bad, kept sorted by name and at most max long (any
+// length when max < 0), counting what it leaves out in more.
+func keepLowest(bad []Bad, b Bad, max, more int) ([]Bad, int) {
+	if max < 0 {
+		return append(bad, b), more
+	}
+	i, _ := slices.BinarySearchFunc(bad, b.Name, func(x Bad, name string) int { return strings.Compare(x.Name, name) })
+	if i == max {
+		return bad, more + 1
+	}
+	if len(bad) == max {
+		bad = bad[:max-1]
+		more++
+	}
+	return slices.Insert(bad, i, b), more
 }
 
 // ReadOne reads the single entry name in dir. It returns an invalid address

@@ -1,10 +1,12 @@
 package statedir
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,5 +90,40 @@ func TestReadOne(t *testing.T) {
 	}
 	if ip, _, why := ReadOne(dir, "192.168.1.3"); ip.IsValid() || why == "" {
 		t.Errorf("ReadOne(symlink) = %v %q; want a rejection", ip, why)
+	}
+}
+
+// TestReadLimit reads a directory of more entries than one batch: every
+// allocation, the first unusable entries up to the limit and the count of
+// the others.
+func TestReadLimit(t *testing.T) {
+	defer func(b int) { batch = b }(batch)
+	batch = 64
+	dir := t.TempDir()
+	junk, good := 2*batch+10, 70
+	for i := range junk {
+		write(t, dir, fmt.Sprintf("junk-%04d", i), "x")
+	}
+	for i := range good {
+		write(t, dir, netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String(), "c"+strconv.Itoa(i)+"\r\neth0")
+	}
+	allocs, bad, more, err := ReadLimit(dir, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) != good || len(bad) != 20 || more != junk-20 {
+		t.Errorf("ReadLimit: %d allocations, %d unusable listed, %d more; want %d, 20, %d", len(allocs), len(bad), more, good, junk-20)
+	}
+	for i, b := range bad {
+		if want := fmt.Sprintf("junk-%04d", i); b.Name != want {
+			t.Errorf("unusable entry %d listed: %s, want %s (the lowest names)", i, b.Name, want)
+		}
+	}
+	if o := allocs[netip.MustParseAddr("10.1.0.42")]; o.ContainerID != "c42" {
+		t.Errorf("10.1.0.42 owned by %+v", o)
+	}
+	_, all, more, err := ReadLimit(dir, -1)
+	if err != nil || len(all) != junk || more != 0 {
+		t.Errorf("ReadLimit without a limit: %d unusable listed, %d more, %v", len(all), more, err)
 	}
 }

@@ -130,10 +130,10 @@ func Compute(in Input) *Plan {
 			p.Networks = append(p.Networks, st)
 			continue
 		}
+		var rejected []rejection
 		for ip, owner := range ds.Allocs {
 			if why := hostlocal.Reject(ip, n.Ranges, isNode); why != "" {
-				p.find(slog.LevelWarn, "reject:"+n.Name+":"+ip.String(), n.Name, ip,
-					fmt.Sprintf("not routing %s of network %s: %s", ip, n.Name, why))
+				rejected = append(rejected, rejection{ip, why})
 				continue
 			}
 			if claimed != nil {
@@ -172,6 +172,7 @@ func Compute(in Input) *Plan {
 				adds = append(adds, Op{Kind: AddRoute, Dev: n.Shim, Dst: dst, Src: src, Network: n.Name, Owner: owner})
 			}
 		}
+		p.findRejected(n.Name, rejected)
 		p.Networks = append(p.Networks, st)
 	}
 
@@ -365,6 +366,33 @@ func (p *Plan) planProxies(in Input, shims map[string]shimCheck) {
 	}
 	slices.SortFunc(adds, func(a, b Op) int { return cmp.Or(cmp.Compare(a.Dev, b.Dev), a.Dst.Addr().Compare(b.Dst.Addr())) })
 	p.Ops = append(p.Ops, adds...)
+}
+
+// MaxRejectsListed is how many addresses of one network that must never be
+// routed are findings of their own; the others are counted in one, so that
+// a state directory full of leftovers costs bounded log and work.
+const MaxRejectsListed = 100
+
+// rejection is an allocated address that must never be routed, and why.
+type rejection struct {
+	ip  netip.Addr
+	why string
+}
+
+// findRejected reports the rejected addresses of network: the lowest
+// MaxRejectsListed each on its own, the others by their number.
+func (p *Plan) findRejected(network string, rejected []rejection) {
+	if len(rejected) > MaxRejectsListed {
+		slices.SortFunc(rejected, func(a, b rejection) int { return a.ip.Compare(b.ip) })
+		p.find(slog.LevelWarn, "reject-more:"+network, network, netip.Addr{},
+			fmt.Sprintf("not routing more than %d addresses of network %s (outside its ranges, the gateway, node addresses or not unicast); the others are not listed one by one",
+				MaxRejectsListed, network))
+		rejected = rejected[:MaxRejectsListed]
+	}
+	for _, r := range rejected {
+		p.find(slog.LevelWarn, "reject:"+network+":"+r.ip.String(), network, r.ip,
+			fmt.Sprintf("not routing %s of network %s: %s", r.ip, network, r.why))
+	}
 }
 
 func (p *Plan) find(level slog.Level, key, network string, ip netip.Addr, msg string) {

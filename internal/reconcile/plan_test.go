@@ -346,3 +346,34 @@ func TestDefaultRouteDev(t *testing.T) {
 		t.Fatalf("DefaultRouteDev = %q, want eno1", got)
 	}
 }
+
+// TestRejectsListedUpToALimit: a state dir full of addresses that must
+// never be routed gives one finding each for the lowest MaxRejectsListed
+// and one that counts the others, the same on every pass.
+func TestRejectsListedUpToALimit(t *testing.T) {
+	var ips []string
+	for i := range MaxRejectsListed + 50 {
+		ips = append(ips, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String())
+	}
+	ips = append(ips, "192.168.1.2")
+	snap := &Snapshot{Links: []Link{eno1, shim}, Routes: []Route{ours("192.168.1.2")}}
+	in := Input{Networks: []Network{seedNet}, States: map[string]DirState{seedNet.StateDir: allocs(ips...)}, Snap: snap, MachineID: "mid"}
+	p := Compute(in)
+	if len(p.Ops) != 0 {
+		t.Errorf("ops: %v", p.Ops)
+	}
+	var keys []string
+	for _, f := range p.Findings {
+		keys = append(keys, f.Key)
+	}
+	if len(keys) != MaxRejectsListed+1 || !slices.Contains(keys, "reject-more:default") ||
+		!slices.Contains(keys, "reject:default:10.0.0.0") || !slices.Contains(keys, "reject:default:10.0.0.99") || slices.Contains(keys, "reject:default:10.0.0.100") {
+		t.Errorf("finding keys: %v", keys)
+	}
+	if again := Compute(in); !slices.EqualFunc(again.Findings, p.Findings, func(a, b Finding) bool { return a.Key == b.Key && a.Msg == b.Msg }) {
+		t.Errorf("findings differ between passes")
+	}
+	if st := p.Networks[0]; st.Allocated != 1 || st.Routed != 1 {
+		t.Errorf("status: %+v", st)
+	}
+}

@@ -89,7 +89,7 @@ type dirCache struct {
 	allocs   map[netip.Addr]hostlocal.Owner
 	err      error
 	bad      map[string]string
-	badExtra int
+	badExtra int // unusable entries beyond those in bad; only > 0 matters
 }
 
 // New prepares a daemon; Run starts it.
@@ -448,6 +448,10 @@ func (d *Daemon) discover() {
 					Msg: fmt.Sprintf("CNI config %s skipped: %v", f.Name, p.Err)})
 			}
 		}
+		if len(probs) == 0 && len(nets) == 0 {
+			finds = append(finds, reconcile.Finding{Key: "cni:none:" + f.Name, Level: slog.LevelInfo,
+				Msg: fmt.Sprintf("CNI config %s skipped: no macvlan plugin with host-local IPAM in it", f.Name)})
+		}
 		byFile[f.Name] = nets
 		for _, n := range nets {
 			if seen[n.Name] {
@@ -463,7 +467,7 @@ func (d *Daemon) discover() {
 
 // readDir reads a whole state directory.
 func (d *Daemon) readDir(dir string, old *dirCache) *dirCache {
-	allocs, bad, err := statedir.Read(dir)
+	allocs, bad, more, err := statedir.ReadLimit(dir, maxBadListed)
 	c := &dirCache{allocs: allocs, err: err, bad: map[string]string{}}
 	if err != nil {
 		if old != nil && old.err == nil {
@@ -490,8 +494,9 @@ func (d *Daemon) readDir(dir string, old *dirCache) *dirCache {
 	for _, b := range bad {
 		d.noteBad(dir, c, seen, b.Name, b.Reason)
 	}
-	if c.badExtra > 0 && (old == nil || old.badExtra != c.badExtra) {
-		d.log.Warn(fmt.Sprintf("%d more unusable entries in %s, not listed", c.badExtra, dir), "dir", dir)
+	c.badExtra += more
+	if c.badExtra > 0 && (old == nil || old.badExtra == 0) {
+		d.logMoreBad(dir)
 	}
 	d.dirs[dir] = c
 	return c
@@ -499,14 +504,22 @@ func (d *Daemon) readDir(dir string, old *dirCache) *dirCache {
 
 // noteBad records an unusable entry and logs it unless seen already had it.
 func (d *Daemon) noteBad(dir string, c *dirCache, seen map[string]string, name, reason string) {
-	if len(c.bad) >= maxBadListed {
-		c.badExtra++
+	if _, listed := c.bad[name]; !listed && len(c.bad) >= maxBadListed {
+		if c.badExtra++; c.badExtra == 1 {
+			d.logMoreBad(dir)
+		}
 		return
 	}
 	if seen[name] != reason {
 		d.log.Warn(fmt.Sprintf("ignoring %s in %s: %s", name, dir, reason), "dir", dir, "file", name)
 	}
 	c.bad[name] = reason
+}
+
+// logMoreBad says, once while it lasts, that a directory has more
+// unusable entries than are logged by name.
+func (d *Daemon) logMoreBad(dir string) {
+	d.log.Warn(fmt.Sprintf("more than %d unusable entries in %s; the others are not logged (flatnet check shows them)", maxBadListed, dir), "dir", dir)
 }
 
 // readOne refreshes one entry of a state directory.

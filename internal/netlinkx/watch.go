@@ -27,6 +27,10 @@ const (
 	RouteChanged                         // a route flatnet may care about changed
 	OwnRouteDeleted                      // a route with flatnet's protocol went away (Dst says which)
 	Lost                                 // notifications were lost; resync everything
+	// Subscribed says notifications now flow: what changed before it may be
+	// in no event and in no snapshot taken before it, so read the kernel
+	// again. It is the first event Watch delivers.
+	Subscribed
 )
 
 // subscription buffer sizes: big enough that a burst of route changes
@@ -37,24 +41,27 @@ const (
 )
 
 // Watch delivers kernel notifications to events until ctx is done. It
-// leaves out the echo of flatnet's own route additions. When a
-// subscription breaks it reports [Lost] and subscribes again.
+// leaves out the echo of flatnet's own route additions. Once subscribed it
+// reports [Subscribed]; when a subscription breaks it subscribes again and
+// then reports [Lost]. Either way, a snapshot taken after that event
+// misses no change: one taken before it may have, as the kernel tells only
+// the subscribers it has.
 func Watch(ctx context.Context, events func(Event)) error {
-	for {
-		lost, err := watchOnce(ctx, events)
+	for again := false; ; again = true {
+		lost, err := watchOnce(ctx, events, again)
 		if err != nil {
 			return err
 		}
 		if !lost {
 			return nil
 		}
-		events(Event{Kind: Lost})
 	}
 }
 
 // watchOnce runs one set of subscriptions until ctx is done (false) or one
-// of them breaks (true).
-func watchOnce(ctx context.Context, events func(Event)) (lost bool, err error) {
+// of them breaks (true). Once subscribed it reports Subscribed, or Lost when
+// this is a subscription again after one broke.
+func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, err error) {
 	done := make(chan struct{})
 	defer close(done)
 	links := make(chan netlink.LinkUpdate, chanSize)
@@ -69,6 +76,11 @@ func watchOnce(ctx context.Context, events func(Event)) (lost bool, err error) {
 	}
 	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
 		return false, fmt.Errorf("subscribing to routes: %w", err)
+	}
+	if again {
+		events(Event{Kind: Lost})
+	} else {
+		events(Event{Kind: Subscribed})
 	}
 	for {
 		select {

@@ -330,6 +330,8 @@ func (c *checker) networks() {
 		case "shimclash":
 			c.add(Fail, "network "+r.Network, r.Msg,
 				fmt.Sprintf(`set shim = "<another name>" for network %q in a [[network]] table of %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath)))
+		case "mode":
+			// The CNI lint line names it with its fix.
 		default:
 			c.add(Warn, "network "+r.Network, r.Msg, "see the message")
 		}

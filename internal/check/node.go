@@ -80,8 +80,8 @@ func (c *checker) shims() {
 	f := c.f
 	seen := map[string]bool{}
 	for _, n := range f.Networks {
-		if n.Master == "" || seen[n.Shim] {
-			continue
+		if n.Master == "" || n.Unusable != "" || seen[n.Shim] {
+			continue // no shim is wanted: the master or the CNI lint line says why
 		}
 		seen[n.Shim] = true
 		name := "shim " + n.Shim
@@ -307,7 +307,9 @@ func (c *checker) routes() {
 		name := "routes " + st.Name
 		switch {
 		case st.Waiting != "":
-			c.add(Fail, name, fmt.Sprintf("network %s is not mirrored: %s", st.Name, st.Waiting), "fix the master or shim first (above)")
+			if !slices.ContainsFunc(c.f.Resolve, func(r reconcile.Finding) bool { return r.Key == "mode:"+st.Name }) { // the CNI lint line's
+				c.add(Fail, name, fmt.Sprintf("network %s is not mirrored: %s", st.Name, st.Waiting), "fix the master or shim first (above)")
+			}
 			continue
 		case st.Held:
 			dir := c.stateDir(st.Name)

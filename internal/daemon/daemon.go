@@ -297,11 +297,7 @@ func (d *Daemon) reconcile() bool {
 	if cniDirty {
 		d.discover()
 	}
-	d.mu.Lock()
-	fresh := d.kernelDirty || d.snap == nil
-	d.kernelDirty = false
-	d.mu.Unlock()
-	if fresh {
+	if d.needSnapshot() {
 		snap, err := d.k.Snapshot()
 		if err != nil {
 			d.log.Error("reading the kernel's state failed", "err", err)
@@ -392,6 +388,22 @@ func (d *Daemon) reconcile() bool {
 	d.report(append(finds, plan.Findings...))
 	d.opts.Notifier.Status(statusLine(plan.Settle(done), d.cfg))
 	return ok
+}
+
+// needSnapshot reports whether this pass must read the kernel again, and
+// if so forgets the echoes of our route deletions still expected: the new
+// snapshot shows those deletions already, and an echo that never comes (the
+// route had gone without a notification, with its device or its source
+// address) must not swallow a later deletion by someone else.
+func (d *Daemon) needSnapshot() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fresh := d.kernelDirty || d.snap == nil
+	d.kernelDirty = false
+	if fresh {
+		clear(d.expectDel)
+	}
+	return fresh
 }
 
 // defaultRouteMaster reports whether some network takes its master from

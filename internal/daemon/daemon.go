@@ -80,9 +80,16 @@ type Daemon struct {
 	dirs      map[string]*dirCache
 	watched   []string
 	reused    map[netip.Addr]bool            // this pass: addresses given to another container
+	carrier   map[string]shimCarrier         // the shims as the last snapshot showed them
 	released  map[netip.Addr]hostlocal.Owner // this pass: addresses released, with their last owner
 	reported  map[string]bool
 	failures  int
+}
+
+// shimCarrier is a shim's ifindex and carrier in a snapshot.
+type shimCarrier struct {
+	index   int
+	lowerUp bool
 }
 
 type dirCache struct {
@@ -297,7 +304,8 @@ func (d *Daemon) reconcile() bool {
 	if cniDirty {
 		d.discover()
 	}
-	if d.needSnapshot() {
+	fresh := d.needSnapshot()
+	if fresh {
 		snap, err := d.k.Snapshot()
 		if err != nil {
 			d.log.Error("reading the kernel's state failed", "err", err)
@@ -310,6 +318,10 @@ func (d *Daemon) reconcile() bool {
 	}
 	snap := d.snap
 	nets, finds := reconcile.Resolve(d.cfg, d.cniNets, snap)
+	var carrierBack map[string]bool
+	if fresh {
+		carrierBack = d.carrierBack(nets, snap)
+	}
 
 	dirs := []string{filepath.Clean(d.cfg.CNIConfDir)}
 	links := map[string]bool{}
@@ -357,7 +369,7 @@ func (d *Daemon) reconcile() bool {
 		}
 	}
 
-	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released})
+	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released, CarrierBack: carrierBack})
 	d.reused, d.released = nil, nil
 	d.mu.Lock()
 	for _, op := range plan.Ops {
@@ -371,7 +383,7 @@ func (d *Daemon) reconcile() bool {
 	linkOps := false
 	for _, op := range done {
 		logOp(d.log, op)
-		linkOps = linkOps || op.Kind != reconcile.AddRoute && op.Kind != reconcile.ReplaceRoute && op.Kind != reconcile.DelRoute && op.Kind != reconcile.FlushNeigh
+		linkOps = linkOps || op.Kind != reconcile.AddRoute && op.Kind != reconcile.ReplaceRoute && op.Kind != reconcile.DelRoute && op.Kind != reconcile.FlushNeigh && op.Kind != reconcile.FlushNeighs
 	}
 	if err != nil {
 		d.log.Error("some changes failed; will retry", "err", err)
@@ -388,6 +400,29 @@ func (d *Daemon) reconcile() bool {
 	d.report(append(finds, plan.Findings...))
 	d.opts.Notifier.Status(statusLine(plan.Settle(done), d.cfg))
 	return ok
+}
+
+// carrierBack returns the networks' shims that had no carrier in the
+// previous snapshot and have it in snap (their master went down and came
+// back), and remembers what snap shows.
+func (d *Daemon) carrierBack(nets []reconcile.Network, snap *reconcile.Snapshot) map[string]bool {
+	var back map[string]bool
+	seen := make(map[string]shimCarrier, len(nets))
+	for _, n := range nets {
+		l, ok := snap.Link(n.Shim)
+		if !ok {
+			continue
+		}
+		if was, known := d.carrier[n.Shim]; known && was.index == l.Index && !was.lowerUp && l.LowerUp {
+			if back == nil {
+				back = map[string]bool{}
+			}
+			back[n.Shim] = true
+		}
+		seen[n.Shim] = shimCarrier{index: l.Index, lowerUp: l.LowerUp}
+	}
+	d.carrier = seen
+	return back
 }
 
 // needSnapshot reports whether this pass must read the kernel again, and
@@ -660,6 +695,8 @@ func logOp(log *slog.Logger, op reconcile.Op) {
 		log.Info(fmt.Sprintf("shim %s answers pods' neighbour solicitations for %s (proxy)", op.Dev, op.Dst.Addr()), append(attrs, "ip", op.Dst.Addr().String())...)
 	case reconcile.DelProxy:
 		log.Info(fmt.Sprintf("proxy for %s on %s removed", op.Dst.Addr(), op.Dev), append(attrs, "ip", op.Dst.Addr().String())...)
+	case reconcile.FlushNeighs:
+		log.Info(fmt.Sprintf("shim %s has its carrier back; its neighbour entries flushed so pods are reached at once, not at the next ARP retry", op.Dev), attrs...)
 	case reconcile.FlushNeigh:
 		log.Debug(fmt.Sprintf("neighbour entry for %s on %s flushed", op.Dst.Addr(), op.Dev), append(attrs, "ip", op.Dst.Addr().String())...)
 	}

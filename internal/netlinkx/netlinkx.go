@@ -83,7 +83,8 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		k.index[a.Name] = a.Index
 		rl := reconcile.Link{
 			Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
-			Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr, Alias: a.Alias,
+			Up: a.Flags&net.FlagUp != 0, LowerUp: a.RawFlags&unix.IFF_LOWER_UP != 0,
+			MTU: a.MTU, MAC: a.HardwareAddr, Alias: a.Alias,
 		}
 		if m, ok := l.(*netlink.Macvlan); ok {
 			rl.MacvlanMode = macvlanModes[m.Mode]
@@ -246,6 +247,8 @@ func (k *Kernel) Do(op reconcile.Op) error {
 			return k.h.NeighSet(n)
 		}
 		return ignoreNotFound(k.h.NeighDel(n))
+	case reconcile.FlushNeighs:
+		return k.flushNeighs(op.Dev)
 	case reconcile.FlushNeigh:
 		l, err := k.h.LinkByName(op.Dev)
 		if err != nil {
@@ -255,6 +258,29 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		return ignoreNotFound(k.h.NeighDel(n))
 	}
 	return fmt.Errorf("unknown op %d", op.Kind)
+}
+
+// flushNeighs deletes the neighbour entries of dev that the kernel learnt
+// or is still resolving; permanent and proxy entries stay.
+func (k *Kernel) flushNeighs(dev string) error {
+	l, err := k.h.LinkByName(dev)
+	if err != nil {
+		return ignoreNotFound(err)
+	}
+	var ns []netlink.Neigh
+	if err := retry(func() (err error) { ns, err = k.h.NeighList(l.Attrs().Index, netlink.FAMILY_ALL); return err }); err != nil {
+		return fmt.Errorf("listing neighbours of %s: %w", dev, err)
+	}
+	var errs []error
+	for _, n := range ns {
+		if n.State&(netlink.NUD_PERMANENT|netlink.NUD_NOARP) != 0 || n.Flags&netlink.NTF_PROXY != 0 {
+			continue
+		}
+		if err := k.h.NeighDel(&n); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // configureShim sets the shim's sysctls. arp_filter: the shim answers ARP

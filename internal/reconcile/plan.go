@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -26,6 +27,9 @@ type Input struct {
 	// Released has the last owners of addresses released since the
 	// previous reconcile, for messages.
 	Released map[netip.Addr]hostlocal.Owner
+	// CarrierBack lists the shims whose carrier came back since the
+	// previous reconcile (their master went down and up).
+	CarrierBack map[string]bool
 }
 
 // Finding is something wrong that is not an error of flatnet's own: an
@@ -207,6 +211,16 @@ func Compute(in Input) *Plan {
 	p.Ops = append(p.Ops, adds...)
 	p.Ops = append(p.Ops, dels...)
 	p.Ops = append(p.Ops, flushes...)
+
+	// A shim whose master came back: the kernel dropped the shim's
+	// neighbour entries with the carrier, and packets sent meanwhile left
+	// entries that wait for the next ARP or NDP retry, up to a second
+	// away. Flushed, the next packet resolves at once.
+	for _, name := range slices.Sorted(maps.Keys(in.CarrierBack)) {
+		if shims[name].up {
+			p.Ops = append(p.Ops, Op{Kind: FlushNeighs, Dev: name})
+		}
+	}
 
 	// Last, the shims flatnet made that no network uses any more.
 	used := map[string]bool{}

@@ -377,3 +377,26 @@ func TestRejectsListedUpToALimit(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// TestCarrierBackFlushesNeighbours: a shim whose master came back gets its
+// neighbour entries flushed, after the routes; a shim that cannot be used
+// does not.
+func TestCarrierBackFlushesNeighbours(t *testing.T) {
+	snap := &Snapshot{Links: []Link{eno1, shim}, Routes: []Route{ours("192.168.1.2")}}
+	in := Input{Networks: []Network{seedNet}, States: map[string]DirState{seedNet.StateDir: allocs("192.168.1.2", "192.168.1.3")},
+		Snap: snap, MachineID: "mid", CarrierBack: map[string]bool{"eno1.host": true}}
+	var got []string
+	for _, op := range Compute(in).Ops {
+		got = append(got, op.String())
+	}
+	want := []string{"ip route add 192.168.1.3/32 dev eno1.host scope link proto 97", "ip neigh flush dev eno1.host"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	in.Snap = &Snapshot{Links: []Link{shim}} // no master: the network waits
+	for _, op := range Compute(in).Ops {
+		if op.Kind == FlushNeighs {
+			t.Errorf("flushed a shim that cannot be used: %v", op)
+		}
+	}
+}

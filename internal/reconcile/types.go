@@ -50,6 +50,7 @@ type Link struct {
 	MacvlanMode string // "bridge", "private", "vepa", "passthru", "source"; macvlan only
 	ParentIndex int    // the master of a macvlan, 0 otherwise
 	Up          bool   // administratively up (IFF_UP)
+	LowerUp     bool   // has carrier (IFF_LOWER_UP); a macvlan has it while its master does
 	MTU         int
 	MAC         net.HardwareAddr
 	Alias       string
@@ -238,6 +239,7 @@ const (
 	FlushNeigh
 	AddProxy
 	DelProxy
+	FlushNeighs
 )
 
 // Op is one change to the kernel.
@@ -279,6 +281,8 @@ func (o Op) String() string {
 		return fmt.Sprintf("ip -6 neigh add proxy %s dev %s", o.Dst.Addr(), o.Dev)
 	case DelProxy:
 		return fmt.Sprintf("ip -6 neigh del proxy %s dev %s", o.Dst.Addr(), o.Dev)
+	case FlushNeighs:
+		return fmt.Sprintf("ip neigh flush dev %s", o.Dev)
 	}
 	return fmt.Sprintf("op(%d)", o.Kind)
 }

@@ -38,6 +38,7 @@ type benchConfig struct {
 	tmpDir   string        // where the lab's directory (and the state dir) goes
 	logDir   string        // where to keep the processes' logs; "" drops them
 	csv      string        // where to write the table as CSV; "" for nowhere
+	logLevel string        // flatnet's log_level
 	quick    bool
 }
 
@@ -237,7 +238,7 @@ func (b *bench) setup(logf func(string, ...any)) error {
 	if _, err := l.Exec(l.Node, "ip", "link", "set", b.shim, "up"); err != nil {
 		return err
 	}
-	if b.flatCfg, err = l.WriteFlatnetConfig(`log_level = "info"`); err != nil {
+	if b.flatCfg, err = l.WriteFlatnetConfig(fmt.Sprintf("log_level = %q", b.cfg.logLevel)); err != nil {
 		return err
 	}
 	b.script = filepath.Join(l.Dir, "mirror-routes.sh")

@@ -109,6 +109,7 @@ func benchFlags(args []string, stderr io.Writer) (benchConfig, func(string, ...a
 	sections := fs.String("only", strings.Join(benchSections, ","), "the parts to run, of "+strings.Join(benchSections, ","))
 	dir := fs.String("dir", defaultTmpDir(), "where the lab's directory goes, the state dir with it (/dev/shm: tmpfs, so the disk does not set the pace)")
 	csvOut := fs.String("csv", "", "also write the table's numbers to this CSV file")
+	logLevel := fs.String("log-level", "info", "flatnet's log_level (info is what a node runs)")
 	logs := fs.String("logs", "", "keep the logs of flatnet and the baselines in this directory")
 	idle := fs.Duration("idle", 0, "the idle window (default 60s, 10s with --quick)")
 	wrap := fs.String("wrap", "", "run flatnet under this command (space-separated), e.g. \"perf record -g -o /tmp/perf.data --\"; "+
@@ -123,7 +124,7 @@ func benchFlags(args []string, stderr io.Writer) (benchConfig, func(string, ...a
 	cfg := benchConfig{
 		flatnet: *bin, quick: *quick, label: "full run",
 		singles: 1000, loaded: 300, loadN: 10000, burst: 1000,
-		cold: []int{10000, 65000}, reps: 3, idle: 60 * time.Second, tmpDir: *dir, logDir: *logs, csv: *csvOut,
+		cold: []int{10000, 65000}, reps: 3, idle: 60 * time.Second, tmpDir: *dir, logDir: *logs, csv: *csvOut, logLevel: *logLevel,
 	}
 	if *quick {
 		cfg.label = "quick run"

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +49,11 @@ type Options struct {
 // of junk costs bounded memory and log.
 const maxBadListed = 100
 
+// maxLoggedOps is how many changes one pass logs one by one; past it a
+// line counts the rest. journald drops a burst beyond 10,000 lines in 30 s
+// anyway, and a start-up with 65,000 pods must not spend seconds logging.
+const maxLoggedOps = 1000
+
 // Daemon mirrors host-local allocations into routes until stopped.
 type Daemon struct {
 	opts Options
@@ -57,7 +63,8 @@ type Daemon struct {
 	w    *statedir.Watcher
 	mid  string
 
-	kick chan struct{}
+	kick  chan struct{}
+	ready bool // READY=1 sent
 
 	mu       sync.Mutex // guards the fields events write
 	names    map[string]map[string]bool
@@ -123,6 +130,13 @@ func (d *Daemon) wake() {
 
 // onFile is the watcher's callback.
 func (d *Daemon) onFile(dir, name string) {
+	if _, err := hostlocal.ParseName(name); name != "" && errors.Is(err, hostlocal.ErrNotAllocation) {
+		// host-local rewrites last_reserved_ip.N on every allocation: the
+		// allocation's own event is the one that matters.
+		if dir != filepath.Clean(d.cfg.CNIConfDir) {
+			return
+		}
+	}
 	d.mu.Lock()
 	if dir == filepath.Clean(d.cfg.CNIConfDir) {
 		d.cniDirty = true
@@ -201,8 +215,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer signal.Stop(sigs)
 
 	d.log.Info("flatnet starting", "config", cmp.Or(d.cfg.Path, "(defaults)"), "cni_conf_dir", d.cfg.CNIConfDir, "resync_interval", d.cfg.ResyncInterval)
-	d.reconcile()
-	d.opts.Notifier.Ready()
+	d.reconcile() // sends READY=1 once the kernel is mended, whatever the outcome
+	if !d.ready {
+		d.opts.Notifier.Ready()
+		d.ready = true
+	}
 
 	resync := time.NewTicker(d.cfg.ResyncInterval)
 	defer resync.Stop()
@@ -380,10 +397,29 @@ func (d *Daemon) reconcile() bool {
 	d.mu.Unlock()
 	done, err := reconcile.Apply(d.k, plan.Ops)
 	snap.Record(done)
+	// The node is as right as this pass can make it: tell systemd before
+	// writing one log line per change, which takes longer than the changes
+	// on a node starting with thousands of pods.
+	d.opts.Notifier.Status(statusLine(plan.Settle(done), d.cfg))
+	if !d.ready {
+		d.opts.Notifier.Ready()
+		d.ready = true
+	}
 	linkOps := false
-	for _, op := range done {
-		logOp(d.log, op)
+	for i, op := range done {
+		if i < maxLoggedOps {
+			logOp(d.log, op)
+		}
 		linkOps = linkOps || op.Kind != reconcile.AddRoute && op.Kind != reconcile.ReplaceRoute && op.Kind != reconcile.DelRoute && op.Kind != reconcile.FlushNeigh && op.Kind != reconcile.FlushNeighs
+	}
+	if n := len(done) - maxLoggedOps; n > 0 {
+		d.log.Info(fmt.Sprintf("and %d more changes of the same kinds, not listed one by one", n), "count", n)
+	}
+	if len(done) >= maxLoggedOps {
+		// A start-up with thousands of pods leaves a heap many times the
+		// daemon's steady size; hand it back now rather than at the next
+		// collection, minutes later.
+		debug.FreeOSMemory()
 	}
 	if err != nil {
 		d.log.Error("some changes failed; will retry", "err", err)
@@ -398,7 +434,6 @@ func (d *Daemon) reconcile() bool {
 	}
 	d.log.Debug("reconciled", "took", time.Since(start), "ops", len(plan.Ops), "done", len(done), "networks", len(nets))
 	d.report(append(finds, plan.Findings...))
-	d.opts.Notifier.Status(statusLine(plan.Settle(done), d.cfg))
 	return ok
 }
 

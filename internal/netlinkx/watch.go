@@ -33,10 +33,12 @@ const (
 	Subscribed
 )
 
-// subscription buffer sizes: big enough that a burst of route changes
-// (thousands of pods at once) is read without the socket overflowing.
+// Subscription buffers: the socket's is big enough for a burst of route
+// changes (thousands of pods at once); the channels stay small, since
+// events are handled in microseconds and each slot costs memory whatever
+// the node's size.
 const (
-	chanSize = 4096
+	chanSize = 128
 	rcvBuf   = 4 << 20
 )
 

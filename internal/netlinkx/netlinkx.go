@@ -41,6 +41,8 @@ type Kernel struct {
 	// applying thousands of route ops does not cost a link lookup each.
 	// A stale entry makes an op fail and the next pass mend it.
 	index map[string]int
+	// batchFD is the rtnetlink socket of DoBatch, opened on first use.
+	batchFD int
 	// sysctlRoot is /proc/sys/net; a variable for tests.
 	sysctlRoot string
 }
@@ -55,7 +57,12 @@ func New() (*Kernel, error) {
 }
 
 // Close releases the netlink socket.
-func (k *Kernel) Close() { k.h.Close() }
+func (k *Kernel) Close() {
+	k.h.Close()
+	if k.batchFD != 0 {
+		unix.Close(k.batchFD)
+	}
+}
 
 // retry runs a dump until it is not interrupted by a concurrent change.
 func retry(f func() error) error {

@@ -498,12 +498,28 @@ func (p *Plan) Settle(done []Op) []NetStatus {
 
 // Apply carries out ops in order and returns those that succeeded. When a
 // shim cannot be created or brought up, the ops that route through it are
-// skipped (they could only fail). The error joins every failure.
+// skipped (they could only fail). The error joins every failure. Runs of
+// route ops go to a [Batcher] in one call when k is one.
 func Apply(k Kernel, ops []Op) (done []Op, err error) {
 	var errs []error
 	broken := map[string]bool{}
-	for _, op := range ops {
+	b, batching := k.(Batcher)
+	for i := 0; i < len(ops); {
+		op := ops[i]
 		if broken[op.Dev] && op.Kind != DelRoute && op.Kind != FlushNeigh {
+			i++
+			continue
+		}
+		if j := routeRun(ops[i:], broken); batching && j > 1 {
+			run := ops[i : i+j]
+			for n, e := range b.DoBatch(run) {
+				if e != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", run[n], e))
+				} else {
+					done = append(done, run[n])
+				}
+			}
+			i += j
 			continue
 		}
 		if e := k.Do(op); e != nil {
@@ -511,11 +527,31 @@ func Apply(k Kernel, ops []Op) (done []Op, err error) {
 			if op.Kind == AddShim || op.Kind == DelShim {
 				broken[op.Dev] = true
 			}
-			continue
+		} else {
+			done = append(done, op)
 		}
-		done = append(done, op)
+		i++
 	}
 	return done, errors.Join(errs...)
+}
+
+// Batcher is a Kernel that can carry out many route ops in one call,
+// returning one error per op.
+type Batcher interface {
+	DoBatch(ops []Op) []error
+}
+
+// routeRun is the length of the run of route ops that ops starts with,
+// none of them through a broken shim.
+func routeRun(ops []Op, broken map[string]bool) int {
+	n := 0
+	for _, op := range ops {
+		if op.Kind != AddRoute && op.Kind != ReplaceRoute && op.Kind != DelRoute || broken[op.Dev] {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // Teardown plans the removal of everything flatnet made: every route with

@@ -400,3 +400,39 @@ func TestCarrierBackFlushesNeighbours(t *testing.T) {
 		}
 	}
 }
+
+// batchKernel is a fakeKernel that also takes runs of route ops at once.
+type batchKernel struct {
+	fakeKernel
+	batches []int
+}
+
+func (k *batchKernel) DoBatch(ops []Op) []error {
+	k.batches = append(k.batches, len(ops))
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		errs[i] = k.Do(op)
+	}
+	return errs
+}
+
+func TestApplyBatchesRouteRuns(t *testing.T) {
+	p := Compute(Input{
+		Networks:  []Network{seedNet},
+		States:    map[string]DirState{seedNet.StateDir: allocs("192.168.1.2", "192.168.1.3", "192.168.1.4")},
+		Snap:      &Snapshot{Links: []Link{eno1}, Routes: []Route{ours("192.168.1.9")}},
+		MachineID: "mid",
+	})
+	k := &batchKernel{fakeKernel: fakeKernel{fail: map[string]error{"ip route add 192.168.1.3/32 dev eno1.host scope link proto 97": errors.New("boom")}}}
+	done, err := Apply(k, p.Ops)
+	if err == nil || !strings.Contains(err.Error(), "192.168.1.3") {
+		t.Fatalf("err = %v, want the failed add named", err)
+	}
+	// The shim alone, then adds and the delete in one batch, then the flush alone.
+	if !slices.Equal(k.batches, []int{4}) {
+		t.Errorf("batches = %v, want [4]", k.batches)
+	}
+	if len(done) != len(p.Ops)-1 {
+		t.Errorf("done %d of %d ops, want all but the failed one", len(done), len(p.Ops))
+	}
+}

@@ -54,6 +54,13 @@ const maxBadListed = 100
 // anyway, and a start-up with 65,000 pods must not spend seconds logging.
 const maxLoggedOps = 1000
 
+// A full pass follows quick ones once pods have stopped coming for
+// fullDelay, and at most maxFullDelay after the first of them.
+const (
+	fullDelay    = 50 * time.Millisecond
+	maxFullDelay = time.Second
+)
+
 // Daemon mirrors host-local allocations into routes until stopped.
 type Daemon struct {
 	opts Options
@@ -65,6 +72,11 @@ type Daemon struct {
 
 	kick  chan struct{}
 	ready bool // READY=1 sent
+	// owedSince is when a quick pass first changed something the full
+	// pass has not yet looked at; zero when none is owed. fullSoon fires
+	// the full pass.
+	owedSince time.Time
+	fullSoon  *time.Timer
 
 	mu       sync.Mutex // guards the fields events write
 	names    map[string]map[string]bool
@@ -106,6 +118,13 @@ type dirCache struct {
 	badExtra int // unusable entries beyond those in bad; only > 0 matters
 }
 
+// stoppedTimer is a timer that has not been started.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
 // New prepares a daemon; Run starts it.
 func New(opts Options) *Daemon {
 	return &Daemon{
@@ -115,6 +134,7 @@ func New(opts Options) *Daemon {
 		fullDirs:  map[string]bool{},
 		cniDirty:  true,
 		expectDel: map[netip.Prefix]int{},
+		fullSoon:  stoppedTimer(),
 		dirs:      map[string]*dirCache{},
 		cniByFile: map[string][]cni.Network{},
 		reported:  map[string]bool{},
@@ -231,6 +251,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	defer d.fullSoon.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -248,6 +269,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			continue
 		case <-retry.C:
 			d.markAll()
+		case <-d.fullSoon.C:
+			// The quick passes' full pass: nothing to mark, it is owed.
 		}
 		if !d.reconcile() {
 			// Something failed: try again soon, backing off to the resync.
@@ -301,6 +324,19 @@ func Teardown(k *netlinkx.Kernel, log *slog.Logger) ([]reconcile.Op, error) {
 		}
 	}
 	return done, err
+}
+
+// apply carries out ops, first noting the deletions of our routes whose
+// notifications will be our own echo.
+func (d *Daemon) apply(ops []reconcile.Op) ([]reconcile.Op, error) {
+	d.mu.Lock()
+	for _, op := range ops {
+		if op.Kind == reconcile.DelRoute {
+			d.expectDel[op.Dst]++
+		}
+	}
+	d.mu.Unlock()
+	return reconcile.Apply(d.k, ops)
 }
 
 // takeDirty returns and clears what events marked.
@@ -368,6 +404,7 @@ func (d *Daemon) reconcile() bool {
 	}
 
 	states := map[string]reconcile.DirState{}
+	changed := false // an allocation came, went or changed owner, by name
 	for _, n := range nets {
 		dir := filepath.Clean(n.StateDir)
 		c := d.dirs[dir]
@@ -375,7 +412,7 @@ func (d *Daemon) reconcile() bool {
 			c = d.readDir(dir, c)
 		} else {
 			for name := range names[dir] {
-				d.readOne(dir, c, name)
+				changed = d.readOne(dir, c, name) || changed
 			}
 		}
 		states[n.StateDir] = reconcile.DirState{Allocs: c.allocs, Err: c.err}
@@ -386,16 +423,51 @@ func (d *Daemon) reconcile() bool {
 		}
 	}
 
-	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released, CarrierBack: carrierBack})
-	d.reused, d.released = nil, nil
-	d.mu.Lock()
-	for _, op := range plan.Ops {
-		if op.Kind == reconcile.DelRoute {
-			d.expectDel[op.Dst]++
+	if !fresh && len(full) == 0 && !cniDirty && len(names) > 0 {
+		// Only pods came or went: route them first, then re-plan the node.
+		var ips []netip.Addr
+		for _, dir := range names {
+			for name := range dir {
+				if ip, err := hostlocal.ParseName(name); err == nil {
+					ips = append(ips, ip)
+				}
+			}
+		}
+		in := reconcile.Input{Networks: nets, States: states, Snap: snap, Reused: d.reused, Released: d.released}
+		if ops := reconcile.Quick(in, ips); len(ops) > 0 {
+			done, err := d.apply(ops)
+			snap.Record(done)
+			for _, op := range done {
+				logOp(d.log, op)
+			}
+			if err != nil {
+				d.log.Warn("some changes failed; the full pass tries again", "err", err)
+				changed = true
+			}
+			d.reused, d.released = nil, nil // done; the full pass plans them no more
+		}
+		// The full pass (statuses, findings, anything Quick leaves) costs
+		// the whole node: it follows once pods stop coming for a moment
+		// (fullDelay; at most maxFullDelay after the first change), and not
+		// at all for events that changed nothing (host-local's
+		// create-then-write makes every other one such).
+		if changed && d.owedSince.IsZero() {
+			d.owedSince = time.Now()
+		}
+		if !d.owedSince.IsZero() && time.Since(d.owedSince) < maxFullDelay {
+			d.fullSoon.Reset(fullDelay)
+			return true
+		}
+		if d.owedSince.IsZero() {
+			return true
 		}
 	}
-	d.mu.Unlock()
-	done, err := reconcile.Apply(d.k, plan.Ops)
+	d.owedSince = time.Time{}
+	d.fullSoon.Stop()
+
+	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released, CarrierBack: carrierBack})
+	d.reused, d.released = nil, nil
+	done, err := d.apply(plan.Ops)
 	snap.Record(done)
 	// The node is as right as this pass can make it: tell systemd before
 	// writing one log line per change, which takes longer than the changes
@@ -605,8 +677,13 @@ func (d *Daemon) logMoreBad(dir string) {
 }
 
 // readOne refreshes one entry of a state directory.
-func (d *Daemon) readOne(dir string, c *dirCache, name string) {
+func (d *Daemon) readOne(dir string, c *dirCache, name string) (changed bool) {
 	ip, owner, reason := statedir.ReadOne(dir, name)
+	if known, err := hostlocal.ParseName(name); err == nil {
+		old, had := c.allocs[known]
+		changed = had != ip.IsValid() || old != owner
+	}
+	changed = changed || c.bad[name] != reason
 	switch {
 	case reason != "":
 		if c.bad[name] != reason {
@@ -626,6 +703,7 @@ func (d *Daemon) readOne(dir string, c *dirCache, name string) {
 			delete(c.allocs, ip)
 		}
 	}
+	return changed
 }
 
 // ownerChange notes what a change of an address's owner means for this

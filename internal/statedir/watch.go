@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -52,7 +53,7 @@ func (w *Watcher) syncLocked() error {
 	need := map[string]bool{}
 	var errs []error
 	for d := range w.want {
-		for p := d; ; p = filepath.Dir(p) {
+		for p, tries := d, 0; ; p = filepath.Dir(p) {
 			if w.watched[p] {
 				need[p] = true
 				break
@@ -63,6 +64,14 @@ func (w *Watcher) syncLocked() error {
 				w.watched[p] = true
 				if p == d {
 					w.notify(d, "") // new watch: read what is already there
+					break
+				}
+				// An ancestor: the path below it may have been created
+				// between our failed look and this watch, and its event
+				// is lost. Look again from the bottom.
+				if _, err := os.Lstat(childToward(p, d)); err == nil && tries < 8 {
+					p, tries = filepath.Join(d, "x"), tries+1 // the loop's step makes it d
+					continue
 				}
 				break
 			}
@@ -133,5 +142,14 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	}
 	if structural {
 		_ = w.syncLocked()
+	}
+}
+
+// childToward is the entry of directory p on the way down to d.
+func childToward(p, d string) string {
+	for c := d; ; c = filepath.Dir(c) {
+		if filepath.Dir(c) == p || c == filepath.Dir(c) {
+			return c
+		}
 	}
 }

@@ -91,6 +91,13 @@ func startFlatnet(t testing.TB, l *lab.Lab, extraConfig string) *lab.Process {
 	if err != nil {
 		t.Fatalf("starting flatnet: %v", err)
 	}
+	stopOnCleanup(t, p)
+	return p
+}
+
+// stopOnCleanup stops flatnet with SIGTERM when the test ends, checking it
+// exits cleanly, and shows its log when the test failed.
+func stopOnCleanup(t testing.TB, p *lab.Process) {
 	t.Logf("flatnet started (pid %d), log %s", p.PID, p.LogPath)
 	t.Cleanup(func() {
 		if !p.Exited() {
@@ -102,7 +109,6 @@ func startFlatnet(t testing.TB, l *lab.Lab, extraConfig string) *lab.Process {
 			t.Logf("flatnet log (%s):\n%s", p.LogPath, p.Log())
 		}
 	})
-	return p
 }
 
 // waitFor polls cond until it returns nil, failing the test with cond's

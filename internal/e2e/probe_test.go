@@ -387,17 +387,7 @@ func launchFlatnet(t testing.TB, l *lab.Lab, env ...string) *lab.Process {
 	if err != nil {
 		t.Fatalf("starting flatnet: %v", err)
 	}
-	t.Logf("flatnet started (pid %d), log %s", p.PID, p.LogPath)
-	t.Cleanup(func() {
-		if !p.Exited() {
-			if err := p.Stop(syscall.SIGTERM); err != nil {
-				t.Errorf("flatnet (pid %d) on SIGTERM: %v", p.PID, err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("flatnet log (%s):\n%s", p.LogPath, p.Log())
-		}
-	})
+	stopOnCleanup(t, p)
 	return p
 }
 

@@ -257,11 +257,11 @@ func (k *Kernel) Do(op reconcile.Op) error {
 	case reconcile.FlushNeighs:
 		return k.flushNeighs(op.Dev)
 	case reconcile.FlushNeigh:
-		l, err := k.h.LinkByName(op.Dev)
+		idx, err := k.linkIndex(op.Dev)
 		if err != nil {
 			return ignoreNotFound(err)
 		}
-		n := &netlink.Neigh{LinkIndex: l.Attrs().Index, IP: op.Dst.Addr().AsSlice()}
+		n := &netlink.Neigh{LinkIndex: idx, IP: op.Dst.Addr().AsSlice()}
 		return ignoreNotFound(k.h.NeighDel(n))
 	}
 	return fmt.Errorf("unknown op %d", op.Kind)
@@ -332,16 +332,12 @@ func (k *Kernel) route(op reconcile.Op) (*netlink.Route, error) {
 		Table:    unix.RT_TABLE_MAIN,
 	}
 	if op.Dev != "" {
-		idx, ok := k.index[op.Dev]
-		if !ok {
-			l, err := k.h.LinkByName(op.Dev)
-			if err != nil {
-				if op.Kind == reconcile.DelRoute && isNotFound(err) {
-					return nil, nil
-				}
-				return nil, fmt.Errorf("finding %s: %w", op.Dev, err)
+		idx, err := k.linkIndex(op.Dev)
+		if err != nil {
+			if op.Kind == reconcile.DelRoute && isNotFound(err) {
+				return nil, nil // gone with its device
 			}
-			idx = l.Attrs().Index
+			return nil, err
 		}
 		r.LinkIndex = idx
 	}

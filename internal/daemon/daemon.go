@@ -82,6 +82,7 @@ type Daemon struct {
 	names    map[string]map[string]bool
 	fullDirs map[string]bool
 	cniDirty bool
+	cniDir   string          // the CNI config dir as watched, cleaned
 	links    map[string]bool // masters and shims: link events that matter
 	// kernelDirty asks for a new kernel snapshot. Without it a pass works
 	// from the last snapshot plus the changes it made itself: a pod coming
@@ -150,19 +151,18 @@ func (d *Daemon) wake() {
 
 // onFile is the watcher's callback.
 func (d *Daemon) onFile(dir, name string) {
-	if _, err := hostlocal.ParseName(name); name != "" && errors.Is(err, hostlocal.ErrNotAllocation) {
+	if _, err := hostlocal.ParseName(name); errors.Is(err, hostlocal.ErrNotAllocation) && d.isStateDir(dir) {
 		// host-local rewrites last_reserved_ip.N on every allocation: the
 		// allocation's own event is the one that matters.
-		if dir != filepath.Clean(d.cfg.CNIConfDir) {
-			return
-		}
+		return
 	}
 	d.mu.Lock()
-	if dir == filepath.Clean(d.cfg.CNIConfDir) {
+	switch {
+	case dir == d.cniDir:
 		d.cniDirty = true
-	} else if name == "" {
+	case name == "":
 		d.fullDirs[dir] = true
-	} else {
+	default:
 		if d.names[dir] == nil {
 			d.names[dir] = map[string]bool{}
 		}
@@ -170,6 +170,14 @@ func (d *Daemon) onFile(dir, name string) {
 	}
 	d.mu.Unlock()
 	d.wake()
+}
+
+// isStateDir reports whether dir is watched as a state dir, not as the CNI
+// config dir.
+func (d *Daemon) isStateDir(dir string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return dir != d.cniDir
 }
 
 // onKernel is the netlink watcher's callback.
@@ -386,7 +394,7 @@ func (d *Daemon) reconcile() bool {
 		links[snap.DefaultRouteDev()] = true
 	}
 	d.mu.Lock()
-	d.links = links
+	d.links, d.cniDir = links, dirs[0]
 	d.mu.Unlock()
 	if !slices.Equal(dirs, d.watched) {
 		if err := d.w.Set(dirs); err != nil {
@@ -482,7 +490,7 @@ func (d *Daemon) reconcile() bool {
 		if i < maxLoggedOps {
 			logOp(d.log, op)
 		}
-		linkOps = linkOps || op.Kind != reconcile.AddRoute && op.Kind != reconcile.ReplaceRoute && op.Kind != reconcile.DelRoute && op.Kind != reconcile.FlushNeigh && op.Kind != reconcile.FlushNeighs
+		linkOps = linkOps || op.Kind.ChangesLinks()
 	}
 	if n := len(done) - maxLoggedOps; n > 0 {
 		d.log.Info(fmt.Sprintf("and %d more changes of the same kinds, not listed one by one", n), "count", n)

@@ -546,7 +546,7 @@ type Batcher interface {
 func routeRun(ops []Op, broken map[string]bool) int {
 	n := 0
 	for _, op := range ops {
-		if op.Kind != AddRoute && op.Kind != ReplaceRoute && op.Kind != DelRoute || broken[op.Dev] {
+		if !op.Kind.IsRoute() || broken[op.Dev] {
 			break
 		}
 		n++

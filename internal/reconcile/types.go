@@ -242,6 +242,13 @@ const (
 	FlushNeighs
 )
 
+// IsRoute reports whether k adds, replaces or deletes a route.
+func (k OpKind) IsRoute() bool { return k == AddRoute || k == ReplaceRoute || k == DelRoute }
+
+// ChangesLinks reports whether k changes a device or its settings, after
+// which a snapshot no longer tells the kernel's state.
+func (k OpKind) ChangesLinks() bool { return !k.IsRoute() && k != FlushNeigh && k != FlushNeighs }
+
 // Op is one change to the kernel.
 type Op struct {
 	Kind    OpKind

@@ -254,11 +254,8 @@ func (b *bench) setup(logf func(string, ...any)) error {
 	// Let flatnet adopt the shim once (it sets the shim's sysctls), so that
 	// every measured start is the same: a restart on a node whose shim is
 	// there and ready, as after an upgrade.
-	p, _, err := b.startFlatnet()
+	p, err := b.startReady()
 	if err != nil {
-		return err
-	}
-	if _, err := b.waitReady(p, time.Now().Add(30*time.Second)); err != nil {
 		return err
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -559,11 +556,8 @@ func (b *bench) latency() error {
 	if err := b.clear(); err != nil {
 		return err
 	}
-	p, _, err := b.startFlatnet()
+	p, err := b.startReady()
 	if err != nil {
-		return err
-	}
-	if _, err := b.waitReady(p, time.Now().Add(30*time.Second)); err != nil {
 		return err
 	}
 	if b.res.lat[sysFlatnet], err = b.singles(b.cfg.singles); err != nil {
@@ -597,11 +591,8 @@ func (b *bench) bursts() error {
 	if err := b.clear(); err != nil {
 		return err
 	}
-	p, _, err := b.startFlatnet()
+	p, err := b.startReady()
 	if err != nil {
-		return err
-	}
-	if _, err := b.waitReady(p, time.Now().Add(30*time.Second)); err != nil {
 		return err
 	}
 	add, del, err := b.burstOf(n)
@@ -898,4 +889,16 @@ func defaultTmpDir() string {
 		return "/dev/shm"
 	}
 	return os.TempDir()
+}
+
+// startReady starts flatnet and waits (up to 30 s) for its READY=1.
+func (b *bench) startReady() (*lab.Process, error) {
+	p, _, err := b.startFlatnet()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.waitReady(p, time.Now().Add(30*time.Second)); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

@@ -37,6 +37,9 @@ func TestCompletionPrintsTheScripts(t *testing.T) {
 func TestBashCompletion(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no bash: %v: CI installs it", err)
+		}
 		t.Skip("no bash")
 	}
 	script, err := filepath.Abs("completion/flatnet.bash")
@@ -73,6 +76,9 @@ func TestBashCompletion(t *testing.T) {
 func TestZshCompletionParses(t *testing.T) {
 	zsh, err := exec.LookPath("zsh")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no zsh: %v: CI installs it", err)
+		}
 		t.Skip("no zsh")
 	}
 	if out, err := exec.Command(zsh, "-n", "completion/_flatnet").CombinedOutput(); err != nil {

@@ -36,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,11 @@ const (
 	OnStopTeardown = "teardown" // remove flatnet's routes and the shims it created
 )
 
+// LANGuards are the values of lan_guard: how the shims are kept from
+// costing the LAN (see reconcile.Guard). "auto", the default, is the
+// egress filter where the kernel has it, else the shim's own address.
+var LANGuards = []string{"auto", "filter", "address", "off"}
+
 // MaxFileSize is the largest configuration file Load reads.
 const MaxFileSize = 1 << 20
 
@@ -76,6 +82,7 @@ type Config struct {
 	ResyncInterval time.Duration // resync_interval, default 5m; at least 1s
 	LogLevel       slog.Level    // log_level: debug|info|warn|error, default info
 	OnStop         string        // on_stop: "keep" (default) | "teardown"
+	LANGuard       string        // lan_guard: one of LANGuards, default "auto"
 	Networks       []Network     // [[network]], zero or more
 }
 
@@ -98,6 +105,7 @@ func Default() Config {
 		ResyncInterval: DefaultResyncInterval,
 		LogLevel:       slog.LevelInfo,
 		OnStop:         OnStopKeep,
+		LANGuard:       "auto",
 	}
 }
 
@@ -209,7 +217,7 @@ func printable(s string) string {
 
 // Keys each table accepts, in the order messages list them.
 var (
-	topKeys     = []string{"cni_conf_dir", "state_root", "resync_interval", "log_level", "on_stop", "network"}
+	topKeys     = []string{"cni_conf_dir", "state_root", "resync_interval", "log_level", "on_stop", "lan_guard", "network"}
 	networkKeys = []string{"name", "master", "shim", "state_dir", "ranges"}
 )
 
@@ -280,6 +288,16 @@ func (p *parser) config(doc map[string]any) Config {
 				break
 			}
 			c.OnStop = s
+		case "lan_guard":
+			s, ok := p.str(line, k, v)
+			if !ok {
+				break
+			}
+			if !slices.Contains(LANGuards, s) {
+				p.errorf(line, k, "%q is not one of %s", s, strings.Join(LANGuards, ", "))
+				break
+			}
+			c.LANGuard = s
 		case "network":
 			c.Networks = p.networks(line, v)
 		default:

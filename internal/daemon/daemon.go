@@ -69,6 +69,10 @@ type Daemon struct {
 	k    *netlinkx.Kernel
 	w    *statedir.Watcher
 	mid  string
+	// filterErr is why the kernel cannot filter a master's egress (nil
+	// when it can); guard is what lan_guard makes of it.
+	filterErr error
+	guard     reconcile.Guard
 
 	kick  chan struct{}
 	ready bool // READY=1 sent
@@ -237,12 +241,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("kernel notifications unavailable; relying on the resync timer", "err", err)
 		}
 	}()
+	d.filterErr = netlinkx.ProbeFilter()
+	if d.filterErr == nil {
+		go func() {
+			if err := netlinkx.WatchFilter(ctx, d.onKernel); err != nil {
+				d.log.Warn("nftables notifications unavailable; a removed egress filter comes back at the next pass", "err", err)
+			}
+		}()
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
 	d.log.Info("flatnet starting", "config", cmp.Or(d.cfg.Path, "(defaults)"), "cni_conf_dir", d.cfg.CNIConfDir, "resync_interval", d.cfg.ResyncInterval)
+	d.chooseGuard()
 	d.reconcile() // sends READY=1 once the kernel is mended, whatever the outcome
 	if !d.ready {
 		d.opts.Notifier.Ready()
@@ -302,8 +315,44 @@ func (d *Daemon) reload(resync *time.Ticker) {
 	d.cfg = cfg
 	d.opts.Level.Set(cfg.LogLevel)
 	resync.Reset(cfg.ResyncInterval)
+	d.chooseGuard()
 	d.markAll()
 	d.log.Info("configuration reloaded", "config", cmp.Or(cfg.Path, "(defaults)"))
+}
+
+// chooseGuard settles the LAN guard for lan_guard and this kernel, and
+// logs it when it changed: once at start, again only on a reload that
+// changes it.
+func (d *Daemon) chooseGuard() {
+	g, why := reconcile.ChooseGuard(d.cfg.LANGuard, d.filterErr == nil)
+	if g == d.guard && d.ready {
+		return
+	}
+	d.guard = g
+	level, msg := GuardSummary(g, d.cfg.LANGuard, d.filterErr, why)
+	d.log.Log(context.Background(), level, msg, "lan_guard", g.String())
+}
+
+// GuardSummary says, for the log and flatnet check, what guard g protects
+// and what is lost: setting is lan_guard, filterErr why the kernel cannot
+// filter (nil when it can), why what ChooseGuard said of it.
+func GuardSummary(g reconcile.Guard, setting string, filterErr error, why string) (slog.Level, string) {
+	switch g {
+	case reconcile.GuardFilter:
+		return slog.LevelInfo, "LAN guard: an nftables egress filter on each master drops the shim's own frames (table netdev flatnet), so the LAN never hears a shim, and the shim answers pods' IPv6 neighbour solicitations at once"
+	case reconcile.GuardAddress:
+		msg := fmt.Sprintf("LAN guard: the shims send their ARP requests from %s (arp_announce 2), so the LAN keeps the NIC's MAC for the node", reconcile.SenderAddr.Addr())
+		if setting == "auto" && filterErr != nil {
+			msg += fmt.Sprintf("; no egress filter: %v. Lost without it: a pod's first IPv6 packet to the node waits up to 0.8 s for the shim's proxy answer, the shim's IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan interface answer the node only after they spoke to it", filterErr, reconcile.SenderAddr.Addr())
+			return slog.LevelWarn, msg
+		}
+		return slog.LevelInfo, msg
+	}
+	msg := "LAN guard off: when the node first reaches a pod, the shim's ARP request tells the LAN the shim's MAC for the node's address, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds"
+	if why != "" {
+		msg = why + "; " + msg
+	}
+	return slog.LevelWarn, msg
 }
 
 // stop ends the daemon as on_stop says.
@@ -314,18 +363,27 @@ func (d *Daemon) stop() error {
 		return nil
 	}
 	d.log.Info("stopping; removing flatnet's routes and shims (on_stop = teardown)")
-	_, err := Teardown(d.k, d.log)
+	var shims []string
+	if d.snap != nil {
+		nets, _ := reconcile.Resolve(d.cfg, d.cniNets, d.snap)
+		for _, n := range nets {
+			shims = append(shims, n.Shim)
+		}
+	}
+	_, err := Teardown(d.k, d.log, shims...)
 	return err
 }
 
-// Teardown removes every route and shim flatnet made, logs each removal
-// to log unless it is nil, and returns the removals that were done.
-func Teardown(k *netlinkx.Kernel, log *slog.Logger) ([]reconcile.Op, error) {
+// Teardown removes everything flatnet added to the node (see
+// reconcile.Teardown; adopted names shims flatnet used but did not make),
+// logs each removal to log unless it is nil, and returns the removals that
+// were done.
+func Teardown(k *netlinkx.Kernel, log *slog.Logger, adopted ...string) ([]reconcile.Op, error) {
 	snap, err := k.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	done, err := reconcile.Apply(k, reconcile.Teardown(snap))
+	done, err := reconcile.Apply(k, reconcile.Teardown(snap, adopted...))
 	if log != nil {
 		for _, op := range done {
 			logOp(log, op)
@@ -473,7 +531,7 @@ func (d *Daemon) reconcile() bool {
 	d.owedSince = time.Time{}
 	d.fullSoon.Stop()
 
-	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released, CarrierBack: carrierBack})
+	plan := reconcile.Compute(reconcile.Input{Networks: nets, States: states, Snap: snap, MachineID: d.mid, Reused: d.reused, Released: d.released, CarrierBack: carrierBack, Guard: d.guard})
 	d.reused, d.released = nil, nil
 	done, err := d.apply(plan.Ops)
 	snap.Record(done)
@@ -811,7 +869,24 @@ func logOp(log *slog.Logger, op reconcile.Op) {
 	case reconcile.SetMTU:
 		log.Info(fmt.Sprintf("shim %s MTU set to %d, the master's", op.Dev, op.MTU), attrs...)
 	case reconcile.ConfigureShim:
-		log.Info(fmt.Sprintf("shim %s configured: arp_filter 1 so the LAN never sees it answer for the node, arp_ignore 0 and proxy_ndp 1 so pods do", op.Dev), attrs...)
+		log.Info(fmt.Sprintf("shim %s configured: arp_filter 1 so the LAN never sees it answer for the node, arp_ignore 0 and proxy_ndp 1 so pods do%s", op.Dev, map[reconcile.Guard]string{
+			reconcile.GuardFilter:  ", proxy_delay 0 so they get the answer at once",
+			reconcile.GuardAddress: ", arp_announce 2 so its requests name its own address",
+		}[op.Guard]), attrs...)
+	case reconcile.AddSender:
+		log.Info(fmt.Sprintf("shim %s given %s: its ARP requests name that address, never the node's", op.Dev, reconcile.SenderAddr), attrs...)
+	case reconcile.DelSender:
+		log.Info(fmt.Sprintf("%s removed from shim %s", reconcile.SenderAddr, op.Dev), attrs...)
+	case reconcile.SetFilter:
+		if len(op.Drops) == 0 {
+			log.Info("egress filter removed (nftables table netdev flatnet)")
+			break
+		}
+		var parts []string
+		for _, d := range op.Drops {
+			parts = append(parts, d.MAC+" on "+d.Master)
+		}
+		log.Info("egress filter set: frames from "+strings.Join(parts, ", ")+" never reach the LAN", "dev", op.Drops[0].Master)
 	case reconcile.AddProxy:
 		log.Info(fmt.Sprintf("shim %s answers pods' neighbour solicitations for %s (proxy)", op.Dev, op.Dst.Addr()), append(attrs, "ip", op.Dst.Addr().String())...)
 	case reconcile.DelProxy:

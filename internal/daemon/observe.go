@@ -25,6 +25,13 @@ type Observation struct {
 	CNIMissing  bool                      // the CNI config dir does not exist
 	Bad         map[string][]statedir.Bad // unusable state-dir entries, by dir
 	Findings    []reconcile.Finding       // from resolving the networks
+	// Guard is the LAN guard the daemon would use with this configuration
+	// on this kernel; FilterErr says why the kernel cannot filter a
+	// master's egress (nil when it can), GuardWhy why lan_guard could not
+	// be honoured.
+	Guard     reconcile.Guard
+	FilterErr error
+	GuardWhy  string
 }
 
 // Observe reads the configuration's CNI networks, their state directories
@@ -50,6 +57,8 @@ func Observe(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 			o.Bad[n.StateDir] = bad
 		}
 	}
-	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: machineID()})
+	o.FilterErr = netlinkx.ProbeFilter()
+	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
+	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: machineID(), Guard: o.Guard})
 	return o, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -30,6 +31,8 @@ type Input struct {
 	// CarrierBack lists the shims whose carrier came back since the
 	// previous reconcile (their master went down and up).
 	CarrierBack map[string]bool
+	// Guard is how the shims are kept from costing the LAN; see [Guard].
+	Guard Guard
 }
 
 // Finding is something wrong that is not an error of flatnet's own: an
@@ -78,9 +81,10 @@ func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.Bit
 
 // shimCheck is what the reconciler concluded about one shim name.
 type shimCheck struct {
-	usable  bool   // routes may go through it (now or once ops ran)
-	up      bool   // exists, usable and up right now
-	waiting string // why not usable
+	usable  bool             // routes may go through it (now or once ops ran)
+	up      bool             // exists, usable and up right now
+	waiting string           // why not usable
+	mac     net.HardwareAddr // its MAC, now or once created
 }
 
 // Compute decides what to do. It is a pure function of its input, and
@@ -90,7 +94,9 @@ type shimCheck struct {
 func Compute(in Input) *Plan {
 	p := &Plan{}
 	snap := in.Snap
-	shims := p.planShims(in)
+	shimOps, shims := p.planShims(in)
+	p.planFilter(in, shims)
+	p.Ops = append(p.Ops, shimOps...)
 	p.planProxies(in, shims)
 	idx := snap.hostRoutes()
 
@@ -282,9 +288,10 @@ func wanted(in Input, ip netip.Addr, dev string, isNode func(netip.Addr) bool) b
 }
 
 // planShims checks every shim the networks need and plans what makes each
-// usable. It returns the verdict per shim name.
-func (p *Plan) planShims(in Input) map[string]shimCheck {
+// usable. It returns those ops and the verdict per shim name.
+func (p *Plan) planShims(in Input) ([]Op, map[string]shimCheck) {
 	out := map[string]shimCheck{}
+	var ops []Op
 	snap := in.Snap
 	for _, n := range in.Networks {
 		if _, done := out[n.Shim]; done || n.Unusable != "" {
@@ -300,11 +307,11 @@ func (p *Plan) planShims(in Input) map[string]shimCheck {
 			continue
 		}
 		mac := ShimMAC(in.MachineID, n.Shim)
-		create := Op{Kind: AddShim, Dev: n.Shim, Master: n.Master, MAC: mac, MTU: master.MTU, Network: n.Name}
+		create := Op{Kind: AddShim, Dev: n.Shim, Master: n.Master, MAC: mac, MTU: master.MTU, Network: n.Name, Guard: in.Guard}
 		shim, ok := snap.Link(n.Shim)
 		if !ok {
-			p.Ops = append(p.Ops, create)
-			out[n.Shim] = shimCheck{usable: true}
+			ops = append(ops, create)
+			out[n.Shim] = shimCheck{usable: true, mac: mac}
 			continue
 		}
 		mine := shim.Alias == ShimAlias
@@ -317,22 +324,23 @@ func (p *Plan) planShims(in Input) map[string]shimCheck {
 		}
 		if !right {
 			// Ours, but the master or mode changed under it: rebuild.
-			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: n.Shim, Network: n.Name}, create)
-			out[n.Shim] = shimCheck{usable: true}
+			ops = append(ops, Op{Kind: DelShim, Dev: n.Shim, Network: n.Name}, create)
+			out[n.Shim] = shimCheck{usable: true, mac: mac}
 			continue
 		}
-		if !shim.ARPFilter || !shim.ProxyNDP || shim.ARPIgnore {
-			p.Ops = append(p.Ops, Op{Kind: ConfigureShim, Dev: n.Shim, Network: n.Name})
+		if !guardOK(shim, in.Guard) {
+			ops = append(ops, Op{Kind: ConfigureShim, Dev: n.Shim, Network: n.Name, Guard: in.Guard})
 		}
+		ops = append(ops, shimAddrOps(shim, in.Guard, n.Name)...)
 		if shim.MTU != master.MTU {
-			p.Ops = append(p.Ops, Op{Kind: SetMTU, Dev: n.Shim, MTU: master.MTU, Network: n.Name})
+			ops = append(ops, Op{Kind: SetMTU, Dev: n.Shim, MTU: master.MTU, Network: n.Name})
 		}
 		if !shim.Up {
-			p.Ops = append(p.Ops, Op{Kind: SetUp, Dev: n.Shim, Network: n.Name})
+			ops = append(ops, Op{Kind: SetUp, Dev: n.Shim, Network: n.Name})
 		}
-		out[n.Shim] = shimCheck{usable: true, up: shim.Up}
+		out[n.Shim] = shimCheck{usable: true, up: shim.Up, mac: shim.MAC}
 	}
-	return out
+	return ops, out
 }
 
 // planProxies keeps, on each usable shim, an IPv6 proxy neighbour entry
@@ -554,9 +562,13 @@ func routeRun(ops []Op, broken map[string]bool) int {
 	return n
 }
 
-// Teardown plans the removal of everything flatnet made: every route with
-// its protocol and every shim with its alias. Nothing else is touched.
-func Teardown(snap *Snapshot) []Op {
+// Teardown plans the removal of everything flatnet made, and only that:
+// every route with its protocol; on shims it set up but did not make (those
+// holding [SenderAddr] or filtered by its table, and the names in adopted,
+// the configuration's shims when known), its address and the IPv6 proxy
+// entries; every shim with its alias; last, its nftables table, once the
+// shims it guards are gone.
+func Teardown(snap *Snapshot, adopted ...string) []Op {
 	var ops []Op
 	for _, r := range snap.Routes {
 		if r.Protocol == Protocol && isHost(r.Dst) {
@@ -564,9 +576,25 @@ func Teardown(snap *Snapshot) []Op {
 		}
 	}
 	for _, l := range snap.Links {
+		if l.Alias == ShimAlias || l.Kind != "macvlan" || !(Guarded(l, snap.Filter) || slices.Contains(adopted, l.Name)) {
+			continue
+		}
+		if l.Sender {
+			ops = append(ops, Op{Kind: DelSender, Dev: l.Name})
+		}
+		for _, x := range snap.Proxies {
+			if x.Dev == l.Name {
+				ops = append(ops, Op{Kind: DelProxy, Dev: x.Dev, Dst: netip.PrefixFrom(x.IP, 128)})
+			}
+		}
+	}
+	for _, l := range snap.Links {
 		if l.Alias == ShimAlias {
 			ops = append(ops, Op{Kind: DelShim, Dev: l.Name})
 		}
+	}
+	if snap.Filter != nil {
+		ops = append(ops, Op{Kind: SetFilter})
 	}
 	return ops
 }

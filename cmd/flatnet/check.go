@@ -36,6 +36,7 @@ func checkCmd(path string, cfg config.Config, cfgErr error, asJSON bool, stdout,
 			f.CNIDirErr, f.CNIDirMissing = o.CNIError, o.CNIMissing
 			f.CNIFiles, f.CNI, f.CNIProblems = o.CNIFiles, o.CNI, o.CNIProblems
 			f.Snap, f.Networks, f.Resolve, f.Plan, f.Bad = o.Snap, o.Networks, o.Findings, o.Plan, o.Bad
+			f.Guard, f.FilterErr, f.GuardWhy = o.Guard, o.FilterErr, o.GuardWhy
 		}
 	}
 	f.KernelErr = err

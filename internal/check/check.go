@@ -102,6 +102,12 @@ type Facts struct {
 	Plan     *reconcile.Plan
 	// Bad are the unusable entries of each state directory.
 	Bad map[string][]statedir.Bad
+	// Guard is the LAN guard flatnet uses here; FilterErr why the kernel
+	// cannot filter a master's egress (nil when it can); GuardWhy why
+	// lan_guard could not be honoured.
+	Guard     reconcile.Guard
+	FilterErr error
+	GuardWhy  string
 
 	// Devices holds the masters and shims that exist: addresses, carrier.
 	Devices map[string]Device
@@ -217,6 +223,7 @@ func Run(f Facts) []Result {
 		c.macvlan()
 		c.masters()
 		c.shims()
+		c.lanGuard()
 		c.arpIgnore()
 		c.ndp()
 		c.rpFilter()

@@ -1,12 +1,14 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
 )
@@ -135,6 +137,66 @@ func (c *checker) shims() {
 			flux = fmt.Sprintf("rp_filter %d", rp)
 		}
 		c.add(OK, name, fmt.Sprintf("%s: macvlan bridge on %s, up, MAC %s, %s against ARP flux, %s", n.Shim, n.Master, l.MAC, flux, who), "")
+	}
+}
+
+// lanGuard says, per shim, what keeps it from costing the LAN anything
+// (see reconcile.Guard), whether that is in place, and what is lost when
+// the kernel allows less than the best.
+func (c *checker) lanGuard() {
+	f := c.f
+	seen := map[string]bool{}
+	for _, n := range f.Networks {
+		if n.Master == "" || n.Unusable != "" || seen[n.Shim] {
+			continue
+		}
+		seen[n.Shim] = true
+		l, ok := f.Snap.Link(n.Shim)
+		if !ok || l.Kind != "macvlan" {
+			continue // the shim line says it all
+		}
+		name := "lan guard " + n.Shim
+		restart := "systemctl reload flatnet (flatnet puts it in place on every pass)"
+		switch f.Guard {
+		case reconcile.GuardFilter:
+			var drop *reconcile.Drop
+			if f.Snap.Filter != nil {
+				for i, d := range f.Snap.Filter.Drops {
+					if d.Master == n.Master && d.MAC == l.MAC.String() {
+						drop = &f.Snap.Filter.Drops[i]
+					}
+				}
+			}
+			switch {
+			case drop == nil:
+				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: when the node first reaches a pod, the shim's ARP request tells the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds", n.Shim, n.Master), restart)
+			case !l.ProxyDelay0:
+				c.add(Warn, name, fmt.Sprintf("%s's frames are filtered on %s, but its proxy_delay is not 0: pods wait up to 0.8 s for the node's IPv6 neighbour answers", n.Shim, n.Master),
+					fmt.Sprintf("sysctl -w net.ipv6.neigh.%s.proxy_delay=0, or %s", sysctlName(n.Shim), restart))
+			default:
+				c.add(OK, name, fmt.Sprintf("egress filter on %s drops every frame from %s (%s, %d so far; nft list table netdev %s): the LAN never hears the shim, and pods get the node's IPv6 neighbour answers at once",
+					n.Master, n.Shim, l.MAC, drop.Packets, reconcile.FilterTable), "")
+			}
+		case reconcile.GuardAddress:
+			switch {
+			case !l.Sender || l.ARPAnnounce != 2:
+				c.add(Fail, name, fmt.Sprintf("%s lacks %s or arp_announce 2: its ARP requests tell the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it", n.Shim, reconcile.SenderAddr), restart)
+			case f.FilterErr != nil && f.Config.LANGuard == "auto":
+				c.add(Warn, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2), so the LAN keeps the NIC's MAC for the node; no egress filter: %v. Lost without it: pods' first IPv6 packets to the node wait up to 0.8 s for the shim's answer, its IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan answer the node only after they spoke to it",
+					n.Shim, reconcile.SenderAddr.Addr(), f.FilterErr, reconcile.SenderAddr.Addr()),
+					"a kernel with nftables netdev egress: Linux 5.16 or later with CONFIG_NETFILTER_EGRESS (Debian 12, Ubuntu 24.04, RHEL 10 and Fedora kernels have it); flatnet uses it by itself")
+			default:
+				c.add(OK, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2, lan_guard = %q): the LAN keeps the NIC's MAC for the node", n.Shim, reconcile.SenderAddr.Addr(), f.Config.LANGuard), "")
+			}
+		default:
+			why := "lan_guard = \"off\""
+			status := Warn
+			if f.GuardWhy != "" {
+				why, status = f.GuardWhy, Fail
+			}
+			c.add(status, name, fmt.Sprintf("%s: when the node first reaches a pod, %s's ARP request tells the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds", why, n.Shim),
+				fmt.Sprintf(`lan_guard = "auto" in %s, then systemctl reload flatnet`, cmp.Or(f.Config.Path, config.DefaultPath)))
+		}
 	}
 }
 
@@ -587,7 +649,7 @@ func describeLink(l reconcile.Link, s *reconcile.Snapshot) string {
 func globalV4(ps []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range ps {
-		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() {
+		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() && p != reconcile.SenderAddr {
 			out = append(out, p)
 		}
 	}

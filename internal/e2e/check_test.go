@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,14 +43,23 @@ type chkReport struct {
 // lab's configuration and returns its stdout and exit code.
 func runFlatnet(t testing.TB, l *lab.Lab, args ...string) (string, int) {
 	t.Helper()
+	stdout, _, code := runFlatnetOut(t, l, args...)
+	return stdout, code
+}
+
+// runFlatnetOut is runFlatnet returning stderr too.
+func runFlatnetOut(t testing.TB, l *lab.Lab, args ...string) (string, string, int) {
+	t.Helper()
 	needFlatnet(t)
-	if _, err := os.Stat(l.FlatnetConfigPath()); err != nil {
-		if _, err := l.WriteFlatnetConfig(""); err != nil {
-			t.Fatal(err)
-		}
-	}
 	argv := append([]string{"netns", "exec", l.Node, flatnetBin}, args...)
-	argv = append(argv, "--config", l.FlatnetConfigPath())
+	if !slices.Contains(args, "--config") {
+		if _, err := os.Stat(l.FlatnetConfigPath()); err != nil {
+			if _, err := l.WriteFlatnetConfig(""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		argv = append(argv, "--config", l.FlatnetConfigPath())
+	}
 	cmd := exec.Command("ip", argv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -66,7 +76,7 @@ func runFlatnet(t testing.TB, l *lab.Lab, args ...string) (string, int) {
 	if stderr.Len() > 0 {
 		t.Logf("flatnet %s (stderr): %s", strings.Join(args, " "), stderr.String())
 	}
-	return stdout.String(), code
+	return stdout.String(), stderr.String(), code
 }
 
 // runCheck runs `flatnet check --json` and logs the human output too.

@@ -115,6 +115,7 @@ func TestFault(t *testing.T) {
 	t.Run("master_replaced", faultMasterReplaced)
 	t.Run("master_late", faultMasterLate)
 	t.Run("route_deleted", faultRouteDeleted)
+	t.Run("filter_flushed", faultFilterFlushed)
 	t.Run("foreign_route", faultForeignRoute)
 	t.Run("state_dir", faultStateDir)
 	t.Run("cni_config", faultCNIConfig)
@@ -439,6 +440,36 @@ func (n *notifyListener) count(msg string) int {
 }
 
 // a flatnet route deleted by hand or by a network manager: restored.
+// faultFilterFlushed: a firewall service reloads with `flush ruleset`
+// (Debian's /etc/nftables.conf starts so), which deletes flatnet's table
+// with every other: flatnet hears it from nftables and writes the table
+// again, once; then the same with only its chain deleted.
+func faultFilterFlushed(t *testing.T) {
+	f := newFaultLab(t, lab.Options{}, "", 1)
+	mac := mustMAC(t, f.l, f.l.Node, f.shim)
+	waitFor(t, deadline, "the egress filter", nftHas(f.l, "ether saddr "+mac.String()))
+	for i, cmd := range [][]string{
+		{"nft", "flush", "ruleset"},
+		{"nft", "delete", "chain", "netdev", "flatnet", f.l.Master},
+	} {
+		t0 := time.Now()
+		if _, err := f.l.Exec(f.l.Node, cmd...); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, deadline, "the egress filter is back after "+strings.Join(cmd, " "), nftHas(f.l, "ether saddr "+mac.String()))
+		t.Logf("recovery: %s: filter back within %v", strings.Join(cmd, " "), time.Since(t0).Round(100*time.Microsecond))
+		waitFor(t, deadline, "flatnet logs it", func() error {
+			if n := countLog(f.fn, "egress filter set"); n < i+2 {
+				return fmt.Errorf("egress filter set logged %d times", n)
+			}
+			return nil
+		})
+	}
+	if n := countLog(f.fn, "egress filter set"); n != 3 {
+		t.Errorf("egress filter set %d times, want 3: once at start, once per removal", n)
+	}
+}
+
 func faultRouteDeleted(t *testing.T) {
 	f := newFaultLab(t, lab.Options{}, "", 2)
 	t0 := time.Now()
@@ -738,7 +769,7 @@ func faultSIGKILL(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d of %d echo requests to pod1 went unanswered across the restart", lost, sent)
 	}
-	if n := countLog(fn, "shim "); n != 0 {
+	if n := countLog(fn, `msg="shim `); n != 0 {
 		t.Errorf("the new process changed the shim: %d shim lines in its log", n)
 	}
 }
@@ -807,6 +838,7 @@ func faultSIGTERMTeardown(t *testing.T) {
 		{"ip", "link", "set", "eno1.other", "up"},
 		{"ip", "route", "add", "192.168.7.7", "dev", "eno1.other", "proto", "static"},
 		{"ip", "route", "add", "192.168.1.250", "dev", "eno1.other", "proto", "boot"},
+		{"nft", "add", "table", "netdev", "others"},
 	} {
 		if _, err := f.l.Exec(f.l.Node, c...); err != nil {
 			t.Fatal(err)
@@ -821,6 +853,12 @@ func faultSIGTERMTeardown(t *testing.T) {
 	}
 	if ok, _ := f.l.LinkExists(f.l.Node, f.shim); ok {
 		t.Errorf("shim %s still there after teardown", f.shim)
+	}
+	if got := leftovers(t, f.l, f.shim); len(got) > 0 {
+		t.Errorf("left after teardown: %q", got)
+	}
+	if _, err := f.l.Exec(f.l.Node, "nft", "list", "table", "netdev", "others"); err != nil {
+		t.Errorf("teardown removed a foreign nftables table: %v", err)
 	}
 	r2, l2 := nodeState(t, f, f.shim)
 	if !slices.Equal(routes, r2) {
@@ -868,6 +906,9 @@ func faultSIGTERMTeardownAdopted(t *testing.T) {
 	}
 	if ok, err := l.LinkExists(l.Node, shim); !ok {
 		t.Errorf("teardown removed the operator's shim %s (%v)", shim, err)
+	}
+	if got := leftovers(t, l, shim); len(got) > 0 {
+		t.Errorf("left after teardown: %q", got)
 	}
 }
 

@@ -31,9 +31,11 @@ const probeInterval = time.Millisecond
 // when, after a fault, the address answered again.
 type prober struct {
 	target netip.Addr
+	every  time.Duration
 	id     uint16
 	fd     int
 	done   chan struct{}
+	quiet  chan struct{} // closed to stop sending; replies are still read
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
@@ -45,10 +47,18 @@ type probeReply struct {
 	sent, got time.Time
 }
 
-// startProber starts pinging target from ns until the test ends.
+// startProber starts pinging target from ns every probeInterval until the
+// test ends.
 func startProber(t testing.TB, l *lab.Lab, ns string, target netip.Addr) *prober {
 	t.Helper()
-	p := &prober{target: target, id: uint16(rand.N(1 << 16)), done: make(chan struct{}), sent: map[uint16]time.Time{}}
+	return startProberEvery(t, l, ns, target, probeInterval)
+}
+
+// startProberEvery starts pinging target from ns every interval until the
+// test ends (or settle).
+func startProberEvery(t testing.TB, l *lab.Lab, ns string, target netip.Addr, every time.Duration) *prober {
+	t.Helper()
+	p := &prober{target: target, every: every, id: uint16(rand.N(1 << 16)), done: make(chan struct{}), quiet: make(chan struct{}), sent: map[uint16]time.Time{}}
 	err := l.Do(ns, func() (err error) {
 		p.fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
 		return err
@@ -82,7 +92,7 @@ func (p *prober) stop() {
 
 func (p *prober) send() {
 	defer p.wg.Done()
-	tick := time.NewTicker(probeInterval)
+	tick := time.NewTicker(p.every)
 	defer tick.Stop()
 	to := &unix.SockaddrInet4{Addr: p.target.As4()}
 	for seq := uint16(1); ; seq++ {
@@ -97,8 +107,29 @@ func (p *prober) send() {
 		select {
 		case <-p.done:
 			return
+		case <-p.quiet:
+			return
 		case <-tick.C:
 		}
+	}
+}
+
+// settle stops sending, waits until every request sent has its reply or
+// timeout passed since (a safety net: a reply that comes late is not lost),
+// and returns how many requests went unanswered, of how many.
+func (p *prober) settle(timeout time.Duration) (lost, sent int) {
+	select {
+	case <-p.quiet:
+	default:
+		close(p.quiet)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		lost, sent = p.unanswered(time.Time{}, time.Now().Add(time.Hour))
+		if lost == 0 || time.Now().After(deadline) {
+			return lost, sent
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

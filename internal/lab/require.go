@@ -8,13 +8,14 @@ import (
 )
 
 // Missing returns why a lab cannot be built here ("" when it can): not
-// root, or iproute2, ping or the CNI plugins missing.
+// root, or iproute2, ping, nft (to read flatnet's egress filter) or the CNI
+// plugins missing.
 func Missing() string {
 	var why []string
 	if os.Geteuid() != 0 {
 		why = append(why, "not root")
 	}
-	for _, tool := range []string{"ip", "ping"} {
+	for _, tool := range []string{"ip", "ping", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			why = append(why, tool+" not found")
 		}

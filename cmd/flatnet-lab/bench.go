@@ -50,7 +50,7 @@ const (
 )
 
 // Sections of the benchmark.
-var benchSections = []string{"latency", "burst", "cold", "steady"}
+var benchSections = []string{"latency", "burst", "cold", "steady", "first"}
 
 // mirrorScript is baseline (a): what an operator would write by hand.
 const mirrorScript = `#!/bin/bash
@@ -100,7 +100,10 @@ type results struct {
 	mem                map[string]memory
 	idle               map[string]idle
 	idleThreads        map[string]int64 // flatnet's wake-ups by thread
-	notes              []string
+	// first holds the node's first ping to new pods, IPv4 then IPv6, by
+	// lan_guard.
+	first map[string][2][]time.Duration
+	notes []string
 }
 
 type burst struct {
@@ -150,6 +153,7 @@ func runBench(w, progress io.Writer, cfg benchConfig, logf func(string, ...any))
 		lat: map[string][]time.Duration{}, latLoaded: map[string][]time.Duration{},
 		burstAdd: map[string]burst{}, burstDel: map[string]burst{},
 		cold: map[int]map[string][]cold{}, mem: map[string]memory{}, idle: map[string]idle{},
+		first: map[string][2][]time.Duration{},
 	}
 	// ^C or a kill: stop what we started, remove the lab, then exit.
 	sig := make(chan os.Signal, 1)
@@ -181,6 +185,7 @@ func runBench(w, progress io.Writer, cfg benchConfig, logf func(string, ...any))
 		{"burst", b.bursts},
 		{"cold", b.coldStarts},
 		{"steady", b.steady},
+		{"first", b.firstPackets},
 	} {
 		if !slices.Contains(cfg.sections, s.name) {
 			continue

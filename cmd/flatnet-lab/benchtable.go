@@ -189,6 +189,22 @@ func (b *bench) rows() []row {
 		out = append(out, rc, rw)
 	}
 	latRows(fmt.Sprintf("allocation → route with %d routes present", b.cfg.loadN), r.latLoaded, false)
+	if f, ok := r.first["auto"]; ok {
+		for i, fam := range []string{"IPv4", "IPv6"} {
+			for _, q := range []struct {
+				name string
+				q    float64
+			}{{"p50", 0.5}, {"p99", 0.99}, {"max", 1}} {
+				rw := row{name: fmt.Sprintf("node's first ping to a new pod, %s (%d pods), %s", fam, len(f[i]), q.name)}
+				rw.c[0] = durCell(quantile(f[i], q.q))
+				if q.name == "p99" {
+					rw.target = "≤ 10 ms"
+					rw.verdict = verdict(time.Duration(rw.c[0].v) <= 10*time.Millisecond)
+				}
+				out = append(out, rw)
+			}
+		}
+	}
 	return out
 }
 
@@ -235,6 +251,10 @@ func (b *bench) print(w io.Writer, took time.Duration) {
 		}
 		slices.Sort(parts)
 		notes = append(notes, "flatnet's idle wake-ups by thread (thread 1 is the main thread, thread 2 the Go runtime's sysmon): "+strings.Join(parts, ", "))
+	}
+	if f, ok := b.res.first["off"]; ok {
+		notes = append(notes, fmt.Sprintf("first ping to a new pod with lan_guard = off (the kernel's proxy_delay): IPv4 p50 %s, p99 %s; IPv6 p50 %s, p99 %s, max %s",
+			fmtDur(quantile(f[0], 0.5)), fmtDur(quantile(f[0], 0.99)), fmtDur(quantile(f[1], 0.5)), fmtDur(quantile(f[1], 0.99)), fmtDur(quantile(f[1], 1))))
 	}
 	notes = append(notes, b.res.notes...)
 	if b.cfg.csv != "" {

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 	"golang.org/x/sys/unix"
 )
 

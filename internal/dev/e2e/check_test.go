@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // The operator's tools against real faults: each test breaks a lab node in

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // How flatnet answers for the node's IPv6 addresses (docs/architecture.md,

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // TestLabSelfCheck proves the lab is a faithful copy of the seed's node

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // Hardened nodes: what arp_ignore and rp_filter in the node do to pods

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // Bad input: the daemon keeps running, every valid allocation stays routed

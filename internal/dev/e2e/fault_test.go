@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +27,7 @@ import (
 // recovery time as "recovery: <fault>: <duration>" (measured, never
 // asserted; docs/reliability.md lists them). Run one with, for example,
 //
-//	go test -count=1 -run 'TestFault/shim_deleted' -v ./internal/e2e/
+//	go test -count=1 -run 'TestFault/shim_deleted' -v ./internal/dev/e2e/
 
 // deadline is how long any outcome may take before a test fails: a safety
 // net, not a measurement.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // up builds a lab with pods (and flatnet), prints how to get in, and keeps

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // shims lists the node's devices flatnet made (alias "flatnet shim").

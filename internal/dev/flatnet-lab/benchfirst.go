@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // firstPods is how many new pods the first-packet section makes per guard.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
 // leftovers lists what of flatnet's is still in the lab's node: routes

@@ -269,18 +269,7 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		}
 		return k.h.LinkSetMTU(l, op.MTU)
 	case reconcile.AddRoute, reconcile.ReplaceRoute, reconcile.DelRoute:
-		r, err := k.route(op)
-		if err != nil || r == nil {
-			return err
-		}
-		switch op.Kind {
-		case reconcile.AddRoute:
-			return k.h.RouteAdd(r)
-		case reconcile.ReplaceRoute:
-			return k.h.RouteReplace(r)
-		default:
-			return ignoreNotFound(k.h.RouteDel(r))
-		}
+		return k.DoBatch([]reconcile.Op{op})[0]
 	case reconcile.AddProxy, reconcile.DelProxy:
 		idx, err := k.linkIndex(op.Dev)
 		if err != nil {
@@ -395,36 +384,8 @@ func (k *Kernel) linkIndex(name string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding %s: %w", name, err)
 	}
+	k.index[name] = l.Attrs().Index
 	return l.Attrs().Index, nil
-}
-
-// route builds the netlink route for a route op.
-func (k *Kernel) route(op reconcile.Op) (*netlink.Route, error) {
-	r := &netlink.Route{
-		Dst:      &net.IPNet{IP: op.Dst.Addr().AsSlice(), Mask: net.CIDRMask(op.Dst.Bits(), op.Dst.Addr().BitLen())},
-		Protocol: netlink.RouteProtocol(reconcile.Protocol),
-		Table:    unix.RT_TABLE_MAIN,
-	}
-	if op.Dev != "" {
-		idx, err := k.linkIndex(op.Dev)
-		if err != nil {
-			if op.Kind == reconcile.DelRoute && isNotFound(err) {
-				return nil, nil // gone with its device
-			}
-			return nil, err
-		}
-		r.LinkIndex = idx
-	}
-	r.Scope = netlink.SCOPE_LINK
-	if op.Src.IsValid() {
-		r.Src = op.Src.AsSlice()
-	}
-	if op.Kind == reconcile.DelRoute {
-		// The kernel matches a delete's scope unless it is RT_SCOPE_NOWHERE,
-		// the wildcard `ip route del` sends too.
-		r.Scope = netlink.SCOPE_NOWHERE
-	}
-	return r, nil
 }
 
 func isNotFound(err error) bool {

@@ -9,8 +9,10 @@ import (
 	"github.com/flatnet/flatnet/internal/check"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/daemon"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // teardownCmd removes everything flatnet added to the node (its routes,
@@ -40,7 +42,7 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 	// The shims flatnet uses but did not create stay, as do their routes if
 	// they are not flatnet's; only what flatnet added to them goes.
 	var adopted, left []string
-	if o, oerr := daemon.Observe(cfg, k); oerr == nil {
+	if o, oerr := inspect.Look(cfg, k); oerr == nil {
 		for _, n := range o.Networks {
 			adopted = append(adopted, n.Shim)
 		}
@@ -75,7 +77,7 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 	case len(done) == 0 && err == nil:
 		fmt.Fprintf(stdout, "nothing to remove: no route with proto flatnet (%d), no shim created by flatnet, no egress filter\n", reconcile.Protocol)
 	case routes+shims > 0:
-		fmt.Fprintf(stdout, "removed %s and %s\n", plural(routes, "route", "routes"), plural(shims, "shim", "shims"))
+		fmt.Fprintf(stdout, "removed %s and %s\n", text.Plural(routes, "route", "routes"), text.Plural(shims, "shim", "shims"))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "flatnet teardown: some removals failed: %v\n", err)

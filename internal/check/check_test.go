@@ -13,7 +13,9 @@ import (
 	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sysconf"
 	"github.com/flatnet/flatnet/internal/statedir"
 )
 
@@ -58,33 +60,35 @@ func healthy() *scenario {
 	s.f = check.Facts{
 		ConfigPath: config.DefaultPath,
 		Config:     config.Default(),
-		CNIFiles:   []cni.File{{Name: "00-default.conflist", Data: []byte(confList("eno1", "", seedRange))}},
-		Snap: &reconcile.Snapshot{
-			Links: []reconcile.Link{
-				{Index: 1, Name: "lo", Up: true, MTU: 65536},
-				{Index: 2, Name: "eno1", Up: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
-				{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500,
-					MAC: mac("02:68:e4:f9:d5:ec"), Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true},
+		Observation: inspect.Observation{
+			CNIFiles: []cni.File{{Name: "00-default.conflist", Data: []byte(confList("eno1", "", seedRange))}},
+			Snap: &reconcile.Snapshot{
+				Links: []reconcile.Link{
+					{Index: 1, Name: "lo", Up: true, MTU: 65536},
+					{Index: 2, Name: "eno1", Up: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
+					{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500,
+						MAC: mac("02:68:e4:f9:d5:ec"), Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true},
+				},
+				Addrs:  []netip.Addr{addr("127.0.0.1"), addr("192.168.0.5"), addr("::1")},
+				Filter: &reconcile.Filter{Drops: []reconcile.Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec", Packets: 3}}},
+				Routes: []reconcile.Route{
+					{Dst: pfx("0.0.0.0/0"), Dev: "eno1", Protocol: 3},
+					{Dst: pfx("192.168.0.0/16"), Dev: "eno1", Protocol: 2},
+					{Dst: pfx("192.168.1.2/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
+					{Dst: pfx("192.168.1.3/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
+				},
 			},
-			Addrs:  []netip.Addr{addr("127.0.0.1"), addr("192.168.0.5"), addr("::1")},
-			Filter: &reconcile.Filter{Drops: []reconcile.Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec", Packets: 3}}},
-			Routes: []reconcile.Route{
-				{Dst: pfx("0.0.0.0/0"), Dev: "eno1", Protocol: 3},
-				{Dst: pfx("192.168.0.0/16"), Dev: "eno1", Protocol: 2},
-				{Dst: pfx("192.168.1.2/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
-				{Dst: pfx("192.168.1.3/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
-			},
+			Guard: reconcile.GuardFilter,
 		},
 		Devices: map[string]check.Device{
 			"eno1":      {Addrs: []netip.Prefix{pfx("192.168.0.5/16"), pfx("fe80::1/64")}, Carrier: true, CarrierKnown: true},
 			"eno1.host": {Addrs: []netip.Prefix{pfx("fe80::2/64")}, Carrier: true, CarrierKnown: true},
 		},
 		Sysctls:  sysctls(map[string]string{"eno1.host/arp_filter": "1"}),
-		Guard:    reconcile.GuardFilter,
 		Macvlan:  check.Support{State: "loaded", From: "/proc/modules"},
 		BootTime: boot,
 		Networkd: check.Networkd{ManageForeignRoutes: true},
-		Daemon: check.Daemon{Systemd: true, PIDsKnown: true, Unit: &check.Unit{LoadState: "loaded", ActiveState: "active", SubState: "running",
+		Daemon: check.Daemon{Systemd: true, PIDsKnown: true, Unit: &sysconf.Unit{LoadState: "loaded", ActiveState: "active", SubState: "running",
 			StatusText: "default: 2 pod routes via eno1.host (master eno1)", MainPID: 812, MainPIDHere: true}},
 	}
 	return s
@@ -455,7 +459,7 @@ func TestFaults(t *testing.T) {
 			name: "the shim is missing and flatnet does not run",
 			mod: func(s *scenario) {
 				s.dropLink("eno1.host")
-				s.f.Daemon.Unit = &check.Unit{LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}
+				s.f.Daemon.Unit = &sysconf.Unit{LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}
 				s.f.Sysctls["default/arp_ignore"] = "1"
 			},
 			want: []want{
@@ -623,7 +627,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "flatnet.service not installed",
 			mod: func(s *scenario) {
-				s.f.Daemon.Unit = &check.Unit{LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
+				s.f.Daemon.Unit = &sysconf.Unit{LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
 			},
 			want: []want{{name: "daemon", status: check.Fail, detail: []string{"not installed"}, fix: []string{"apt install ./flatnet_<version>_amd64.deb"}}},
 		},

@@ -38,13 +38,11 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // DefaultPath is where flatnet looks for its configuration file.
@@ -167,9 +165,9 @@ func Parse(data []byte, filename string) (Config, error) {
 	if _, err := toml.Decode(string(data), &doc); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return Config{}, &Error{File: p.file, Line: parseErrorLine(pe, data), Msg: printable(pe.Message)}
+			return Config{}, &Error{File: p.file, Line: parseErrorLine(pe, data), Msg: text.Printable(pe.Message)}
 		}
-		return Config{}, &Error{File: p.file, Msg: printable(err.Error())}
+		return Config{}, &Error{File: p.file, Msg: text.Printable(err.Error())}
 	}
 	p.lines = scanKeyLines(string(data))
 	c := p.config(doc)
@@ -200,21 +198,6 @@ func parseErrorLine(pe toml.ParseError, data []byte) int {
 	return max(pe.Position.Line, 1+bytes.Count(data[:start], []byte("\n")))
 }
 
-// printable replaces control characters in s with Go escapes, so a message
-// quoting the input stays on one line and shows what is there.
-func printable(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 // Keys each table accepts, in the order messages list them.
 var (
 	topKeys     = []string{"cni_conf_dir", "state_root", "resync_interval", "log_level", "on_stop", "lan_guard", "network"}
@@ -223,6 +206,11 @@ var (
 
 // cniName is what libcni accepts as a network name (utils.ValidateNetworkName).
 var cniName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// ValidNetworkName reports whether libcni accepts name as a network name
+// (utils.ValidateNetworkName): a letter or digit, then letters, digits,
+// '_', '.', '-'. It also names a directory, so nothing else is safe.
+func ValidNetworkName(name string) bool { return cniName.MatchString(name) }
 
 // parser collects the errors of one document.
 type parser struct {

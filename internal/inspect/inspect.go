@@ -1,4 +1,9 @@
-package daemon
+// Package inspect takes one look at the node that changes nothing: what
+// the daemon would find (the CNI networks, the state directories, the
+// kernel) and what its next full pass would do. `flatnet status`, `flatnet
+// check` and `flatnet teardown` are built on it, so they work whether the
+// daemon runs or not.
+package inspect
 
 import (
 	"errors"
@@ -8,23 +13,30 @@ import (
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/statedir"
 )
 
-// Observation is one look at the node that changes nothing: what the
-// daemon would find and what it would do. `flatnet status` and `flatnet
-// check` are built on it, so they work whether the daemon runs or not.
+// Observation is one look at the node.
 type Observation struct {
-	Networks    []reconcile.Network
-	Plan        *reconcile.Plan
-	Snap        *reconcile.Snapshot
-	CNIFiles    []cni.File // the CNI config dir's files as read, for lint
-	CNI         []cni.Network
-	CNIProblems []cni.Problem
-	CNIError    error                     // the CNI config dir could not be read
-	CNIMissing  bool                      // the CNI config dir does not exist
-	Bad         map[string][]statedir.Bad // unusable state-dir entries, by dir
-	Findings    []reconcile.Finding       // from resolving the networks
+	// CNIFiles are the CNI configuration directory's files as read;
+	// CNIDirErr is set when it exists but cannot be read, CNIDirMissing
+	// when it does not exist. CNI and CNIProblems are what discovery made
+	// of the files.
+	CNIFiles      []cni.File
+	CNIDirErr     error
+	CNIDirMissing bool
+	CNI           []cni.Network
+	CNIProblems   []cni.Problem
+
+	Snap *reconcile.Snapshot
+	// Networks and Resolve are what reconcile.Resolve made of the
+	// configuration; Plan is what a full pass would do now.
+	Networks []reconcile.Network
+	Resolve  []reconcile.Finding
+	Plan     *reconcile.Plan
+	// Bad are the unusable entries of each state directory.
+	Bad map[string][]statedir.Bad
 	// Guard is the LAN guard the daemon would use with this configuration
 	// on this kernel; FilterErr says why the kernel cannot filter a
 	// master's egress (nil when it can), GuardWhy why lan_guard could not
@@ -34,21 +46,21 @@ type Observation struct {
 	GuardWhy  string
 }
 
-// Observe reads the configuration's CNI networks, their state directories
+// Look reads the configuration's CNI networks, their state directories
 // and the kernel, and plans without applying.
-func Observe(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
+func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	o := &Observation{Bad: map[string][]statedir.Bad{}}
 	files, err := cni.ReadDir(cfg.CNIConfDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		o.CNIError = err
+		o.CNIDirErr = err
 	}
-	o.CNIMissing = errors.Is(err, os.ErrNotExist)
+	o.CNIDirMissing = errors.Is(err, os.ErrNotExist)
 	o.CNIFiles = files
 	o.CNI, o.CNIProblems = cni.Discover(files)
 	if o.Snap, err = k.Snapshot(); err != nil {
 		return nil, err
 	}
-	o.Networks, o.Findings = reconcile.Resolve(cfg, o.CNI, o.Snap)
+	o.Networks, o.Resolve = reconcile.Resolve(cfg, o.CNI, o.Snap)
 	states := map[string]reconcile.DirState{}
 	for _, n := range o.Networks {
 		allocs, bad, err := statedir.Read(n.StateDir)
@@ -59,6 +71,6 @@ func Observe(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	}
 	o.FilterErr = netlinkx.ProbeFilter()
 	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
-	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: machineID(), Guard: o.Guard})
+	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
 	return o, nil
 }

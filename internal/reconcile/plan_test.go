@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"errors"
 	"net"
 	"net/netip"
@@ -195,11 +196,7 @@ func TestCompute(t *testing.T) {
 			if !slices.Equal(k.cmds, tt.want) {
 				t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(tt.want, "\n     "))
 			}
-			var keys []string
-			for _, f := range p.Findings {
-				keys = append(keys, f.Key)
-			}
-			slices.Sort(keys)
+			keys := findingNames(p.Findings)
 			if !slices.Equal(keys, tt.wantFind) {
 				t.Errorf("findings: got %q, want %q", keys, tt.wantFind)
 			}
@@ -208,6 +205,40 @@ func TestCompute(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// findingNames names findings as the tables write them ("reject:default:
+// 10.0.0.1", "held:default"), sorted.
+func findingNames(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		var s string
+		switch f.Kind {
+		case FindReject:
+			s = "reject:" + f.Network + ":" + f.IP.String()
+		case FindRejectMore:
+			s = "reject-more:" + f.Network
+		case FindDuplicate:
+			s = "dup:" + f.Network + ":" + f.IP.String()
+		case FindForeign:
+			s = "foreign:" + f.IP.String()
+		case FindHeld:
+			s = "held:" + f.Network
+		case FindTaken:
+			s = "taken:" + f.Shim
+		case FindMode:
+			s = "mode:" + f.Network
+		case FindNoRanges:
+			s = "noranges:" + f.Network
+		case FindShimClash:
+			s = "shimclash:" + f.Network
+		default:
+			s = fmt.Sprintf("kind%d", f.Kind)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
 
 func TestComputeDualStack(t *testing.T) {
 	v6 := hostlocal.Range{Subnet: netip.MustParsePrefix("fd00::/64"), Start: ip("fd00::1:2"), End: ip("fd00::1:ff"), Gateway: ip("fd00::1")}
@@ -263,13 +294,17 @@ func TestUnusedShimRemovedLast(t *testing.T) {
 	}
 }
 
-func TestSettle(t *testing.T) {
+// TestDoneSettles: once the ops that succeeded are recorded, what was
+// missing and added counts as routed, what was stale and deleted is gone,
+// and a failed op leaves its address missing.
+func TestDoneSettles(t *testing.T) {
 	in := Input{
 		Networks: []Network{seedNet},
 		States:   map[string]DirState{seedNet.StateDir: allocs("192.168.1.2", "192.168.1.3")},
 		Snap:     &Snapshot{Links: []Link{eno1, shim}, Routes: []Route{ours("192.168.1.4")}},
 	}
-	p := Compute(in)
+	node := NewNode()
+	p := node.Full(in)
 	st := p.Networks[0]
 	if st.Allocated != 2 || st.Routed != 0 || len(st.Missing) != 2 || len(st.Stale) != 1 || st.InSync() {
 		t.Fatalf("before: %+v", st)
@@ -279,7 +314,8 @@ func TestSettle(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "192.168.1.3") {
 		t.Fatalf("Apply error = %v, want one naming 192.168.1.3", err)
 	}
-	after := p.Settle(done)[0]
+	node.Done(done)
+	after := node.Status()[0]
 	if after.Routed != 1 || len(after.Missing) != 1 || after.Missing[0] != ip("192.168.1.3") || len(after.Stale) != 0 {
 		t.Fatalf("after: %+v", after)
 	}
@@ -362,15 +398,12 @@ func TestRejectsListedUpToALimit(t *testing.T) {
 	if len(p.Ops) != 0 {
 		t.Errorf("ops: %v", p.Ops)
 	}
-	var keys []string
-	for _, f := range p.Findings {
-		keys = append(keys, f.Key)
-	}
+	keys := findingNames(p.Findings)
 	if len(keys) != MaxRejectsListed+1 || !slices.Contains(keys, "reject-more:default") ||
 		!slices.Contains(keys, "reject:default:10.0.0.0") || !slices.Contains(keys, "reject:default:10.0.0.99") || slices.Contains(keys, "reject:default:10.0.0.100") {
 		t.Errorf("finding keys: %v", keys)
 	}
-	if again := Compute(in); !slices.EqualFunc(again.Findings, p.Findings, func(a, b Finding) bool { return a.Key == b.Key && a.Msg == b.Msg }) {
+	if again := Compute(in); !slices.EqualFunc(again.Findings, p.Findings, func(a, b Finding) bool { return a.Key() == b.Key() && a.Msg == b.Msg }) {
 		t.Errorf("findings differ between passes")
 	}
 	if st := p.Networks[0]; st.Allocated != 1 || st.Routed != 1 {

@@ -104,13 +104,11 @@ type Route struct {
 type Snapshot struct {
 	Links  []Link
 	Addrs  []netip.Addr // every address on the node, any device
-	Routes []Route      // main table; after Record, host routes are only right in the index
+	Routes []Route      // main table
 	// Proxies are the IPv6 proxy neighbour entries on macvlan devices.
 	Proxies []Proxy
 	// Filter is flatnet's nftables table; nil when there is none.
 	Filter *Filter
-
-	index map[netip.Addr]hostRoute // host routes by address, built on first use
 }
 
 // Link returns the link called name.
@@ -131,58 +129,6 @@ func (s *Snapshot) LinkByIndex(i int) (Link, bool) {
 		}
 	}
 	return Link{}, false
-}
-
-// hostRoute is what the main table holds for one address: flatnet's route
-// and another one, either possibly nil.
-type hostRoute struct {
-	ours, foreign *Route
-}
-
-// hostRoutes indexes the snapshot's host routes by address, once.
-func (s *Snapshot) hostRoutes() map[netip.Addr]hostRoute {
-	if s.index != nil {
-		return s.index
-	}
-	s.index = make(map[netip.Addr]hostRoute, len(s.Routes))
-	for i := range s.Routes {
-		r := &s.Routes[i]
-		if !isHost(r.Dst) {
-			continue
-		}
-		hr := s.index[r.Dst.Addr()]
-		if r.Protocol == Protocol {
-			hr.ours = r
-		} else {
-			hr.foreign = r
-		}
-		s.index[r.Dst.Addr()] = hr
-	}
-	return s.index
-}
-
-// Record updates the snapshot with the route ops in done, once carried
-// out, so that a pass that changed only routes need not dump the kernel
-// again. Link ops are not reflected: after one, take a new snapshot.
-func (s *Snapshot) Record(done []Op) {
-	idx := s.hostRoutes()
-	for _, op := range done {
-		ip := op.Dst.Addr()
-		hr := idx[ip]
-		switch op.Kind {
-		case AddRoute, ReplaceRoute:
-			hr.ours = &Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol, Src: op.Src}
-		case DelRoute:
-			hr.ours = nil
-		default:
-			continue
-		}
-		if hr.ours == nil && hr.foreign == nil {
-			delete(idx, ip)
-		} else {
-			idx[ip] = hr
-		}
-	}
 }
 
 // DefaultRouteDev is the device of the main table's IPv4 default route with

@@ -92,7 +92,7 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		rl := reconcile.Link{
 			Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
 			Up: a.Flags&net.FlagUp != 0, LowerUp: a.RawFlags&unix.IFF_LOWER_UP != 0,
-			MTU: a.MTU, MAC: a.HardwareAddr, Alias: a.Alias,
+			MTU: a.MTU, MAC: a.HardwareAddr, PermMAC: a.PermHWAddr, Alias: a.Alias,
 		}
 		if m, ok := l.(*netlink.Macvlan); ok {
 			rl.MacvlanMode = macvlanModes[m.Mode]

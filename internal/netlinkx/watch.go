@@ -40,10 +40,11 @@ const (
 // changes (thousands of pods at once); the channels stay small, since
 // events are handled in microseconds and each slot costs memory whatever
 // the node's size.
-const (
-	chanSize = 128
-	rcvBuf   = 4 << 20
-)
+const chanSize = 128
+
+// rcvBuf is the subscription sockets' receive buffer; a variable for the
+// test that overflows it.
+var rcvBuf = 4 << 20
 
 // Watch delivers kernel notifications to events until ctx is done. It
 // leaves out the echo of flatnet's own route additions. Once subscribed it

@@ -131,7 +131,7 @@ func (p *Plan) planShims(in Input) ([]Op, map[string]shimCheck) {
 			out[n.Shim] = shimCheck{waiting: fmt.Sprintf("waiting for %s to appear", n.Master)}
 			continue
 		}
-		mac := ShimMAC(in.MachineID, n.Shim)
+		mac := ShimMAC(ShimSeed(in.MachineID, master), n.Shim)
 		create := Op{Kind: AddShim, Dev: n.Shim, Master: n.Master, MAC: mac, MTU: master.MTU, Network: n.Name, Guard: in.Guard}
 		shim, ok := snap.Link(n.Shim)
 		if !ok {

@@ -353,22 +353,40 @@ func TestTeardownOnlyOurs(t *testing.T) {
 	}
 }
 
-func TestShimNameAndMAC(t *testing.T) {
-	if got := ShimName("eno1"); got != "eno1.host" {
-		t.Errorf("ShimName(eno1) = %q", got)
+// TestShimNameAndMACGolden pins the shim's name and MAC derivation: the
+// README promises the same MAC after every reboot and upgrade, which holds
+// only if no version derives them differently. These values are those of
+// the first release; a change here breaks every node's pods' ARP caches
+// and switch port security on upgrade.
+func TestShimNameAndMACGolden(t *testing.T) {
+	for master, want := range map[string]string{
+		"eno1":          "eno1.host",
+		"enp129s0f1np1": "fn3034494e.host", // "<master>.host" would be 18 bytes
+		"enp129s0f0np0": "fn5c0f630f.host",
+	} {
+		if got := ShimName(master); got != want {
+			t.Errorf("ShimName(%q) = %q, want %q", master, got, want)
+		}
 	}
-	long := ShimName("enp129s0f1np1")
-	if len(long) > 15 || long != ShimName("enp129s0f1np1") || long == ShimName("enp129s0f0np0") {
-		t.Errorf("ShimName(long) = %q: want <= 15 bytes, stable, distinct", long)
+	perm, _ := net.ParseMAC("52:54:00:12:34:56")
+	for _, c := range []struct{ seed, shim, want string }{
+		{"0123456789abcdef0123456789abcdef", "eno1.host", "5e:98:bd:86:cc:89"},
+		{"fedcba9876543210fedcba9876543210", "eno1.host", "1a:c6:46:11:f0:d8"},
+		{"0123456789abcdef0123456789abcdef", "eno2.host", "4a:11:ea:28:ac:0f"},
+		// No machine id: the master's permanent address seeds it.
+		{ShimSeed("", Link{PermMAC: perm, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}), "eno1.host", "1a:34:48:91:2f:a5"},
+	} {
+		got := ShimMAC(c.seed, c.shim)
+		if got.String() != c.want {
+			t.Errorf("ShimMAC(%q, %q) = %s, want %s", c.seed, c.shim, got, c.want)
+		}
+		if got[0]&1 != 0 || got[0]&2 == 0 {
+			t.Errorf("ShimMAC %s is not a locally administered unicast MAC", got)
+		}
 	}
-	a, b := ShimMAC("m1", "eno1.host"), ShimMAC("m1", "eno1.host")
-	if a.String() != b.String() || ShimMAC("m2", "eno1.host").String() == a.String() {
-		t.Errorf("ShimMAC not stable or not distinct: %s %s", a, b)
+	if ShimSeed("", Link{MAC: perm}) != ShimSeed("", Link{PermMAC: perm}) || ShimSeed("m", Link{PermMAC: perm}) != "m" {
+		t.Errorf("ShimSeed: the machine id first, then the permanent address, else the current one")
 	}
-	if a[0]&1 != 0 || a[0]&2 == 0 || len(a) != 6 {
-		t.Errorf("ShimMAC %s is not a locally administered unicast MAC", a)
-	}
-	_ = net.HardwareAddr(a)
 }
 
 func TestDefaultRouteDev(t *testing.T) {

@@ -53,7 +53,11 @@ type Link struct {
 	LowerUp     bool   // has carrier (IFF_LOWER_UP); a macvlan has it while its master does
 	MTU         int
 	MAC         net.HardwareAddr
-	Alias       string
+	// PermMAC is the device's permanent (burnt-in) address, when the
+	// driver has one (IFLA_PERM_ADDRESS): it survives reboots and MAC
+	// changes.
+	PermMAC net.HardwareAddr
+	Alias   string
 	// ARPFilter is net.ipv4.conf.<name>.arp_filter, read for macvlans only.
 	// On the shim it must be 1: the shim then answers ARP only for peers
 	// routed through it (the pods), never the LAN, so the LAN keeps seeing

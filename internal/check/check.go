@@ -179,7 +179,6 @@ type Daemon struct {
 	PIDsKnown bool
 }
 
-
 // Run runs every check on f, in the order an operator reads them: the
 // configuration, the CNI networks, the kernel, each master, shim and
 // network, the sysctls, the network managers and the daemon.

@@ -15,8 +15,8 @@ import (
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/reconcile"
-	"github.com/flatnet/flatnet/internal/sysconf"
 	"github.com/flatnet/flatnet/internal/statedir"
+	"github.com/flatnet/flatnet/internal/sysconf"
 )
 
 // seedConfList is the seed's working conflist, with the subnet, range and

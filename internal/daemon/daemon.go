@@ -256,6 +256,6 @@ func (realClock) NewTimer() Timer {
 
 type realTimer struct{ t *time.Timer }
 
-func (r realTimer) C() <-chan time.Time     { return r.t.C }
+func (r realTimer) C() <-chan time.Time   { return r.t.C }
 func (r realTimer) Reset(d time.Duration) { r.t.Reset(d) }
 func (r realTimer) Stop()                 { r.t.Stop() }

@@ -493,4 +493,3 @@ func TestCarrierBack(t *testing.T) {
 		}
 	}
 }
-

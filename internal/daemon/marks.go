@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"errors"
 	"net/netip"
 	"sync"
@@ -22,7 +23,8 @@ type marks struct {
 	dirs   map[string]bool            // whole dirs
 	cni    bool
 	kernel bool
-	lost   bool // notifications were lost: say so once the pass runs
+	lost   bool   // notifications were lost: say so once the pass runs
+	by     string // who changed flatnet's nftables table, when someone did
 	// cniDir and links say which events matter; the pass sets them.
 	cniDir string
 	links  map[string]bool
@@ -38,6 +40,7 @@ type marked struct {
 	cni    bool
 	kernel bool
 	lost   bool
+	by     string // who changed flatnet's nftables table
 }
 
 // full reports whether the pass must look at everything: anything but
@@ -102,6 +105,8 @@ func (m *marks) kernelEvent(ev netlinkx.Event) {
 		}
 	case netlinkx.Lost:
 		m.lost = true
+	case netlinkx.FilterChanged:
+		m.by = cmp.Or(ev.By, "another process")
 	}
 	m.kernel = true
 	m.mu.Unlock()
@@ -126,8 +131,8 @@ func (m *marks) all(dirs []string) {
 func (m *marks) take() marked {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, kernel: m.kernel, lost: m.lost}
-	m.names, m.dirs, m.cni, m.kernel, m.lost = map[string]map[string]bool{}, map[string]bool{}, false, false, false
+	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, kernel: m.kernel, lost: m.lost, by: m.by}
+	m.names, m.dirs, m.cni, m.kernel, m.lost, m.by = map[string]map[string]bool{}, map[string]bool{}, false, false, false, ""
 	if t.kernel {
 		clear(m.expectDel)
 	}

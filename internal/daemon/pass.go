@@ -85,6 +85,9 @@ func (p *pass) run(m marked) (ok, full bool) {
 	if m.lost {
 		p.log.Warn("kernel notifications were lost; resyncing")
 	}
+	if m.by != "" {
+		p.log.Info("flatnet's nftables table was changed by " + m.by + "; looking again")
+	}
 	full = m.full() || p.snap == nil
 	if full {
 		ok = p.full(m)

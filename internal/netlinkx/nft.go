@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/google/nftables"
@@ -215,16 +217,20 @@ func setFilter(drops []reconcile.Drop) error {
 	return nil
 }
 
-// watchFilter calls changed whenever a table, chain or rule of flatnet's
-// table is added or deleted (a `nft flush ruleset` deletes it), until ctx
-// is done. It returns when the monitor breaks; lost tells whether it did.
-func watchFilter(ctx context.Context, changed func()) (lost bool, err error) {
+// watchFilter calls changed, with the name of the process that did it,
+// whenever another process adds or deletes flatnet's table, or a chain or
+// rule in it (a `nft flush ruleset` deletes it), until ctx is done. The
+// changes flatnet itself commits are not reported, each would cost a full
+// pass: the kernel names the thread that committed a generation, and the
+// threads of this process are in /proc/self/task. It returns when the
+// monitor breaks; lost tells whether it did.
+func watchFilter(ctx context.Context, changed func(by string)) (lost bool, err error) {
 	c, err := nftConn()
 	if err != nil {
 		return false, err
 	}
 	m := nftables.NewMonitor(nftables.WithMonitorObject(nftables.MonitorObjectTables | nftables.MonitorObjectChains | nftables.MonitorObjectRules))
-	events, err := c.AddMonitor(m)
+	gens, err := c.AddGenerationalMonitor(m)
 	if err != nil {
 		return false, fmt.Errorf("subscribing to nftables: %w", err)
 	}
@@ -233,15 +239,24 @@ func watchFilter(ctx context.Context, changed func()) (lost bool, err error) {
 		select {
 		case <-ctx.Done():
 			return false, nil
-		case ev, ok := <-events:
+		case g, ok := <-gens:
 			if !ok {
 				return true, nil
 			}
-			if ev.Type == nftables.MonitorEventTypeOOB {
-				return true, ev.Error
+			if g.GeneratedBy != nil && g.GeneratedBy.Type == nftables.MonitorEventTypeOOB {
+				return true, g.GeneratedBy.Error
 			}
-			if ours(ev.Data) {
-				changed()
+			by := ""
+			if g.GeneratedBy != nil {
+				if gen, ok := g.GeneratedBy.Data.(*nftables.GenMsg); ok {
+					if ownThread(gen.ProcPID) {
+						continue // our own change
+					}
+					by = gen.ProcComm
+				}
+			}
+			if slices.ContainsFunc(g.Changes, func(e *nftables.MonitorEvent) bool { return ours(e.Data) }) {
+				changed(by)
 			}
 		}
 	}
@@ -259,4 +274,10 @@ func ours(data any) bool {
 		t = d.Table
 	}
 	return t != nil && t.Name == reconcile.FilterTable && t.Family == nftables.TableFamilyNetdev
+}
+
+// ownThread reports whether tid is a thread of this process.
+func ownThread(tid uint32) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(tid), 10))
+	return err == nil
 }

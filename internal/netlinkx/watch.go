@@ -16,6 +16,7 @@ type Event struct {
 	Kind EventKind
 	Link string       // the link's name, for link events
 	Dst  netip.Prefix // the route's destination, for the deletion of one of ours
+	By   string       // FilterChanged: the process that changed the table, when known
 }
 
 // EventKind says what changed.
@@ -72,7 +73,7 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 	defer close(done)
 	links := make(chan netlink.LinkUpdate, chanSize)
 	addrs := make(chan netlink.AddrUpdate, chanSize)
-	routes := make(chan netlink.RouteUpdate, chanSize)
+	routes := make(chan routeUpdate, chanSize)
 	onErr := func(error) {} // a broken subscription closes its channel; that is what we act on
 	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
 		return false, fmt.Errorf("subscribing to links: %w", err)
@@ -80,7 +81,7 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
 		return false, fmt.Errorf("subscribing to addresses: %w", err)
 	}
-	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr, ReceiveBufferSize: rcvBuf}); err != nil {
+	if err := subscribeRoutes(routes, done, rcvBuf); err != nil {
 		return false, fmt.Errorf("subscribing to routes: %w", err)
 	}
 	if again {
@@ -106,14 +107,14 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 			if !ok {
 				return true, nil
 			}
-			if u.Table != unix.RT_TABLE_MAIN {
+			if u.table != unix.RT_TABLE_MAIN {
 				continue
 			}
-			if int(u.Protocol) == reconcile.Protocol {
-				if u.Type == unix.RTM_NEWROUTE {
-					continue // our own addition coming back
+			if u.protocol == reconcile.Protocol {
+				if u.typ == unix.RTM_NEWROUTE {
+					continue // our own addition coming back (the filter drops most)
 				}
-				events(Event{Kind: OwnRouteDeleted, Dst: convertRoute(u.Route, nil).Dst})
+				events(Event{Kind: OwnRouteDeleted, Dst: u.dst})
 				continue
 			}
 			events(Event{Kind: RouteChanged})
@@ -129,7 +130,7 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 // which on a kernel without nf_tables means there is no filter to lose.
 func WatchFilter(ctx context.Context, events func(Event)) error {
 	for {
-		lost, err := watchFilter(ctx, func() { events(Event{Kind: FilterChanged}) })
+		lost, err := watchFilter(ctx, func(by string) { events(Event{Kind: FilterChanged, By: by}) })
 		if !lost {
 			return err
 		}

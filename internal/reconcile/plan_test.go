@@ -1,8 +1,8 @@
 package reconcile
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"

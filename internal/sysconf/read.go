@@ -143,4 +143,3 @@ func (g Root) KernelConfig(rel string) ([]byte, string) {
 	}
 	return nil, ""
 }
-

@@ -26,8 +26,9 @@ import (
 type benchConfig struct {
 	flatnet  string        // the binary
 	singles  int           // allocations one at a time, on an empty node
-	loaded   int           // allocations one at a time with loadN routes present
-	loadN    int           // routes present for the steady-state measurements
+	loaded   int           // allocations one at a time with loadNs routes present
+	loadN    int           // routes present for the memory and idle measurements
+	loadNs   []int         // routes present for the loaded latency measurements, rising
 	burst    int           // allocations written at once, then released
 	cold     []int         // allocations present at start
 	reps     int           // runs of each cold start, interleaved; the median counts
@@ -94,7 +95,8 @@ type bench struct {
 
 // results are the measurements, by system.
 type results struct {
-	lat, latLoaded     map[string][]time.Duration
+	lat                map[string][]time.Duration
+	latLoaded          map[int]map[string][]time.Duration // by routes present
 	burstAdd, burstDel map[string]burst
 	cold               map[int]map[string][]cold
 	mem                map[string]memory
@@ -150,7 +152,7 @@ func runBench(w, progress io.Writer, cfg benchConfig, logf func(string, ...any))
 
 	b := &bench{cfg: cfg, progress: progress, groups: map[int]bool{}}
 	b.res = results{
-		lat: map[string][]time.Duration{}, latLoaded: map[string][]time.Duration{},
+		lat: map[string][]time.Duration{}, latLoaded: map[int]map[string][]time.Duration{},
 		burstAdd: map[string]burst{}, burstDel: map[string]burst{},
 		cold: map[int]map[string][]cold{}, mem: map[string]memory{}, idle: map[string]idle{},
 		first: map[string][2][]time.Duration{},
@@ -780,16 +782,49 @@ func (b *bench) steady() error {
 	}
 	b.stopScript(s)
 
+	if err := b.stop(p); err != nil { // its routes stay (on_stop = keep)
+		return err
+	}
+	for _, m := range b.cfg.loadNs {
+		if m > n {
+			more, err := b.fill(m - n)
+			if err != nil {
+				return err
+			}
+			ips, n = append(ips, more...), m
+		}
+		if err := b.loadedLatency(ips); err != nil {
+			return err
+		}
+	}
+	return b.clear()
+}
+
+// loadedLatency measures single allocations with the allocations ips (and
+// their routes) present: flatnet started on them, then the script.
+func (b *bench) loadedLatency(ips []netip.Addr) error {
+	n := len(ips)
 	b.progressf("steady state: %d single allocations with %d routes, flatnet", b.cfg.loaded, n)
+	p, t0, err := b.startFlatnet()
+	if err != nil {
+		return err
+	}
+	if _, err := b.waitReady(p, t0.Add(120*time.Second)); err != nil {
+		return err
+	}
+	if _, err := b.mon.waitAll(ips, false, t0.Add(120*time.Second)); err != nil {
+		return err
+	}
+	b.res.latLoaded[n] = map[string][]time.Duration{}
 	b.mon.reset()
-	if b.res.latLoaded[sysFlatnet], err = b.singles(b.cfg.loaded); err != nil {
+	if b.res.latLoaded[n][sysFlatnet], err = b.singles(b.cfg.loaded); err != nil {
 		return err
 	}
 	if err := b.stop(p); err != nil { // its routes stay (on_stop = keep)
 		return err
 	}
 	b.progressf("steady state: %d single allocations with %d routes, the inotifywait script", b.cfg.loaded, n)
-	s, err = b.startScript()
+	s, err := b.startScript()
 	if err != nil {
 		return err
 	}
@@ -799,8 +834,8 @@ func (b *bench) steady() error {
 	if err != nil {
 		return err
 	}
-	b.res.latLoaded[sysScript] = lat
-	return b.clear()
+	b.res.latLoaded[n][sysScript] = lat
+	return nil
 }
 
 // notifyListener is the service manager's end of NOTIFY_SOCKET.

@@ -123,12 +123,12 @@ func benchFlags(args []string, stderr io.Writer) (benchConfig, func(string, ...a
 	}
 	cfg := benchConfig{
 		flatnet: *bin, quick: *quick, label: "full run",
-		singles: 1000, loaded: 300, loadN: 10000, burst: 1000,
+		singles: 1000, loaded: 300, loadN: 10000, loadNs: []int{10000, 65000}, burst: 1000,
 		cold: []int{10000, 65000}, reps: 3, idle: 60 * time.Second, tmpDir: *dir, logDir: *logs, csv: *csvOut, logLevel: *logLevel,
 	}
 	if *quick {
 		cfg.label = "quick run"
-		cfg.singles, cfg.loaded, cfg.reps, cfg.idle = 300, 100, 1, 10*time.Second
+		cfg.singles, cfg.loaded, cfg.reps, cfg.idle, cfg.loadNs = 300, 100, 1, 10*time.Second, []int{10000}
 	}
 	if *idle > 0 {
 		cfg.idle = *idle

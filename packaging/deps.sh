@@ -6,7 +6,8 @@
 # Go itself is not installed: it is assumed present (https://go.dev/dl/).
 #
 # Usage: packaging/deps.sh GROUP...
-#   demo     the namespace lab: ip, ping, nft, the CNI plugins
+#   demo     the namespace lab: ip, ping, nft, the CNI plugins; CA
+#            certificates for Go's module downloads
 #   test     the Go tests besides: arping, inotifywait, zsh, tcpdump
 #   package  lint-package and test-package: debootstrap, systemd-nspawn,
 #            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, ...
@@ -22,6 +23,7 @@ cmd:ip             iproute2                     iproute
 cmd:ping           iputils-ping                 iputils
 cmd:nft            nftables                     nftables
 cni                containernetworking-plugins  containernetworking-plugins
+file:/etc/ssl/certs/ca-certificates.crt ca-certificates ca-certificates
 '
 need_test='
 cmd:arping         iputils-arping               iputils
@@ -43,7 +45,6 @@ cmd:cpio           cpio                         cpio
 cmd:strip          binutils                     binutils
 cmd:git            git                          git-core
 cmd:make           make                         make
-file:/etc/ssl/certs/ca-certificates.crt ca-certificates ca-certificates
 file:/usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring debian-keyring
 '
 

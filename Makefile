@@ -2,6 +2,7 @@
 
 # `sudo make ...` drops /usr/local/go/bin from PATH: look there too.
 GO      ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
+GOFMT   ?= $(or $(wildcard $(dir $(GO))gofmt),gofmt)
 BIN     ?= bin/flatnet
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -43,7 +44,7 @@ unit: ## run the unit tests only (no root needed)
 	$(GO) test -count=1 -short ./...
 
 lint: ## gofmt, go vet, staticcheck
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@out=$$($(GOFMT) -l $$(git ls-files '*.go')) && test -z "$$out" || { echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 

@@ -12,9 +12,8 @@
 set -eu
 
 out=${1:?usage: previous-deb.sh OUTDIR}
-GO=${GO:-go}
 # That revision's Makefile may call plain `go`: find the same one.
-case $GO in
+case ${GO:-} in
 /*) PATH=$(dirname "$GO"):$PATH ;;
 esac
 
@@ -69,8 +68,8 @@ echo "previous-deb: building $what, $(git log -1 --format='%h %s' "$commit")" >&
 git worktree add --quiet --detach "$src" "$commit" >&2
 # The build must see that revision's own settings, none of the caller's make
 # variables (a parent make passes its command line in MAKEFLAGS).
-if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u VERSION -u PKG_VERSION -u DIST \
-	make -C "$src" --no-print-directory deb GO="$GO" >"$tmp/build.log" 2>&1; then
+if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u VERSION -u PKG_VERSION -u DIST -u GO \
+	make -C "$src" --no-print-directory deb >"$tmp/build.log" 2>&1; then
 	tail -n 30 "$tmp/build.log" >&2
 	echo "previous-deb: building the .deb of $what failed" >&2
 	exit 1

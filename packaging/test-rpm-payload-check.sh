@@ -28,6 +28,7 @@ expect() {
 	if [ "$rc" -eq "$want_rc" ] && { [ -z "$reason" ] || grep -q -- "$reason" "$tmp/out"; }; then
 		echo "PASS: $(basename "$file"): exit $rc${reason:+ ($reason)}"
 	else
+		# shellcheck disable=SC2016 # the quotes are literal; $reason expands
 		echo "FAIL: $(basename "$file"): exit $rc, want $want_rc${reason:+ naming '$reason'}"
 		sed 's/^/    /' "$tmp/out"
 		failed=1

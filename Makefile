@@ -49,10 +49,10 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) tool staticcheck ./...
 
 demo: deps-demo build ## as root: a throwaway lab of namespaces; the node reaches its pods only with flatnet
-	$(GO) run ./cmd/flatnet-lab demo --flatnet $(BIN)
+	$(GO) run ./internal/dev/flatnet-lab demo --flatnet $(BIN)
 
 bench: build ## as root: allocation-to-route latency, bursts, cold start, beside the baselines
-	$(GO) run ./cmd/flatnet-lab bench --flatnet $(BIN)
+	$(GO) run ./internal/dev/flatnet-lab bench --flatnet $(BIN)
 
 fuzz: ## run each fuzzer for 30s
 	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u); do \

@@ -8,8 +8,9 @@ import (
 
 	"github.com/flatnet/flatnet/internal/check"
 	"github.com/flatnet/flatnet/internal/config"
-	"github.com/flatnet/flatnet/internal/daemon"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // checkJSON is `flatnet check --json`.
@@ -31,11 +32,9 @@ func checkCmd(path string, cfg config.Config, cfgErr error, asJSON bool, stdout,
 	k, err := netlinkx.New()
 	if err == nil {
 		defer k.Close()
-		var o *daemon.Observation
-		if o, err = daemon.Observe(cfg, k); err == nil {
-			f.CNIDirErr, f.CNIDirMissing = o.CNIError, o.CNIMissing
-			f.CNIFiles, f.CNI, f.CNIProblems = o.CNIFiles, o.CNI, o.CNIProblems
-			f.Snap, f.Networks, f.Resolve, f.Plan, f.Bad = o.Snap, o.Networks, o.Findings, o.Plan, o.Bad
+		var o *inspect.Observation
+		if o, err = inspect.Look(cfg, k); err == nil {
+			f.Observation = *o
 		}
 	}
 	f.KernelErr = err
@@ -82,5 +81,5 @@ func printChecks(w io.Writer, rs []check.Result, c palette) {
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	ok, warn, fail := check.Counts(rs)
-	fmt.Fprintf(w, "%s: %d ok, %s, %s\n", plural(len(rs), "check", "checks"), ok, plural(warn, "warning", "warnings"), plural(fail, "failure", "failures"))
+	fmt.Fprintf(w, "%s: %d ok, %s, %s\n", text.Plural(len(rs), "check", "checks"), ok, text.Plural(warn, "warning", "warnings"), text.Plural(fail, "failure", "failures"))
 }

@@ -91,9 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	cfg, err := config.Load(*cfgPath, explicit)
-	if cmd == "check" {
+	switch cmd {
+	case "check":
 		// A configuration that does not load is one of the things check reports.
 		return checkCmd(*cfgPath, cfg, err, asJSON, stdout, stderr)
+	case "teardown":
+		// Removal never depends on the configuration.
+		return teardownCmd(cfg, err, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "flatnet: %v\n", err)
@@ -117,8 +121,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "status":
 		return statusCmd(cfg, asJSON, stdout, stderr)
-	case "teardown":
-		return teardownCmd(cfg, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "flatnet: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

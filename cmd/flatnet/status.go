@@ -12,9 +12,10 @@ import (
 	"text/tabwriter"
 
 	"github.com/flatnet/flatnet/internal/config"
-	"github.com/flatnet/flatnet/internal/daemon"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // statusJSON is `flatnet status --json`. The shape of PRODUCT.md is fixed;
@@ -62,7 +63,7 @@ func statusCmd(cfg config.Config, asJSON bool, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer k.Close()
-	o, err := daemon.Observe(cfg, k)
+	o, err := inspect.Look(cfg, k)
 	if err != nil {
 		fmt.Fprintf(stderr, "flatnet status: %v\n", err)
 		return exitFail
@@ -88,7 +89,7 @@ func statusCmd(cfg config.Config, asJSON bool, stdout, stderr io.Writer) int {
 }
 
 // buildStatus turns an observation into the status report.
-func buildStatus(o *daemon.Observation) statusJSON {
+func buildStatus(o *inspect.Observation) statusJSON {
 	out := statusJSON{Networks: []netJSON{}, Problems: []string{}}
 	for i, st := range o.Plan.Networks {
 		n := netJSON{
@@ -129,8 +130,8 @@ func buildStatus(o *daemon.Observation) statusJSON {
 		}
 		out.Networks = append(out.Networks, n)
 	}
-	for _, f := range append(slices.Clone(o.Findings), o.Plan.Findings...) {
-		if strings.HasPrefix(f.Key, "foreign:") || strings.HasPrefix(f.Key, "held:") {
+	for _, f := range append(slices.Clone(o.Resolve), o.Plan.Findings...) {
+		if f.Kind == reconcile.FindForeign || f.Kind == reconcile.FindHeld {
 			continue // in the network's own lines
 		}
 		out.Problems = append(out.Problems, f.Msg)
@@ -138,11 +139,11 @@ func buildStatus(o *daemon.Observation) statusJSON {
 	for _, p := range o.CNIProblems {
 		out.Problems = append(out.Problems, fmt.Sprintf("CNI config %s skipped: %v", p.File, p.Err))
 	}
-	if o.CNIError != nil {
-		out.Problems = append(out.Problems, fmt.Sprintf("cannot read the CNI config directory: %v", o.CNIError))
+	if o.CNIDirErr != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("cannot read the CNI config directory: %v", o.CNIDirErr))
 	}
 	for _, dir := range slices.Sorted(maps.Keys(o.Bad)) {
-		out.Problems = append(out.Problems, fmt.Sprintf("%s: %s not usable as allocations (flatnet check lists them)", dir, plural(len(o.Bad[dir]), "entry", "entries")))
+		out.Problems = append(out.Problems, fmt.Sprintf("%s: %s not usable as allocations (flatnet check lists them)", dir, text.Plural(len(o.Bad[dir]), "entry", "entries")))
 	}
 	return out
 }
@@ -178,13 +179,13 @@ func printStatus(w io.Writer, out statusJSON, cfg config.Config, c palette) {
 			fmt.Fprintf(w, "%s: state dir %s cannot be read; routes held as they are\n", n.Name, n.StateDir)
 		}
 		if len(n.Missing) > 0 {
-			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.fail("no route yet"), joinAddrs(n.Missing, 10))
+			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.fail("no route yet"), text.Addrs(n.Missing, 10))
 		}
 		if len(n.Stale) > 0 {
-			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("stale routes"), joinAddrs(n.Stale, 10))
+			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("stale routes"), text.Addrs(n.Stale, 10))
 		}
 		if len(n.ConflictRoutes) > 0 {
-			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("routes flatnet does not own, left alone"), strings.Join(head(n.ConflictRoutes, 10), "; "))
+			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("routes flatnet does not own, left alone"), strings.Join(text.Head(n.ConflictRoutes, 10), "; "))
 		}
 		drift = drift || !n.InSync || len(n.Conflicts) > 0
 	}
@@ -237,31 +238,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func head[T any](s []T, n int) []T {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
-// joinAddrs lists at most max addresses and counts the rest.
-func joinAddrs(ips []netip.Addr, max int) string {
-	var s []string
-	for i, ip := range ips {
-		if i == max {
-			s = append(s, fmt.Sprintf("and %d more", len(ips)-max))
-			break
-		}
-		s = append(s, ip.String())
-	}
-	return strings.Join(s, ", ")
 }

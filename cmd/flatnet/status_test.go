@@ -10,15 +10,15 @@ import (
 	"testing"
 
 	"github.com/flatnet/flatnet/internal/config"
-	"github.com/flatnet/flatnet/internal/daemon"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/reconcile"
 )
 
 // observation is the seed's node as Observe would see it: pods .2, .3 and
 // .4 allocated; .2 routed, .3 behind a hand-made route via eno1, .4 not
 // routed, .9 routed though released.
-func observation(shimUp bool) *daemon.Observation {
+func observation(shimUp bool) *inspect.Observation {
 	mac, _ := net.ParseMAC("02:68:e4:f9:d5:ec")
 	snap := &reconcile.Snapshot{
 		Links: []reconcile.Link{
@@ -41,7 +41,7 @@ func observation(shimUp bool) *daemon.Observation {
 	}
 	plan := reconcile.Compute(reconcile.Input{Networks: nets, Snap: snap, MachineID: "m",
 		States: map[string]reconcile.DirState{"/var/lib/cni/networks/default": {Allocs: allocs}}})
-	return &daemon.Observation{Networks: nets, Plan: plan, Snap: snap}
+	return &inspect.Observation{Networks: nets, Plan: plan, Snap: snap}
 }
 
 func TestStatusJSON(t *testing.T) {

@@ -3,18 +3,33 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/flatnet/flatnet/internal/check"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/daemon"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
-// teardownCmd removes flatnet's routes and the shims it created, says what
-// it removed, and leaves everything else: running it twice is harmless.
-func teardownCmd(cfg config.Config, stdout, stderr io.Writer) int {
+// teardownCmd removes everything flatnet added to the node (its routes,
+// the shims it created, the address and proxy entries it gave shims it
+// adopted, its nftables table), says what it removed, and leaves
+// everything else: running it twice is harmless.
+//
+// Removal never depends on the configuration: what flatnet adds carries
+// its marks (route protocol 97, the shim alias, 192.0.0.8 on a shim, the
+// table's name), so a missing, unreadable or invalid file is reported and
+// ignored; the package's removal scripts rely on that. A valid file only
+// adds the names of shims flatnet adopted before it marked them.
+func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int {
+	if cfgErr != nil {
+		fmt.Fprintf(stderr, "flatnet teardown: configuration ignored: %v\n", cfgErr)
+		cfg = config.Default()
+	}
 	k, err := netlinkx.New()
 	if err != nil {
 		fmt.Fprintf(stderr, "flatnet teardown: %v\n", err)
@@ -24,7 +39,20 @@ func teardownCmd(cfg config.Config, stdout, stderr io.Writer) int {
 	if pids := check.FlatnetPIDs(check.Env{}); len(pids) > 0 {
 		fmt.Fprintf(stderr, "flatnet teardown: flatnet run (pid %s) is running here and will put the routes and shims back; stop it first (systemctl stop flatnet)\n", joinInts(pids))
 	}
-	done, err := daemon.Teardown(k, nil)
+	// The shims flatnet uses but did not create stay, as do their routes if
+	// they are not flatnet's; only what flatnet added to them goes.
+	var adopted, left []string
+	if o, oerr := inspect.Look(cfg, k); oerr == nil {
+		for _, n := range o.Networks {
+			adopted = append(adopted, n.Shim)
+		}
+		for _, l := range o.Snap.Links {
+			if l.Alias != reconcile.ShimAlias && l.Kind == "macvlan" && (slices.Contains(adopted, l.Name) || reconcile.Guarded(l, o.Snap.Filter)) {
+				left = append(left, l.Name)
+			}
+		}
+	}
+	done, err := daemon.Teardown(k, nil, adopted...)
 	routes, shims := 0, 0
 	for _, op := range done {
 		switch op.Kind {
@@ -34,24 +62,22 @@ func teardownCmd(cfg config.Config, stdout, stderr io.Writer) int {
 		case reconcile.DelShim:
 			shims++
 			fmt.Fprintf(stdout, "removed shim %s\n", op.Dev)
+		case reconcile.DelSender:
+			fmt.Fprintf(stdout, "removed address %s from %s\n", reconcile.SenderAddr, op.Dev)
+		case reconcile.DelProxy:
+			fmt.Fprintf(stdout, "removed proxy neighbour %s on %s\n", op.Dst.Addr(), op.Dev)
+		case reconcile.SetFilter:
+			fmt.Fprintf(stdout, "removed egress filter (nftables table netdev %s)\n", reconcile.FilterTable)
 		}
 	}
-	// Shims of the configured networks that flatnet adopted but did not
-	// make stay, as do their routes if they are not flatnet's.
-	if o, oerr := daemon.Observe(cfg, k); oerr == nil {
-		seen := map[string]bool{}
-		for _, n := range o.Networks {
-			if l, ok := o.Snap.Link(n.Shim); ok && !seen[n.Shim] && l.Alias != reconcile.ShimAlias {
-				seen[n.Shim] = true
-				fmt.Fprintf(stdout, "left %s in place: flatnet did not create it (ip link del %s removes it)\n", n.Shim, n.Shim)
-			}
-		}
+	for _, name := range left {
+		fmt.Fprintf(stdout, "left %s in place: flatnet did not create it (ip link del %s removes it)\n", name, name)
 	}
 	switch {
-	case routes+shims == 0 && err == nil:
-		fmt.Fprintf(stdout, "nothing to remove: no route with proto flatnet (%d) and no shim created by flatnet\n", reconcile.Protocol)
+	case len(done) == 0 && err == nil:
+		fmt.Fprintf(stdout, "nothing to remove: no route with proto flatnet (%d), no shim created by flatnet, no egress filter\n", reconcile.Protocol)
 	case routes+shims > 0:
-		fmt.Fprintf(stdout, "removed %s and %s\n", plural(routes, "route", "routes"), plural(shims, "shim", "shims"))
+		fmt.Fprintf(stdout, "removed %s and %s\n", text.Plural(routes, "route", "routes"), text.Plural(shims, "shim", "shims"))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "flatnet teardown: some removals failed: %v\n", err)

@@ -38,15 +38,15 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/reconcile"
-	"github.com/flatnet/flatnet/internal/statedir"
+	"github.com/flatnet/flatnet/internal/sysconf"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // Status is a check's verdict.
@@ -82,26 +82,13 @@ type Facts struct {
 	ConfigErr  error
 	Config     config.Config
 
-	// CNIDirErr is set when the CNI configuration directory exists but
-	// cannot be read; CNIDirMissing when it does not exist.
-	CNIDirErr     error
-	CNIDirMissing bool
-	// CNIFiles are the files of the directory as read, for lint.
-	CNIFiles    []cni.File
-	CNI         []cni.Network
-	CNIProblems []cni.Problem
-
+	// Observation is one look at the node: the CNI files and networks,
+	// the kernel's snapshot, the networks resolved, what a full pass would
+	// do, the LAN guard. Nil fields when KernelErr is set.
+	inspect.Observation
 	// KernelErr is set when the kernel's links and routes could not be
 	// read; the node's checks are then skipped.
 	KernelErr error
-	Snap      *reconcile.Snapshot
-	// Networks and Resolve are what reconcile.Resolve made of the
-	// configuration; Plan is what one reconcile would do now.
-	Networks []reconcile.Network
-	Resolve  []reconcile.Finding
-	Plan     *reconcile.Plan
-	// Bad are the unusable entries of each state directory.
-	Bad map[string][]statedir.Bad
 
 	// Devices holds the masters and shims that exist: addresses, carrier.
 	Devices map[string]Device
@@ -184,7 +171,7 @@ type Daemon struct {
 	Systemd bool
 	// Unit is flatnet.service as `systemctl show` describes it; nil when
 	// not asked. UnitErr is why asking failed.
-	Unit    *Unit
+	Unit    *sysconf.Unit
 	UnitErr error
 	// PIDs are the `flatnet run` processes in this network namespace.
 	PIDs []int
@@ -192,14 +179,6 @@ type Daemon struct {
 	PIDsKnown bool
 }
 
-// Unit is a systemd unit's state.
-type Unit struct {
-	LoadState, ActiveState, SubState, StatusText string
-	MainPID                                      int
-	// MainPIDHere is whether the main process runs in this network
-	// namespace (a unit of the host seen from a lab namespace does not).
-	MainPIDHere bool
-}
 
 // Run runs every check on f, in the order an operator reads them: the
 // configuration, the CNI networks, the kernel, each master, shim and
@@ -217,6 +196,7 @@ func Run(f Facts) []Result {
 		c.macvlan()
 		c.masters()
 		c.shims()
+		c.lanGuard()
 		c.arpIgnore()
 		c.ndp()
 		c.rpFilter()
@@ -289,7 +269,7 @@ func (c *checker) config() {
 	}
 	what := "networks discovered from " + f.Config.CNIConfDir
 	if n := len(f.Config.Networks); n > 0 {
-		what = plural(n, "[[network]] table", "[[network]] tables")
+		what = text.Plural(n, "[[network]] table", "[[network]] tables")
 	}
 	c.add(OK, "config", fmt.Sprintf("%s is valid: %s, on_stop %s, resync every %s", f.Config.Path, what, f.Config.OnStop, shortDuration(f.Config.ResyncInterval)), "")
 }
@@ -310,7 +290,7 @@ func (c *checker) networks() {
 			}
 		}
 		c.add(OK, "network "+n.Name, fmt.Sprintf("from %s: master %s, shim %s, pods %s, state dir %s, %s",
-			n.Source, cmp.Or(n.Master, "(none yet)"), n.Shim, describeRanges(n.Ranges), n.StateDir, plural(st.Allocated, "allocation", "allocations")), "")
+			n.Source, cmp.Or(n.Master, "(none yet)"), n.Shim, describeRanges(n.Ranges), n.StateDir, text.Plural(st.Allocated, "allocation", "allocations")), "")
 	}
 	// A master set in flatnet.toml must be the one the pods are on.
 	for _, cn := range f.Config.Networks {
@@ -322,15 +302,14 @@ func (c *checker) networks() {
 		}
 	}
 	for _, r := range f.Resolve {
-		key, _, _ := strings.Cut(r.Key, ":")
-		switch key {
-		case "noranges":
+		switch r.Kind {
+		case reconcile.FindNoRanges:
 			c.add(Fail, "network "+r.Network, r.Msg,
 				fmt.Sprintf(`add ranges = ["<pod CIDR>"] to the [[network]] named %q in %s, or define the network in %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath), f.Config.CNIConfDir))
-		case "shimclash":
+		case reconcile.FindShimClash:
 			c.add(Fail, "network "+r.Network, r.Msg,
 				fmt.Sprintf(`set shim = "<another name>" for network %q in a [[network]] table of %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath)))
-		case "mode":
+		case reconcile.FindMode:
 			// The CNI lint line names it with its fix.
 		default:
 			c.add(Warn, "network "+r.Network, r.Msg, "see the message")
@@ -360,27 +339,4 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-// plural formats a count with the right noun.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
-// listAddrs lists at most max addresses and counts the rest.
-func listAddrs(ips []netip.Addr, max int) string {
-	ips = slices.Clone(ips)
-	slices.SortFunc(ips, netip.Addr.Compare)
-	var s []string
-	for i, ip := range ips {
-		if i == max {
-			s = append(s, fmt.Sprintf("and %d more", len(ips)-max))
-			break
-		}
-		s = append(s, ip.String())
-	}
-	return strings.Join(s, ", ")
 }

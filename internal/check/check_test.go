@@ -13,7 +13,9 @@ import (
 	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sysconf"
 	"github.com/flatnet/flatnet/internal/statedir"
 )
 
@@ -58,21 +60,25 @@ func healthy() *scenario {
 	s.f = check.Facts{
 		ConfigPath: config.DefaultPath,
 		Config:     config.Default(),
-		CNIFiles:   []cni.File{{Name: "00-default.conflist", Data: []byte(confList("eno1", "", seedRange))}},
-		Snap: &reconcile.Snapshot{
-			Links: []reconcile.Link{
-				{Index: 1, Name: "lo", Up: true, MTU: 65536},
-				{Index: 2, Name: "eno1", Up: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
-				{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500,
-					MAC: mac("02:68:e4:f9:d5:ec"), Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true},
+		Observation: inspect.Observation{
+			CNIFiles: []cni.File{{Name: "00-default.conflist", Data: []byte(confList("eno1", "", seedRange))}},
+			Snap: &reconcile.Snapshot{
+				Links: []reconcile.Link{
+					{Index: 1, Name: "lo", Up: true, MTU: 65536},
+					{Index: 2, Name: "eno1", Up: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
+					{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500,
+						MAC: mac("02:68:e4:f9:d5:ec"), Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true},
+				},
+				Addrs:  []netip.Addr{addr("127.0.0.1"), addr("192.168.0.5"), addr("::1")},
+				Filter: &reconcile.Filter{Drops: []reconcile.Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec", Packets: 3}}},
+				Routes: []reconcile.Route{
+					{Dst: pfx("0.0.0.0/0"), Dev: "eno1", Protocol: 3},
+					{Dst: pfx("192.168.0.0/16"), Dev: "eno1", Protocol: 2},
+					{Dst: pfx("192.168.1.2/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
+					{Dst: pfx("192.168.1.3/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
+				},
 			},
-			Addrs: []netip.Addr{addr("127.0.0.1"), addr("192.168.0.5"), addr("::1")},
-			Routes: []reconcile.Route{
-				{Dst: pfx("0.0.0.0/0"), Dev: "eno1", Protocol: 3},
-				{Dst: pfx("192.168.0.0/16"), Dev: "eno1", Protocol: 2},
-				{Dst: pfx("192.168.1.2/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
-				{Dst: pfx("192.168.1.3/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
-			},
+			Guard: reconcile.GuardFilter,
 		},
 		Devices: map[string]check.Device{
 			"eno1":      {Addrs: []netip.Prefix{pfx("192.168.0.5/16"), pfx("fe80::1/64")}, Carrier: true, CarrierKnown: true},
@@ -82,7 +88,7 @@ func healthy() *scenario {
 		Macvlan:  check.Support{State: "loaded", From: "/proc/modules"},
 		BootTime: boot,
 		Networkd: check.Networkd{ManageForeignRoutes: true},
-		Daemon: check.Daemon{Systemd: true, PIDsKnown: true, Unit: &check.Unit{LoadState: "loaded", ActiveState: "active", SubState: "running",
+		Daemon: check.Daemon{Systemd: true, PIDsKnown: true, Unit: &sysconf.Unit{LoadState: "loaded", ActiveState: "active", SubState: "running",
 			StatusText: "default: 2 pod routes via eno1.host (master eno1)", MainPID: 812, MainPIDHere: true}},
 	}
 	return s
@@ -132,7 +138,7 @@ func (s *scenario) facts() check.Facts {
 		}
 		states[n.StateDir] = ds
 	}
-	f.Plan = reconcile.Compute(reconcile.Input{Networks: f.Networks, States: states, Snap: f.Snap, MachineID: "test"})
+	f.Plan = reconcile.Compute(reconcile.Input{Networks: f.Networks, States: states, Snap: f.Snap, MachineID: "test", Guard: f.Guard})
 	return f
 }
 
@@ -231,7 +237,9 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-storage.conflist", Data: []byte(storage)})
 			s.f.Snap.Links = append(s.f.Snap.Links,
 				reconcile.Link{Index: 4, Name: "eno2", Up: true, MTU: 9000},
-				reconcile.Link{Index: 5, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true, MTU: 9000, Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true})
+				reconcile.Link{Index: 5, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true, MTU: 9000, Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true,
+					MAC: mac("02:11:22:33:44:55")})
+			s.f.Snap.Filter.Drops = append(s.f.Snap.Filter.Drops, reconcile.Drop{Master: "eno2", MAC: "02:11:22:33:44:55"})
 			s.f.Snap.Addrs = append(s.f.Snap.Addrs, addr("10.10.0.5"))
 			s.f.Snap.Routes = append(s.f.Snap.Routes,
 				reconcile.Route{Dst: pfx("10.10.0.0/16"), Dev: "eno2", Protocol: 2},
@@ -451,7 +459,7 @@ func TestFaults(t *testing.T) {
 			name: "the shim is missing and flatnet does not run",
 			mod: func(s *scenario) {
 				s.dropLink("eno1.host")
-				s.f.Daemon.Unit = &check.Unit{LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}
+				s.f.Daemon.Unit = &sysconf.Unit{LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}
 				s.f.Sysctls["default/arp_ignore"] = "1"
 			},
 			want: []want{
@@ -498,6 +506,44 @@ func TestFaults(t *testing.T) {
 				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.168.0.77/16")}}
 			},
 			want: []want{{name: "shim eno1.host", status: check.Warn, detail: []string{"192.168.0.77/16"}, fix: []string{"ip addr flush dev eno1.host"}}},
+		},
+		{
+			name: "the egress filter is gone (a firewall flushed the ruleset)",
+			mod:  func(s *scenario) { s.f.Snap.Filter = nil },
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no egress filter drops eno1.host's frames on eno1", "rp_filter"}, fix: []string{"systemctl reload flatnet"}}},
+		},
+		{
+			name: "a kernel without netdev egress: the shim's own address",
+			mod: func(s *scenario) {
+				s.f.Guard, s.f.FilterErr, s.f.Snap.Filter = reconcile.GuardAddress, errors.New("the kernel has no nftables netdev egress hook"), nil
+				s.setLink("eno1.host", func(l *reconcile.Link) { l.Sender, l.ARPAnnounce = true, 2 })
+				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.0.0.8/32"), pfx("fe80::2/64")}, Carrier: true, CarrierKnown: true}
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{"sends ARP from 192.0.0.8", "keeps the NIC's MAC", "no nftables netdev egress hook", "IPv6", "rp_filter 1 or 2"},
+				fix: []string{"Linux 5.16 or later", "CONFIG_NETFILTER_EGRESS"}}},
+		},
+		{
+			name: "the shim's own address is gone",
+			mod: func(s *scenario) {
+				s.f.Guard, s.f.Config.LANGuard, s.f.Snap.Filter = reconcile.GuardAddress, "address", nil
+				s.setLink("eno1.host", func(l *reconcile.Link) { l.ARPAnnounce = 2 })
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"lacks 192.0.0.8/32"}, fix: []string{"systemctl reload flatnet"}}},
+		},
+		{
+			name: "lan_guard off",
+			mod: func(s *scenario) {
+				s.f.Guard, s.f.Config.LANGuard, s.f.Snap.Filter = reconcile.GuardOff, "off", nil
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{`lan_guard = "off"`, "tells the LAN its MAC"}, fix: []string{`lan_guard = "auto"`}}},
+		},
+		{
+			name: "lan_guard filter on a kernel without it",
+			mod: func(s *scenario) {
+				s.f.Config.LANGuard, s.f.Snap.Filter = "filter", nil
+				s.f.Guard, s.f.GuardWhy = reconcile.ChooseGuard("filter", false)
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{`lan_guard = "filter" but the kernel cannot filter`}, fix: []string{`lan_guard = "auto"`}}},
 		},
 		{
 			name: "the shim's name is taken by another device",
@@ -581,7 +627,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "flatnet.service not installed",
 			mod: func(s *scenario) {
-				s.f.Daemon.Unit = &check.Unit{LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
+				s.f.Daemon.Unit = &sysconf.Unit{LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
 			},
 			want: []want{{name: "daemon", status: check.Fail, detail: []string{"not installed"}, fix: []string{"apt install ./flatnet_<version>_amd64.deb"}}},
 		},

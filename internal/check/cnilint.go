@@ -1,7 +1,9 @@
 package check
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/netip"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // cniDir checks that the CNI configuration directory can be read.
@@ -38,7 +41,7 @@ func (c *checker) cniDir() {
 	if len(names) > 0 {
 		found = "macvlan + host-local: " + strings.Join(names, ", ")
 	}
-	c.add(OK, "cni", fmt.Sprintf("%s: %s, %s", dir, plural(countCNIFiles(f.CNIFiles), "config file", "config files"), found), "")
+	c.add(OK, "cni", fmt.Sprintf("%s: %s, %s", dir, text.Plural(countCNIFiles(f.CNIFiles), "config file", "config files"), found), "")
 }
 
 func countCNIFiles(files []cni.File) int {
@@ -128,9 +131,9 @@ func (c *checker) cniLint() {
 		for _, p := range problems[file.Name] {
 			msg := p.Err.Error()
 			switch {
-			case strings.Contains(msg, "is already defined in"):
+			case errors.Is(p.Err, cni.ErrDefinedTwice):
 				c.add(Warn, name, msg, fmt.Sprintf("remove %s, or give its network another name; the runtime uses the first file too", path))
-			case strings.Contains(msg, "flatnet follows only host-local") || strings.Contains(msg, "without IPAM"):
+			case errors.Is(p.Err, cni.ErrNotHostLocal):
 				c.add(Warn, name, msg+": the node cannot reach these pods",
 					fmt.Sprintf(`use "ipam": {"type": "host-local", ...} in %s so flatnet can follow the allocations, or route those pods by hand`, path))
 			default:
@@ -216,7 +219,7 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
 	if len(c.out) > before {
 		return true
 	}
-	desc := fmt.Sprintf("macvlan %s on %s", orDefault(p.Mode, "bridge"), orDefault(master, "(default-route NIC)"))
+	desc := fmt.Sprintf("macvlan %s on %s", cmp.Or(p.Mode, "bridge"), cmp.Or(master, "(default-route NIC)"))
 	for _, n := range f.CNI {
 		if n.File == file && n.Name == net {
 			for _, r := range n.Ranges {
@@ -345,11 +348,4 @@ func (c *checker) lanPrefixes(master string) []netip.Prefix {
 func addrDist(a, b netip.Addr) *big.Int {
 	x, y := a.As16(), b.As16()
 	return new(big.Int).Sub(new(big.Int).SetBytes(y[:]), new(big.Int).SetBytes(x[:]))
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -2,9 +2,7 @@ package check
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/sysconf"
 	"github.com/vishvananda/netlink"
 )
 
@@ -39,7 +38,7 @@ type Env struct {
 // under /proc, /sys, /etc, /run, /usr/lib and /lib, and runs `systemctl
 // show`; a file it cannot read leaves its fact unknown.
 func Gather(f *Facts, env Env) {
-	g := gatherer{env: env}
+	g := gatherer{Root: sysconf.Root(env.Root), env: env}
 	procs := g.processes()
 	var masters, shims []string
 	for _, n := range f.Networks {
@@ -78,20 +77,20 @@ func Gather(f *Facts, env Env) {
 	f.Sysctls = map[string]string{}
 	for _, dev := range append([]string{"all", "default"}, existing...) {
 		for _, key := range []string{"arp_ignore", "arp_filter", "arp_announce", "rp_filter"} {
-			if v, ok := g.readTrim("proc/sys/net/ipv4/conf", dev, key); ok {
+			if v, ok := g.ReadTrim("proc/sys/net/ipv4/conf", dev, key); ok {
 				f.Sysctls[dev+"/"+key] = v
 			}
 		}
 	}
-	f.SysctlD = SysctlD(g.dropIns("", "sysctl.d", "/etc/sysctl.conf"), shims, "arp_ignore")
+	f.SysctlD = sysconf.SysctlD(g.DropIns("", "sysctl.d", "/etc/sysctl.conf"), shims, "arp_ignore")
 	if env.Devices != nil {
 		f.Devices = env.Devices(existing)
 	} else {
 		f.Devices = netlinkDevices(existing)
 	}
 	f.Macvlan = g.macvlan(f)
-	if b, err := g.read("proc/stat"); err == nil {
-		f.BootTime, _ = ParseBootTime(b)
+	if b, err := g.Read("proc/stat"); err == nil {
+		f.BootTime, _ = sysconf.ParseBootTime(b)
 	}
 	f.StateFiles = map[string][]StateFile{}
 	for _, n := range f.Networks {
@@ -100,24 +99,24 @@ func Gather(f *Facts, env Env) {
 
 	f.Networkd = Networkd{Running: procs.comm["systemd-network"], ManageForeignRoutes: true, Links: map[string]NetworkdLink{}}
 	if f.Networkd.Running {
-		var confs []ConfFile
-		if main, ok := g.first("etc/systemd/networkd.conf", "run/systemd/networkd.conf", "usr/local/lib/systemd/networkd.conf", "usr/lib/systemd/networkd.conf"); ok {
+		var confs []sysconf.ConfFile
+		if main, ok := g.First("etc/systemd/networkd.conf", "run/systemd/networkd.conf", "usr/local/lib/systemd/networkd.conf", "usr/lib/systemd/networkd.conf"); ok {
 			confs = append(confs, main)
 		}
-		confs = append(confs, g.dropIns("systemd", "networkd.conf.d", "")...)
-		f.Networkd.ManageForeignRoutes, f.Networkd.ManageForeignRoutesFrom = ManageForeignRoutes(confs)
-		networks := g.networkFiles()
+		confs = append(confs, g.DropIns("systemd", "networkd.conf.d", "")...)
+		f.Networkd.ManageForeignRoutes, f.Networkd.ManageForeignRoutesFrom = sysconf.ManageForeignRoutes(confs)
+		networks := g.NetworkFiles()
 		for _, shim := range shims {
 			l := NetworkdLink{}
 			if f.Snap != nil {
 				if link, ok := f.Snap.Link(shim); ok {
-					if b, err := g.read("run/systemd/netif/links/" + strconv.Itoa(link.Index)); err == nil {
-						l.State, l.NetworkFile = ParseNetifState(b)
+					if b, err := g.Read("run/systemd/netif/links/" + strconv.Itoa(link.Index)); err == nil {
+						l.State, l.NetworkFile = sysconf.ParseNetifState(b)
 					}
 				}
 			}
 			if l.State == "" || l.State == "pending" || l.State == "initialized" {
-				file, un, found := NetworkdMatch(networks, shim, "macvlan")
+				file, un, found := sysconf.NetworkdMatch(networks, shim, "macvlan")
 				l = NetworkdLink{State: "unmanaged", NetworkFile: file, Predicted: true}
 				if found && !un {
 					l.State = "managed"
@@ -129,15 +128,15 @@ func Gather(f *Facts, env Env) {
 
 	f.NM = NetworkManager{Running: procs.comm["NetworkManager"], Unmanaged: map[string]string{}}
 	if f.NM.Running {
-		files := g.nmFiles()
+		files := g.NMFiles()
 		for _, shim := range shims {
-			if by := NMUnmanaged(files, shim, "macvlan"); by != "" {
+			if by := sysconf.NMUnmanaged(files, shim, "macvlan"); by != "" {
 				f.NM.Unmanaged[shim] = by
 				continue
 			}
 			if f.Snap != nil {
 				if link, ok := f.Snap.Link(shim); ok {
-					if b, err := g.read("run/udev/data/n" + strconv.Itoa(link.Index)); err == nil && bytes.Contains(b, []byte("E:NM_UNMANAGED=1")) {
+					if b, err := g.Read("run/udev/data/n" + strconv.Itoa(link.Index)); err == nil && bytes.Contains(b, []byte("E:NM_UNMANAGED=1")) {
 						f.NM.Unmanaged[shim] = "udev NM_UNMANAGED=1"
 					}
 				}
@@ -146,7 +145,7 @@ func Gather(f *Facts, env Env) {
 	}
 
 	f.Daemon = Daemon{PIDs: procs.flatnet, PIDsKnown: procs.known}
-	comm, _ := g.readTrim("proc/1/comm")
+	comm, _ := g.ReadTrim("proc/1/comm")
 	systemctl := env.Systemctl
 	if systemctl == nil && comm == "systemd" {
 		if p, err := exec.LookPath("systemctl"); err == nil {
@@ -163,7 +162,7 @@ func Gather(f *Facts, env Env) {
 		if err != nil {
 			f.Daemon.UnitErr = err
 		} else {
-			u := ParseSystemctlShow(out)
+			u := sysconf.ParseSystemctlShow(out)
 			u.MainPIDHere = u.MainPID > 0 && g.sameNetns(u.MainPID, procs.self)
 			f.Daemon.Unit = u
 		}
@@ -172,116 +171,8 @@ func Gather(f *Facts, env Env) {
 
 // gatherer reads files under env.Root.
 type gatherer struct {
+	sysconf.Root
 	env Env
-}
-
-func (g gatherer) path(parts ...string) string {
-	root := g.env.Root
-	if root == "" {
-		root = "/"
-	}
-	return filepath.Join(append([]string{root}, parts...)...)
-}
-
-// read reads a file of at most 16 MiB.
-func (g gatherer) read(parts ...string) ([]byte, error) {
-	f, err := os.Open(g.path(parts...))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 16<<20))
-}
-
-func (g gatherer) readTrim(parts ...string) (string, bool) {
-	b, err := g.read(parts...)
-	if err != nil {
-		return "", false
-	}
-	return strings.TrimSpace(string(b)), true
-}
-
-// first reads the first of paths that exists.
-func (g gatherer) first(paths ...string) (ConfFile, bool) {
-	for _, p := range paths {
-		if b, err := g.read(p); err == nil {
-			return ConfFile{Path: "/" + p, Data: b}, true
-		}
-	}
-	return ConfFile{}, false
-}
-
-// dropIns reads <dir>/<name>/*.conf from /etc, /run, /usr/local/lib,
-// /usr/lib and /lib, a file in an earlier one hiding one of the same name
-// in a later one, sorted by file name, then last (when set), as systemd
-// reads drop-ins.
-func (g gatherer) dropIns(dir, name, last string) []ConfFile {
-	var out []ConfFile
-	seen := map[string]bool{}
-	for _, base := range []string{"etc", "run", "usr/local/lib", "usr/lib", "lib"} {
-		out = append(out, g.readDir(filepath.Join(base, dir, name), ".conf", seen)...)
-	}
-	slices.SortStableFunc(out, func(a, b ConfFile) int { return strings.Compare(filepath.Base(a.Path), filepath.Base(b.Path)) })
-	if last != "" {
-		if b, err := g.read(last); err == nil {
-			out = append(out, ConfFile{Path: last, Data: b})
-		}
-	}
-	return out
-}
-
-// networkFiles reads systemd-networkd's .network files in its order.
-func (g gatherer) networkFiles() []ConfFile {
-	var out []ConfFile
-	seen := map[string]bool{}
-	for _, base := range []string{"etc", "run", "usr/local/lib", "usr/lib", "lib"} {
-		out = append(out, g.readDir(filepath.Join(base, "systemd/network"), ".network", seen)...)
-	}
-	slices.SortStableFunc(out, func(a, b ConfFile) int { return strings.Compare(filepath.Base(a.Path), filepath.Base(b.Path)) })
-	return out
-}
-
-// nmFiles reads NetworkManager's configuration in its order: the snippets
-// of /usr/lib, then /run, then NetworkManager.conf, then /etc's snippets,
-// then the intern file; a snippet in /etc hides one of the same name in
-// /run or /usr/lib, one in /run hides one in /usr/lib.
-func (g gatherer) nmFiles() []ConfFile {
-	seen := map[string]bool{}
-	etc := g.readDir("etc/NetworkManager/conf.d", ".conf", seen)
-	run := g.readDir("run/NetworkManager/conf.d", ".conf", seen)
-	lib := g.readDir("usr/lib/NetworkManager/conf.d", ".conf", seen)
-	out := append(lib, run...)
-	if b, err := g.read("etc/NetworkManager/NetworkManager.conf"); err == nil {
-		out = append(out, ConfFile{Path: "/etc/NetworkManager/NetworkManager.conf", Data: b})
-	}
-	out = append(out, etc...)
-	if b, err := g.read("var/lib/NetworkManager/NetworkManager-intern.conf"); err == nil {
-		out = append(out, ConfFile{Path: "/var/lib/NetworkManager/NetworkManager-intern.conf", Data: b})
-	}
-	return out
-}
-
-// readDir reads the files of dir ending in ext, by name, skipping names in
-// seen and adding the others to it. An empty file or a link to /dev/null
-// masks the name.
-func (g gatherer) readDir(dir, ext string, seen map[string]bool) []ConfFile {
-	ents, err := os.ReadDir(g.path(dir))
-	if err != nil {
-		return nil
-	}
-	var out []ConfFile
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ext) || seen[e.Name()] {
-			continue
-		}
-		seen[e.Name()] = true
-		b, err := g.read(dir, e.Name())
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		out = append(out, ConfFile{Path: "/" + filepath.Join(dir, e.Name()), Data: b})
-	}
-	return out
 }
 
 // macvlan works out the kernel's macvlan support.
@@ -293,35 +184,35 @@ func (g gatherer) macvlan(f *Facts) Support {
 			}
 		}
 	}
-	if _, err := os.Stat(g.path("sys/module/macvlan/initstate")); err == nil {
+	if _, err := os.Stat(g.Path("sys/module/macvlan/initstate")); err == nil {
 		return Support{State: "loaded", From: "/sys/module/macvlan"}
 	}
-	if b, err := g.read("proc/modules"); err == nil {
+	if b, err := g.Read("proc/modules"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if strings.HasPrefix(line, "macvlan ") {
 				return Support{State: "loaded", From: "/proc/modules"}
 			}
 		}
 	}
-	rel, _ := g.readTrim("proc/sys/kernel/osrelease")
+	rel, _ := g.ReadTrim("proc/sys/kernel/osrelease")
 	modDir := filepath.Join("lib/modules", rel)
 	if rel != "" {
-		if b, err := g.read(modDir, "modules.builtin"); err == nil && hasModule(b) {
+		if b, err := g.Read(modDir, "modules.builtin"); err == nil && sysconf.HasModule(b) {
 			return Support{State: "builtin", From: "/" + modDir + "/modules.builtin"}
 		}
-		if b, err := g.read(modDir, "modules.dep"); err == nil {
-			if hasModule(b) {
+		if b, err := g.Read(modDir, "modules.dep"); err == nil {
+			if sysconf.HasModule(b) {
 				return Support{State: "module", From: "/" + modDir + "/modules.dep"}
 			}
 		}
 	}
-	cfg, from := g.kernelConfig(rel)
+	cfg, from := g.KernelConfig(rel)
 	switch {
 	case cfg == nil:
-	case KernelConfigMacvlan(cfg) == "y":
+	case sysconf.KernelConfigMacvlan(cfg) == "y":
 		return Support{State: "builtin", From: from + ": CONFIG_MACVLAN=y"}
-	case KernelConfigMacvlan(cfg) == "m":
-		if _, err := g.read(modDir, "modules.dep"); err == nil {
+	case sysconf.KernelConfigMacvlan(cfg) == "m":
+		if _, err := g.Read(modDir, "modules.dep"); err == nil {
 			return Support{State: "absent", From: from + ": CONFIG_MACVLAN=m, but /" + modDir + " has no macvlan.ko"}
 		}
 		return Support{State: "module", From: from + ": CONFIG_MACVLAN=m"}
@@ -331,28 +222,9 @@ func (g gatherer) macvlan(f *Facts) Support {
 	return Support{}
 }
 
-// kernelConfig reads the running kernel's config, from /proc/config.gz or
-// /boot/config-<release>.
-func (g gatherer) kernelConfig(rel string) ([]byte, string) {
-	if f, err := os.Open(g.path("proc/config.gz")); err == nil {
-		defer f.Close()
-		if z, err := gzip.NewReader(f); err == nil {
-			if b, err := io.ReadAll(io.LimitReader(z, 16<<20)); err == nil {
-				return b, "/proc/config.gz"
-			}
-		}
-	}
-	if rel != "" {
-		if b, err := g.read("boot", "config-"+rel); err == nil {
-			return b, "/boot/config-" + rel
-		}
-	}
-	return nil, ""
-}
-
 // stateFiles lists the allocation files of a state directory.
 func (g gatherer) stateFiles(dir string) []StateFile {
-	ents, err := os.ReadDir(g.path(dir))
+	ents, err := os.ReadDir(g.Path(dir))
 	if err != nil {
 		return nil
 	}
@@ -384,8 +256,8 @@ type procs struct {
 // process whose namespace cannot be read counts as sharing it.
 func (g gatherer) processes() procs {
 	p := procs{comm: map[string]bool{}}
-	p.self, _ = os.Readlink(g.path("proc/self/ns/net"))
-	ents, err := os.ReadDir(g.path("proc"))
+	p.self, _ = os.Readlink(g.Path("proc/self/ns/net"))
+	ents, err := os.ReadDir(g.Path("proc"))
 	if err != nil {
 		return p
 	}
@@ -399,10 +271,10 @@ func (g gatherer) processes() procs {
 		if !g.sameNetns(pid, p.self) {
 			continue
 		}
-		comm, _ := g.readTrim("proc", e.Name(), "comm")
+		comm, _ := g.ReadTrim("proc", e.Name(), "comm")
 		p.comm[comm] = true
 		if comm == "flatnet" {
-			if cmdline, err := g.read("proc", e.Name(), "cmdline"); err == nil && IsFlatnetRun(cmdline) {
+			if cmdline, err := g.Read("proc", e.Name(), "cmdline"); err == nil && sysconf.IsFlatnetRun(cmdline) {
 				p.flatnet = append(p.flatnet, pid)
 			}
 		}
@@ -413,7 +285,7 @@ func (g gatherer) processes() procs {
 
 // sameNetns reports whether pid is in the network namespace self names.
 func (g gatherer) sameNetns(pid int, self string) bool {
-	ns, err := os.Readlink(g.path("proc", strconv.Itoa(pid), "ns/net"))
+	ns, err := os.Readlink(g.Path("proc", strconv.Itoa(pid), "ns/net"))
 	return err != nil || self == "" || ns == self
 }
 
@@ -449,5 +321,5 @@ func netlinkDevices(names []string) map[string]Device {
 // FlatnetPIDs returns the `flatnet run` processes in this network
 // namespace.
 func FlatnetPIDs(env Env) []int {
-	return gatherer{env: env}.processes().flatnet
+	return gatherer{Root: sysconf.Root(env.Root), env: env}.processes().flatnet
 }

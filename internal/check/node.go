@@ -1,14 +1,17 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // macvlan checks that the kernel can make macvlan links.
@@ -85,7 +88,7 @@ func (c *checker) shims() {
 		}
 		seen[n.Shim] = true
 		name := "shim " + n.Shim
-		if fd, ok := c.finding("taken:" + n.Shim); ok {
+		if fd, ok := c.finding(reconcile.FindingKey{Kind: reconcile.FindTaken, Network: n.Name, Shim: n.Shim}); ok {
 			c.add(Fail, name, fd.Msg+"; network "+n.Name+" is not mirrored",
 				fmt.Sprintf(`if nothing needs that device, ip link del %s; otherwise set shim = "<another name>" for network %s in flatnet.toml`, n.Shim, n.Name))
 			continue
@@ -100,7 +103,7 @@ func (c *checker) shims() {
 			continue
 		}
 		if l.Kind != "macvlan" || l.MacvlanMode != "bridge" || l.ParentIndex != master.Index {
-			c.add(Fail, name, fmt.Sprintf("%s is flatnet's but no longer a bridge-mode macvlan on %s (%s): the node cannot reach the pods through it", n.Shim, n.Master, describeLink(l, f.Snap)),
+			c.add(Fail, name, fmt.Sprintf("%s is flatnet's but no longer a bridge-mode macvlan on %s (%s): the node cannot reach the pods through it", n.Shim, n.Master, "now "+reconcile.DescribeLink(l, f.Snap)),
 				"systemctl restart flatnet: it rebuilds the shims it made")
 			continue
 		}
@@ -138,6 +141,66 @@ func (c *checker) shims() {
 	}
 }
 
+// lanGuard says, per shim, what keeps it from costing the LAN anything
+// (see reconcile.Guard), whether that is in place, and what is lost when
+// the kernel allows less than the best.
+func (c *checker) lanGuard() {
+	f := c.f
+	seen := map[string]bool{}
+	for _, n := range f.Networks {
+		if n.Master == "" || n.Unusable != "" || seen[n.Shim] {
+			continue
+		}
+		seen[n.Shim] = true
+		l, ok := f.Snap.Link(n.Shim)
+		if !ok || l.Kind != "macvlan" {
+			continue // the shim line says it all
+		}
+		name := "lan guard " + n.Shim
+		restart := "systemctl reload flatnet (flatnet puts it in place on every pass)"
+		switch f.Guard {
+		case reconcile.GuardFilter:
+			var drop *reconcile.Drop
+			if f.Snap.Filter != nil {
+				for i, d := range f.Snap.Filter.Drops {
+					if d.Master == n.Master && d.MAC == l.MAC.String() {
+						drop = &f.Snap.Filter.Drops[i]
+					}
+				}
+			}
+			switch {
+			case drop == nil:
+				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: when the node first reaches a pod, the shim's ARP request tells the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds", n.Shim, n.Master), restart)
+			case !l.ProxyDelay0:
+				c.add(Warn, name, fmt.Sprintf("%s's frames are filtered on %s, but its proxy_delay is not 0: pods wait up to 0.8 s for the node's IPv6 neighbour answers", n.Shim, n.Master),
+					fmt.Sprintf("sysctl -w net.ipv6.neigh.%s.proxy_delay=0, or %s", sysctlName(n.Shim), restart))
+			default:
+				c.add(OK, name, fmt.Sprintf("egress filter on %s drops every frame from %s (%s, %d so far; nft list table netdev %s): the LAN never hears the shim, and pods get the node's IPv6 neighbour answers at once",
+					n.Master, n.Shim, l.MAC, drop.Packets, reconcile.FilterTable), "")
+			}
+		case reconcile.GuardAddress:
+			switch {
+			case !l.Sender || l.ARPAnnounce != 2:
+				c.add(Fail, name, fmt.Sprintf("%s lacks %s or arp_announce 2: its ARP requests tell the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it", n.Shim, reconcile.SenderAddr), restart)
+			case f.FilterErr != nil && f.Config.LANGuard == "auto":
+				c.add(Warn, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2), so the LAN keeps the NIC's MAC for the node; no egress filter: %v. Lost without it: pods' first IPv6 packets to the node wait up to 0.8 s for the shim's answer, its IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan answer the node only after they spoke to it",
+					n.Shim, reconcile.SenderAddr.Addr(), f.FilterErr, reconcile.SenderAddr.Addr()),
+					"a kernel with nftables netdev egress: Linux 5.16 or later with CONFIG_NETFILTER_EGRESS (Debian 12, Ubuntu 24.04, RHEL 10 and Fedora kernels have it); flatnet uses it by itself")
+			default:
+				c.add(OK, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2, lan_guard = %q): the LAN keeps the NIC's MAC for the node", n.Shim, reconcile.SenderAddr.Addr(), f.Config.LANGuard), "")
+			}
+		default:
+			why := "lan_guard = \"off\""
+			status := Warn
+			if f.GuardWhy != "" {
+				why, status = f.GuardWhy, Fail
+			}
+			c.add(status, name, fmt.Sprintf("%s: when the node first reaches a pod, %s's ARP request tells the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds", why, n.Shim),
+				fmt.Sprintf(`lan_guard = "auto" in %s, then systemctl reload flatnet`, cmp.Or(f.Config.Path, config.DefaultPath)))
+		}
+	}
+}
+
 // ndp checks, for shims of networks with IPv6 ranges, that the shim
 // answers pods' neighbour solicitations for the node's addresses: flatnet
 // keeps proxy_ndp and forwarding on and a proxy entry per node address.
@@ -165,10 +228,10 @@ func (c *checker) ndp() {
 			c.add(Fail, name, fmt.Sprintf("%s has proxy_ndp or forwarding off for IPv6: it does not answer pods' neighbour solicitations for the node's addresses, so pods cannot reach the node over IPv6", n.Shim),
 				fmt.Sprintf("sysctl -w net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1 (flatnet sets them when it runs: systemctl restart flatnet)", sysctlName(n.Shim)))
 		case len(missing) > 0:
-			c.add(Fail, name, fmt.Sprintf("%s has no proxy neighbour entry for the node's %s: pods cannot reach the node there over IPv6", n.Shim, listAddrs(missing, 5)),
+			c.add(Fail, name, fmt.Sprintf("%s has no proxy neighbour entry for the node's %s: pods cannot reach the node there over IPv6", n.Shim, text.Addrs(missing, 5)),
 				fmt.Sprintf("ip -6 neigh add proxy %s dev %s (flatnet adds them when it runs: systemctl restart flatnet)", missing[0], n.Shim))
 		default:
-			c.add(OK, name, fmt.Sprintf("%s answers pods' IPv6 neighbour solicitations for the node's addresses (proxy_ndp, %s)", n.Shim, plural(proxies(f.Snap, n.Shim), "proxy entry", "proxy entries")), "")
+			c.add(OK, name, fmt.Sprintf("%s answers pods' IPv6 neighbour solicitations for the node's addresses (proxy_ndp, %s)", n.Shim, text.Plural(proxies(f.Snap, n.Shim), "proxy entry", "proxy entries")), "")
 		}
 	}
 }
@@ -307,7 +370,7 @@ func (c *checker) routes() {
 		name := "routes " + st.Name
 		switch {
 		case st.Waiting != "":
-			if !slices.ContainsFunc(c.f.Resolve, func(r reconcile.Finding) bool { return r.Key == "mode:"+st.Name }) { // the CNI lint line's
+			if !slices.ContainsFunc(c.f.Resolve, func(r reconcile.Finding) bool { return r.Kind == reconcile.FindMode && r.Network == st.Name }) { // the CNI lint line's
 				c.add(Fail, name, fmt.Sprintf("network %s is not mirrored: %s", st.Name, st.Waiting), "fix the master or shim first (above)")
 			}
 			continue
@@ -319,7 +382,7 @@ func (c *checker) routes() {
 		}
 		if len(st.Missing) > 0 {
 			c.add(Fail, name, fmt.Sprintf("%d of %s have no route through %s, so the node cannot reach those pods: %s",
-				len(st.Missing), plural(st.Allocated, "allocation", "allocations"), st.Shim, listAddrs(st.Missing, 5)), c.startFix())
+				len(st.Missing), text.Plural(st.Allocated, "allocation", "allocations"), st.Shim, text.Addrs(st.Missing, 5)), c.startFix())
 		}
 		if len(st.Stale) > 0 {
 			fix := c.startFix()
@@ -327,10 +390,10 @@ func (c *checker) routes() {
 				fix = fmt.Sprintf("flatnet removes them on its next pass; if they stay, journalctl -u flatnet says why (by hand: ip route del %s/32 dev %s proto %d)", st.Stale[0], st.Shim, reconcile.Protocol)
 			}
 			c.add(Warn, name, fmt.Sprintf("%d of flatnet's routes through %s %s to addresses no longer allocated: %s",
-				len(st.Stale), st.Shim, lead(len(st.Stale)), listAddrs(st.Stale, 5)), fix)
+				len(st.Stale), st.Shim, lead(len(st.Stale)), text.Addrs(st.Stale, 5)), fix)
 		}
 		if len(st.Missing) == 0 && len(st.Stale) == 0 {
-			c.add(OK, name, fmt.Sprintf("%d of %s routed through %s", st.Routed, plural(st.Allocated, "allocation", "allocations"), st.Shim), "")
+			c.add(OK, name, fmt.Sprintf("%d of %s routed through %s", st.Routed, text.Plural(st.Allocated, "allocation", "allocations"), st.Shim), "")
 		}
 	}
 }
@@ -369,11 +432,11 @@ func (c *checker) foreign() {
 		fix += " — flatnet then adds its own within moments (ip route show proto " + strconv.Itoa(reconcile.Protocol) + " lists flatnet's)"
 		if len(elsewhere) > 0 {
 			c.add(Fail, name, fmt.Sprintf("%s a route flatnet does not own that bypasses %s (%s); flatnet leaves such routes alone, so the node does not reach %s",
-				plural(len(elsewhere), "pod address of "+st.Name+" has", "pod addresses of "+st.Name+" have"), st.Shim, describeRoutes(f.Snap, elsewhere), pronoun(len(elsewhere))), fix)
+				text.Plural(len(elsewhere), "pod address of "+st.Name+" has", "pod addresses of "+st.Name+" have"), st.Shim, describeRoutes(f.Snap, elsewhere), pronoun(len(elsewhere))), fix)
 		}
 		if len(viaShim) > 0 {
 			c.add(Warn, name, fmt.Sprintf("%s through %s that flatnet does not own (made by hand?): it works, but stays when the pod goes: %s",
-				plural(len(viaShim), "pod address has a route", "pod addresses have routes"), st.Shim, listAddrs(viaShim, 5)), fix)
+				text.Plural(len(viaShim), "pod address has a route", "pod addresses have routes"), st.Shim, text.Addrs(viaShim, 5)), fix)
 		}
 	}
 }
@@ -394,33 +457,33 @@ func (c *checker) allocations() {
 			}
 			if len(leaked) > 0 {
 				c.add(Warn, name, fmt.Sprintf("%s in %s %s older than the last boot (%s): pods do not survive a reboot and host-local frees an address only when the runtime calls CNI DEL, so these are most likely leaked: %s",
-					plural(len(leaked), "allocation", "allocations"), n.StateDir, isAre(len(leaked)), f.BootTime.Format("2006-01-02 15:04"), listAddrs(leaked, 5)),
+					text.Plural(len(leaked), "allocation", "allocations"), n.StateDir, isAre(len(leaked)), f.BootTime.Format("2006-01-02 15:04"), text.Addrs(leaked, 5)),
 					fmt.Sprintf("compare with the pods on this node (crictl pods, or kubectl get pods -A -o wide --field-selector spec.nodeName=$(hostname)) and delete only the files of addresses no pod holds (rm %s/<ip>); flatnet then drops their routes. flatnet never deletes them itself", n.StateDir))
 			}
 		}
 		var rejected []string
-		var reasons []string
+		var reasons []reconcile.Finding
 		for _, fd := range f.Plan.Findings {
-			if fd.Network != n.Name || !(strings.HasPrefix(fd.Key, "reject:") || strings.HasPrefix(fd.Key, "dup:")) {
+			if fd.Network != n.Name || (fd.Kind != reconcile.FindReject && fd.Kind != reconcile.FindDuplicate) {
 				continue
 			}
-			why := fd.Msg
-			if _, after, ok := strings.Cut(fd.Msg, ": "); ok {
-				why = after
+			why := fd.Why.Explain(fd.IP, n.Ranges)
+			if fd.Kind == reconcile.FindDuplicate {
+				why = "another network routes it"
 			}
 			rejected = append(rejected, fmt.Sprintf("%s (%s)", fd.IP, why))
-			reasons = append(reasons, why)
+			reasons = append(reasons, fd)
 		}
 		if len(rejected) > 0 {
-			c.add(Warn, name, fmt.Sprintf("%s not routed, by design: %s", plural(len(rejected), "allocation is", "allocations are"), strings.Join(head(rejected, 5), ", ")),
+			c.add(Warn, name, fmt.Sprintf("%s not routed, by design: %s", text.Plural(len(rejected), "allocation is", "allocations are"), strings.Join(text.Head(rejected, 5), ", ")),
 				rejectFix(reasons, n.StateDir))
 		}
 		if bad := f.Bad[n.StateDir]; len(bad) > 0 {
 			var s []string
-			for _, b := range head(bad, 5) {
+			for _, b := range text.Head(bad, 5) {
 				s = append(s, fmt.Sprintf("%s (%s)", b.Name, b.Reason))
 			}
-			c.add(Warn, name, fmt.Sprintf("%s in %s ignored, not being host-local allocations: %s", plural(len(bad), "entry", "entries"), n.StateDir, strings.Join(s, ", ")),
+			c.add(Warn, name, fmt.Sprintf("%s in %s ignored, not being host-local allocations: %s", text.Plural(len(bad), "entry", "entries"), n.StateDir, strings.Join(s, ", ")),
 				fmt.Sprintf("remove them from %s if nothing else needs them: host-local writes only regular files named by address", n.StateDir))
 		}
 		if len(c.out) == before && len(f.StateFiles[n.StateDir]) == 0 {
@@ -430,29 +493,29 @@ func (c *checker) allocations() {
 			if !f.BootTime.IsZero() {
 				boot = ", none older than the last boot"
 			}
-			c.add(OK, name, fmt.Sprintf("%s in %s%s", plural(len(f.StateFiles[n.StateDir]), "allocation file", "allocation files"), n.StateDir, boot), "")
+			c.add(OK, name, fmt.Sprintf("%s in %s%s", text.Plural(len(f.StateFiles[n.StateDir]), "allocation file", "allocation files"), n.StateDir, boot), "")
 		}
 	}
 }
 
 // rejectFix says what to do about allocations flatnet refuses to route.
-func rejectFix(reasons []string, dir string) string {
+func rejectFix(finds []reconcile.Finding, dir string) string {
 	var fixes []string
 	add := func(s string) {
 		if !slices.Contains(fixes, s) {
 			fixes = append(fixes, s)
 		}
 	}
-	for _, r := range reasons {
+	for _, f := range finds {
 		switch {
-		case strings.Contains(r, "node address"):
-			add("a pod holds the node's own address: narrow the pool so it leaves the node's addresses out (see the cni lines) and recreate that pod")
-		case strings.Contains(r, "outside"):
-			add("the address is outside the network's ranges: if flatnet.toml sets ranges for it, widen them to host-local's pool; otherwise the file was not written by host-local and can be removed from " + dir)
-		case strings.Contains(r, "gateway"), strings.Contains(r, "broadcast"), strings.Contains(r, "unicast"):
-			add("host-local never hands out such an address: the file was not written by host-local; remove it from " + dir)
-		case strings.Contains(r, "another network"):
+		case f.Kind == reconcile.FindDuplicate:
 			add("two networks allocate the same address: give them pools that do not overlap")
+		case f.Why == hostlocal.NodeAddress:
+			add("a pod holds the node's own address: narrow the pool so it leaves the node's addresses out (see the cni lines) and recreate that pod")
+		case f.Why == hostlocal.OutsideRanges:
+			add("the address is outside the network's ranges: if flatnet.toml sets ranges for it, widen them to host-local's pool; otherwise the file was not written by host-local and can be removed from " + dir)
+		case f.Why == hostlocal.Gateway, f.Why == hostlocal.NetworkOrBroadcast, f.Why == hostlocal.NotUnicast:
+			add("host-local never hands out such an address: the file was not written by host-local; remove it from " + dir)
 		}
 	}
 	if len(fixes) == 0 {
@@ -484,9 +547,9 @@ func (c *checker) daemonRuns() bool {
 }
 
 // finding returns the plan's finding with key.
-func (c *checker) finding(key string) (reconcile.Finding, bool) {
+func (c *checker) finding(key reconcile.FindingKey) (reconcile.Finding, bool) {
 	for _, f := range c.f.Plan.Findings {
-		if f.Key == key {
+		if f.Key() == key {
 			return f, true
 		}
 	}
@@ -537,7 +600,7 @@ func describeRoutes(s *reconcile.Snapshot, ips []netip.Addr) string {
 		if !ok {
 			continue
 		}
-		d := r.Dst.String() + " dev " + orDefault(r.Dev, "(none)") + " proto " + protoName(r.Protocol)
+		d := r.Dst.String() + " dev " + cmp.Or(r.Dev, "(none)") + " proto " + protoName(r.Protocol)
 		if !slices.Contains(out, d) {
 			out = append(out, d)
 		}
@@ -573,21 +636,10 @@ func protoName(p int) string {
 	return strconv.Itoa(p)
 }
 
-func describeLink(l reconcile.Link, s *reconcile.Snapshot) string {
-	kind := orDefault(l.Kind, "device")
-	if l.Kind == "macvlan" {
-		kind += " mode " + l.MacvlanMode
-		if m, ok := s.LinkByIndex(l.ParentIndex); ok {
-			kind += " on " + m.Name
-		}
-	}
-	return "now a " + kind
-}
-
 func globalV4(ps []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range ps {
-		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() {
+		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() && p != reconcile.SenderAddr {
 			out = append(out, p)
 		}
 	}
@@ -631,11 +683,4 @@ func isAre(n int) string {
 		return "is"
 	}
 	return "are"
-}
-
-func head[T any](s []T, n int) []T {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -25,15 +25,12 @@ import (
 	"net"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // Extensions are the file name extensions libcni reads from the directory.
@@ -56,16 +53,6 @@ type Network struct {
 	Ranges  []hostlocal.Range // every range of every range set, in host-local's order, with defaults filled in
 }
 
-// StateDir is the directory host-local keeps this network's allocations in:
-// <dataDir>/<name>, with defaultDataDir when the config sets none.
-func (n Network) StateDir(defaultDataDir string) string {
-	d := n.DataDir
-	if d == "" {
-		d = defaultDataDir
-	}
-	return filepath.Join(d, n.Name)
-}
-
 // Problem is a configuration file, or a network in one, that was skipped,
 // and why.
 type Problem struct {
@@ -75,33 +62,37 @@ type Problem struct {
 
 // Error formats p as "00-bad.conflist: why", on one line: control
 // characters from the file's name or content are escaped.
-func (p Problem) Error() string { return printable(p.File) + ": " + printable(p.Err.Error()) }
-
-// printable replaces control characters in s with Go escapes.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, isUnprintable) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isUnprintable(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// isUnprintable reports control characters and invalid UTF-8.
-func isUnprintable(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }
+func (p Problem) Error() string { return text.Printable(p.File) + ": " + text.Printable(p.Err.Error()) }
 
 // Unwrap returns the reason.
 func (p Problem) Unwrap() error { return p.Err }
 
-// cniName is the network name libcni accepts (utils.ValidateNetworkName).
-var cniName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+// Kinds of problems that call for their own advice (flatnet check tells
+// them apart with errors.Is); any other problem means the runtime refuses
+// the file or network too.
+var (
+	// ErrDefinedTwice: a network name defined by an earlier file, which
+	// wins (libcni takes the first).
+	ErrDefinedTwice = errors.New("network defined twice")
+	// ErrNotHostLocal: a macvlan network whose IPAM is not host-local (or
+	// none): its pods start, but flatnet cannot follow their addresses.
+	ErrNotHostLocal = errors.New("IPAM other than host-local")
+)
+
+// kindError is a problem of a kind: its message is its own, errors.Is
+// matches the kind.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e kindError) Error() string { return e.msg }
+func (e kindError) Unwrap() error { return e.kind }
+
+// problemf makes a problem of kind kind.
+func problemf(kind error, format string, args ...any) error {
+	return kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
 
 // Discover finds the macvlan + host-local networks in the files of a CNI
 // configuration directory. Files are taken in name order whatever the order
@@ -165,7 +156,7 @@ func Discover(files []File) ([]Network, []Problem) {
 		}
 		for _, n := range found {
 			if first, ok := seen[n.Name]; ok {
-				problems = append(problems, Problem{File: f.Name, Err: fmt.Errorf("network %q is already defined in %s, which wins", n.Name, first)})
+				problems = append(problems, Problem{File: f.Name, Err: problemf(ErrDefinedTwice, "network %q is already defined in %s, which wins", n.Name, first)})
 				continue
 			}
 			seen[n.Name] = f.Name
@@ -317,12 +308,12 @@ func macvlanNetwork(list netList, plugin []byte) (Network, error) {
 		return Network{}, jsonError(err, plugin)
 	}
 	switch {
-	case !cniName.MatchString(list.name):
+	case !config.ValidNetworkName(list.name):
 		return Network{}, fmt.Errorf("%q is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it", list.name)
 	case mc.IPAM.Type == "":
-		return Network{}, errors.New("macvlan without IPAM: pods get no address to route")
+		return Network{}, problemf(ErrNotHostLocal, "macvlan without IPAM: pods get no address to route")
 	case mc.IPAM.Type != "host-local":
-		return Network{}, fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local", mc.IPAM.Type)
+		return Network{}, problemf(ErrNotHostLocal, "macvlan with IPAM %q: flatnet follows only host-local", mc.IPAM.Type)
 	case mc.LinkInContainer:
 		return Network{}, errors.New(`"linkInContainer": the master is inside the container's namespace, not on the node`)
 	}

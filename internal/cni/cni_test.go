@@ -93,9 +93,6 @@ func TestDiscoverSeed(t *testing.T) {
 	if len(problems) != 0 || !reflect.DeepEqual(nets, want) {
 		t.Fatalf("Discover = %+v, %v; want %+v", nets, problems, want)
 	}
-	if got := nets[0].StateDir("/var/lib/cni/networks"); got != "/var/lib/cni/networks/default" {
-		t.Fatalf("StateDir = %q", got)
-	}
 }
 
 // conflist wraps one plugin in a network list named "net".
@@ -412,6 +409,33 @@ func TestVersionAtLeast(t *testing.T) {
 	for _, tt := range tests {
 		if got := versionAtLeast(tt.v, 0, 3, 0); got != tt.want {
 			t.Errorf("versionAtLeast(%q, 0.3.0) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestProblemKinds: the problems that call for their own advice are told
+// apart by errors.Is, not by their text.
+func TestProblemKinds(t *testing.T) {
+	_, probs := Discover([]File{
+		{Name: "10-a.conflist", Data: conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24"}`))},
+		{Name: "20-a.conflist", Data: conflist(macvlan(`{"type": "host-local", "subnet": "10.0.1.0/24"}`))},
+		{Name: "30-dhcp.conflist", Data: []byte(strings.Replace(string(conflist(macvlan(`{"type": "dhcp"}`))), `"net"`, `"d"`, 1))},
+		{Name: "40-none.conflist", Data: []byte(strings.Replace(string(conflist(`{"type": "macvlan"}`)), `"net"`, `"n"`, 1))},
+		{Name: "50-bad.conflist", Data: []byte(`{"name": "b", "plugins": [{"type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.2.0/31"}}]}`)},
+	})
+	want := map[string]error{"20-a.conflist": ErrDefinedTwice, "30-dhcp.conflist": ErrNotHostLocal, "40-none.conflist": ErrNotHostLocal, "50-bad.conflist": nil}
+	if len(probs) != len(want) {
+		t.Fatalf("problems %v", probs)
+	}
+	for _, p := range probs {
+		kind, ok := want[p.File]
+		switch {
+		case !ok:
+			t.Errorf("unexpected problem %v", p)
+		case kind == nil && (errors.Is(p, ErrDefinedTwice) || errors.Is(p, ErrNotHostLocal)):
+			t.Errorf("%v: of a kind it is not", p)
+		case kind != nil && !errors.Is(p, kind):
+			t.Errorf("%v: not %v", p, kind)
 		}
 	}
 }

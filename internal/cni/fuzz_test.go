@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func FuzzDiscover(f *testing.F) {
 		nets, problems := Discover(files)
 		names := map[string]bool{}
 		for _, n := range nets {
-			if names[n.Name] || !cniName.MatchString(n.Name) {
+			if names[n.Name] || !config.ValidNetworkName(n.Name) {
 				t.Fatalf("bad or duplicate network name %q", n.Name)
 			}
 			names[n.Name] = true
@@ -46,7 +47,7 @@ func FuzzDiscover(f *testing.F) {
 			if base == "" {
 				base = "/var/lib/cni/networks"
 			}
-			if dir := n.StateDir("/var/lib/cni/networks"); filepath.Dir(dir) != base || filepath.Base(dir) != n.Name {
+			if dir := filepath.Join(cmp.Or(n.DataDir, "/var/lib/cni/networks"), n.Name); filepath.Dir(dir) != base || filepath.Base(dir) != n.Name {
 				t.Fatalf("state dir %q is not <dataDir>/<name>", dir)
 			}
 			if len(n.Ranges) == 0 {

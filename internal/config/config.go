@@ -36,14 +36,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // DefaultPath is where flatnet looks for its configuration file.
@@ -65,6 +64,11 @@ const (
 	OnStopTeardown = "teardown" // remove flatnet's routes and the shims it created
 )
 
+// LANGuards are the values of lan_guard: how the shims are kept from
+// costing the LAN (see reconcile.Guard). "auto", the default, is the
+// egress filter where the kernel has it, else the shim's own address.
+var LANGuards = []string{"auto", "filter", "address", "off"}
+
 // MaxFileSize is the largest configuration file Load reads.
 const MaxFileSize = 1 << 20
 
@@ -76,6 +80,7 @@ type Config struct {
 	ResyncInterval time.Duration // resync_interval, default 5m; at least 1s
 	LogLevel       slog.Level    // log_level: debug|info|warn|error, default info
 	OnStop         string        // on_stop: "keep" (default) | "teardown"
+	LANGuard       string        // lan_guard: one of LANGuards, default "auto"
 	Networks       []Network     // [[network]], zero or more
 }
 
@@ -98,6 +103,7 @@ func Default() Config {
 		ResyncInterval: DefaultResyncInterval,
 		LogLevel:       slog.LevelInfo,
 		OnStop:         OnStopKeep,
+		LANGuard:       "auto",
 	}
 }
 
@@ -159,9 +165,9 @@ func Parse(data []byte, filename string) (Config, error) {
 	if _, err := toml.Decode(string(data), &doc); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return Config{}, &Error{File: p.file, Line: parseErrorLine(pe, data), Msg: printable(pe.Message)}
+			return Config{}, &Error{File: p.file, Line: parseErrorLine(pe, data), Msg: text.Printable(pe.Message)}
 		}
-		return Config{}, &Error{File: p.file, Msg: printable(err.Error())}
+		return Config{}, &Error{File: p.file, Msg: text.Printable(err.Error())}
 	}
 	p.lines = scanKeyLines(string(data))
 	c := p.config(doc)
@@ -192,29 +198,19 @@ func parseErrorLine(pe toml.ParseError, data []byte) int {
 	return max(pe.Position.Line, 1+bytes.Count(data[:start], []byte("\n")))
 }
 
-// printable replaces control characters in s with Go escapes, so a message
-// quoting the input stays on one line and shows what is there.
-func printable(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 // Keys each table accepts, in the order messages list them.
 var (
-	topKeys     = []string{"cni_conf_dir", "state_root", "resync_interval", "log_level", "on_stop", "network"}
+	topKeys     = []string{"cni_conf_dir", "state_root", "resync_interval", "log_level", "on_stop", "lan_guard", "network"}
 	networkKeys = []string{"name", "master", "shim", "state_dir", "ranges"}
 )
 
 // cniName is what libcni accepts as a network name (utils.ValidateNetworkName).
 var cniName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// ValidNetworkName reports whether libcni accepts name as a network name
+// (utils.ValidateNetworkName): a letter or digit, then letters, digits,
+// '_', '.', '-'. It also names a directory, so nothing else is safe.
+func ValidNetworkName(name string) bool { return cniName.MatchString(name) }
 
 // parser collects the errors of one document.
 type parser struct {
@@ -280,6 +276,16 @@ func (p *parser) config(doc map[string]any) Config {
 				break
 			}
 			c.OnStop = s
+		case "lan_guard":
+			s, ok := p.str(line, k, v)
+			if !ok {
+				break
+			}
+			if !slices.Contains(LANGuards, s) {
+				p.errorf(line, k, "%q is not one of %s", s, strings.Join(LANGuards, ", "))
+				break
+			}
+			c.LANGuard = s
 		case "network":
 			c.Networks = p.networks(line, v)
 		default:

@@ -20,6 +20,7 @@ func TestDefault(t *testing.T) {
 		ResyncInterval: 5 * time.Minute,
 		LogLevel:       slog.LevelInfo,
 		OnStop:         "keep",
+		LANGuard:       "auto",
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Default() = %+v, want %+v", got, want)
@@ -85,6 +86,7 @@ state_root = "/srv//cni"
 resync_interval = "1m30s"
 log_level = "DEBUG"
 on_stop = "teardown"
+lan_guard = "address"
 `,
 			want: withDefaults("flatnet.toml", func(c *Config) {
 				c.CNIConfDir = "/run/cni/net.d"
@@ -92,6 +94,7 @@ on_stop = "teardown"
 				c.ResyncInterval = 90 * time.Second
 				c.LogLevel = slog.LevelDebug
 				c.OnStop = "teardown"
+				c.LANGuard = "address"
 			}),
 		},
 		{
@@ -225,6 +228,11 @@ func TestParseErrors(t *testing.T) {
 			name: "bad on_stop",
 			in:   "on_stop = \"remove\"\n",
 			want: []string{`flatnet.toml:1: on_stop: "remove" is not one of keep, teardown`},
+		},
+		{
+			name: "bad lan_guard",
+			in:   "lan_guard = \"nft\"\n",
+			want: []string{`flatnet.toml:1: lan_guard: "nft" is not one of auto, filter, address, off`},
 		},
 		{
 			name: "on_stop is case sensitive",

@@ -1,49 +1,475 @@
 package daemon
 
 import (
-	"io"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
 )
 
+// fakeKernel is a node's links and main table in memory: Snapshot copies
+// them, ops change them. Ops listed in fail fail instead.
+type fakeKernel struct {
+	mu        sync.Mutex
+	links     []reconcile.Link
+	routes    map[netip.Prefix]reconcile.Route
+	addrs     []netip.Addr
+	snapshots int
+	ops       []string
+	fail      map[reconcile.OpKind]error
+}
+
+var _ Kernel = (*fakeKernel)(nil)
+
+func newFakeKernel() *fakeKernel {
+	return &fakeKernel{
+		links: []reconcile.Link{{Index: 2, Name: "eno1", Up: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.0.5/16")}}},
+		addrs: []netip.Addr{netip.MustParseAddr("192.168.0.5")}, routes: map[netip.Prefix]reconcile.Route{}, fail: map[reconcile.OpKind]error{},
+	}
+}
+
+func (k *fakeKernel) Snapshot() (*reconcile.Snapshot, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.snapshots++
+	s := &reconcile.Snapshot{Links: slices.Clone(k.links), Addrs: slices.Clone(k.addrs)}
+	for _, r := range k.routes {
+		s.Routes = append(s.Routes, r)
+	}
+	return s, nil
+}
+
+func (k *fakeKernel) Do(op reconcile.Op) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.fail[op.Kind]; err != nil {
+		return err
+	}
+	k.ops = append(k.ops, op.String())
+	switch op.Kind {
+	case reconcile.AddShim:
+		k.links = append(k.links, reconcile.Link{Index: 7, Name: op.Dev, Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, LowerUp: true,
+			MTU: op.MTU, MAC: op.MAC, Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true})
+	case reconcile.AddRoute, reconcile.ReplaceRoute:
+		k.routes[op.Dst] = reconcile.Route{Dst: op.Dst, Dev: op.Dev, Protocol: reconcile.Protocol, Src: op.Src}
+	case reconcile.DelRoute:
+		delete(k.routes, op.Dst)
+	}
+	return nil
+}
+
+func (k *fakeKernel) DoBatch(ops []reconcile.Op) []error {
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		errs[i] = k.Do(op)
+	}
+	return errs
+}
+
+func (k *fakeKernel) took() (ops []string, snapshots int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ops, snapshots = k.ops, k.snapshots
+	k.ops, k.snapshots = nil, 0
+	return ops, snapshots
+}
+
+// fakeClock hands out timers that fire only when a test fires them.
+type fakeClock struct {
+	mu     sync.Mutex
+	timers []*fakeTimer
+}
+
+func (c *fakeClock) Now() time.Time { return time.Unix(0, 0) }
+
+func (c *fakeClock) NewTimer() Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+type fakeTimer struct {
+	mu     sync.Mutex
+	c      chan time.Time
+	armed  time.Duration // 0 when stopped
+	resets []time.Duration
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+func (t *fakeTimer) Reset(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.armed = d
+	t.resets = append(t.resets, d)
+}
+func (t *fakeTimer) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.armed = 0
+}
+func (t *fakeTimer) fire() { t.c <- time.Time{} }
+func (t *fakeTimer) state() (time.Duration, []time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.armed, slices.Clone(t.resets)
+}
+
+// syncBuffer is a log sink safe for the loop's goroutine and the test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// rig is a daemon on a fake kernel and clock, with a real CNI directory
+// and state directory in a temporary directory: the seed's network.
+type rig struct {
+	d        *Daemon
+	k        *fakeKernel
+	clk      *fakeClock
+	log      *syncBuffer
+	stateDir string
+	cniDir   string
+}
+
+const seedConf = `{"cniVersion": "0.4.0", "name": "default", "plugins": [{"type": "macvlan", "master": "eno1",
+ "ipam": {"type": "host-local", "ranges": [[{"subnet": "192.168.0.0/16", "rangeStart": "192.168.1.2", "rangeEnd": "192.168.1.254", "gateway": "192.168.0.1"}]]}}]}`
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	root := t.TempDir()
+	r := &rig{k: newFakeKernel(), clk: &fakeClock{}, log: &syncBuffer{},
+		cniDir: filepath.Join(root, "net.d"), stateDir: filepath.Join(root, "networks", "default")}
+	for _, d := range []string{r.cniDir, r.stateDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.write(t, filepath.Join(r.cniDir, "00-default.conflist"), seedConf)
+	cfg := config.Default()
+	cfg.CNIConfDir, cfg.StateRoot = r.cniDir, filepath.Join(root, "networks")
+	cfg.LANGuard = "off"
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelDebug)
+	log := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: level}))
+	r.d = New(Options{Config: cfg, Log: log, Level: level})
+	r.d.filterErr = errors.New("no filter in a fake kernel")
+	r.d.p = r.d.newPass(r.k, newMarks(), func([]string) error { return nil }, r.clk.Now)
+	r.d.p.mid = "test"
+	return r
+}
+
+func (r *rig) write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// alloc writes an allocation file and marks it, as inotify would.
+func (r *rig) alloc(t *testing.T, ip, owner string) {
+	t.Helper()
+	r.write(t, filepath.Join(r.stateDir, ip), owner+"\r\neth0")
+	r.d.p.marks.file(r.stateDir, ip)
+}
+
+// step runs one pass of what is marked.
+func (r *rig) step() (ok, full bool) { return r.d.p.run(r.d.p.marks.take()) }
+
+// TestUpdatePassIsSmall: after the first (full) pass, an allocation is an
+// update pass: no new snapshot of the kernel, one route added, the status
+// counts it; a release deletes just that route. A whole-directory mark
+// (a new watch, an inotify overflow) makes a full pass that reads the
+// directory again and finds what no event told.
+func TestUpdatePassIsSmall(t *testing.T) {
+	r := newRig(t)
+	r.alloc(t, "192.168.1.2", "c1")
+	if ok, full := r.step(); !ok || !full {
+		t.Fatalf("first pass: ok %v, full %v", ok, full)
+	}
+	ops, snaps := r.k.took()
+	if snaps != 1 || !slices.ContainsFunc(ops, func(s string) bool { return strings.HasPrefix(s, "ip route add 192.168.1.2/32") }) {
+		t.Fatalf("first pass: %d snapshots, ops %q", snaps, ops)
+	}
+	// Links changed (the shim was made): the next pass reads the kernel.
+	if ok, full := r.step(); !ok || !full {
+		t.Fatalf("the pass after a shim was made: ok %v, full %v", ok, full)
+	}
+	r.k.took()
+
+	r.alloc(t, "192.168.1.3", "c2")
+	if ok, full := r.step(); !ok || full {
+		t.Fatalf("an allocation: ok %v, full %v; want an update pass", ok, full)
+	}
+	ops, snaps = r.k.took()
+	if snaps != 0 || !slices.Equal(ops, []string{"ip route add 192.168.1.3/32 dev eno1.host scope link proto 97 src 192.168.0.5"}) {
+		t.Errorf("an allocation: %d snapshots, ops %q", snaps, ops)
+	}
+	if st := r.d.p.node.Status()[0]; st.Routed != 2 || !st.InSync() {
+		t.Errorf("status after the allocation: %+v", st)
+	}
+	if err := os.Remove(filepath.Join(r.stateDir, "192.168.1.3")); err != nil {
+		t.Fatal(err)
+	}
+	r.d.p.marks.file(r.stateDir, "192.168.1.3")
+	r.step()
+	if ops, snaps = r.k.took(); snaps != 0 || !slices.Equal(ops, []string{"ip route del 192.168.1.3/32 dev eno1.host proto 97", "ip neigh del 192.168.1.3 dev eno1.host"}) {
+		t.Errorf("a release: %d snapshots, ops %q", snaps, ops)
+	}
+	if !strings.Contains(r.log.String(), "route 192.168.1.3/32 dev eno1.host removed for container c2/eth0") {
+		t.Errorf("the release is not logged with its last owner:\n%s", r.log)
+	}
+
+	// A file written without an event, then the whole directory marked.
+	r.write(t, filepath.Join(r.stateDir, "192.168.1.4"), "c4\r\neth0")
+	r.d.p.marks.file(r.stateDir, "")
+	if ok, full := r.step(); !ok || !full {
+		t.Fatalf("a whole directory marked: ok %v, full %v", ok, full)
+	}
+	if ops, _ := r.k.took(); !slices.ContainsFunc(ops, func(s string) bool { return strings.HasPrefix(s, "ip route add 192.168.1.4/32") }) {
+		t.Errorf("the full pass did not route the unannounced allocation: %q", ops)
+	}
+}
+
 // TestOwnDeletionEchoes: the echo of a deletion flatnet made is dropped;
-// any other deletion of one of its routes wakes a pass that reads the
-// kernel again, also when an expected echo never came before that read.
+// any other deletion of one of its routes marks the kernel, also when an
+// expected echo never came before the kernel was read again.
 func TestOwnDeletionEchoes(t *testing.T) {
-	d := New(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	d.snap = &reconcile.Snapshot{}
+	m := newMarks()
+	m.take()
 	p := netip.MustParsePrefix("192.168.1.2/32")
 	gone := netlinkx.Event{Kind: netlinkx.OwnRouteDeleted, Dst: p}
 
 	// A pass deletes the route: its echo is expected and dropped.
-	d.expectDel[p]++
-	d.onKernel(gone)
-	if d.needSnapshot() {
-		t.Errorf("our own deletion's echo asked for a new snapshot")
+	m.expect([]netip.Prefix{p})
+	m.kernelEvent(gone)
+	if m.take().kernel {
+		t.Errorf("our own deletion's echo marked the kernel")
 	}
-
 	// A pass deletes a route that had already gone without a word (its
 	// shim went down): no echo comes. The next pass reads the kernel...
-	d.expectDel[p]++
-	d.kernelDirty = true
-	if !d.needSnapshot() {
-		t.Fatalf("no new snapshot with the kernel marked dirty")
+	m.expect([]netip.Prefix{p})
+	m.kernelDirty()
+	if !m.take().kernel {
+		t.Fatalf("the kernel is not marked")
 	}
 	// ... and a later deletion by someone else is not taken for the echo.
-	d.onKernel(gone)
-	if !d.needSnapshot() {
+	m.kernelEvent(gone)
+	if !m.take().kernel {
 		t.Errorf("a route deleted by someone else was taken for our echo")
+	}
+}
+
+// TestMarks: host-local's bookkeeping files wake nothing; a pod's macvlan
+// passing through the node's namespace is not a link that matters; the CNI
+// directory's events mark discovery.
+func TestMarks(t *testing.T) {
+	m := newMarks()
+	m.take()
+	m.interest("/etc/cni/net.d", map[string]bool{"eno1": true, "eno1.host": true})
+	m.file("/var/lib/cni/networks/default", "last_reserved_ip.0")
+	m.file("/var/lib/cni/networks/default", "lock")
+	m.kernelEvent(netlinkx.Event{Kind: netlinkx.LinkChanged, Link: "macvlan7"})
+	select {
+	case <-m.wake:
+		t.Errorf("woken by events that matter nothing")
+	default:
+	}
+	if got := m.take(); got.full() || len(got.names) > 0 {
+		t.Errorf("marked: %+v", got)
+	}
+	m.file("/etc/cni/net.d", "10-x.conflist")
+	m.kernelEvent(netlinkx.Event{Kind: netlinkx.LinkChanged, Link: "eno1"})
+	m.file("/var/lib/cni/networks/default", "192.168.1.2")
+	got := m.take()
+	if !got.cni || !got.kernel || !got.names["/var/lib/cni/networks/default"]["192.168.1.2"] {
+		t.Errorf("marked: %+v", got)
+	}
+}
+
+// TestLoopRetriesAndResyncs: the loop, on a fake clock. A pass whose ops
+// fail is tried again 1 s, then 2 s later (a full pass each time), backing
+// off up to the resync interval; once it succeeds the retry stops. Lost
+// kernel notifications make a full pass that reads the kernel anew and
+// says so. The resync timer makes a full pass; update passes do not
+// start it afresh.
+func TestLoopRetriesAndResyncs(t *testing.T) {
+	r := newRig(t)
+	r.d.p.cfg.ResyncInterval = 3 * time.Second
+	r.k.fail[reconcile.AddRoute] = errors.New("no route for you")
+	r.write(t, filepath.Join(r.stateDir, "192.168.1.2"), "c1\r\neth0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.d.loop(ctx, r.clk, make(chan os.Signal), r.k) }()
+
+	resync, retry := r.clk.timer(t, 0), r.clk.timer(t, 1)
+	waitState(t, "a retry 1 s after the failed first pass", func() error {
+		if armed, _ := retry.state(); armed != time.Second {
+			return fmt.Errorf("retry armed %v", armed)
+		}
+		return nil
+	})
+	for _, want := range []time.Duration{2 * time.Second, 3 * time.Second, 3 * time.Second} {
+		retry.fire()
+		waitState(t, fmt.Sprintf("backing off to %v (at most the resync interval)", want), func() error {
+			if armed, _ := retry.state(); armed != want {
+				return fmt.Errorf("retry armed %v", armed)
+			}
+			return nil
+		})
+	}
+	_, snapsBefore := r.k.took()
+	r.k.mu.Lock()
+	delete(r.k.fail, reconcile.AddRoute)
+	r.k.mu.Unlock()
+	retry.fire()
+	waitState(t, "the route, and the retry stopped", func() error {
+		if armed, _ := retry.state(); armed != 0 {
+			return fmt.Errorf("retry still armed %v", armed)
+		}
+		if !strings.Contains(r.log.String(), "route 192.168.1.2/32 dev eno1.host added") {
+			return errors.New("no route added yet")
+		}
+		return nil
+	})
+	if _, snaps := r.k.took(); snaps == snapsBefore {
+		t.Errorf("a retry pass did not read the kernel")
+	}
+
+	_, resetsBefore := resync.state()
+	r.alloc(t, "192.168.1.3", "c3")
+	waitState(t, "the update pass routes the new pod", func() error {
+		if !strings.Contains(r.log.String(), "route 192.168.1.3/32 dev eno1.host added") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if _, resets := resync.state(); len(resets) != len(resetsBefore) {
+		t.Errorf("an update pass restarted the resync interval")
+	}
+
+	r.d.p.marks.kernelEvent(netlinkx.Event{Kind: netlinkx.Lost})
+	waitState(t, "lost notifications: a full pass that says so", func() error {
+		if !strings.Contains(r.log.String(), "kernel notifications were lost; resyncing") {
+			return errors.New("not said")
+		}
+		if _, snaps := r.k.took(); snaps == 0 {
+			return errors.New("kernel not read again")
+		}
+		return nil
+	})
+	r.k.took()
+	resync.fire()
+	waitState(t, "the resync timer makes a full pass", func() error {
+		if _, snaps := r.k.took(); snaps == 0 {
+			return errors.New("kernel not read again")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("loop: %v", err)
+	}
+}
+
+// TestLoopReload: SIGHUP reloads the configuration; an invalid file is
+// refused and the running configuration stays.
+func TestLoopReload(t *testing.T) {
+	r := newRig(t)
+	path := filepath.Join(t.TempDir(), "flatnet.toml")
+	r.write(t, path, fmt.Sprintf("cni_conf_dir = %q\nstate_root = %q\nlan_guard = \"off\"\nresync_interval = \"7m\"\n", r.cniDir, filepath.Dir(r.stateDir)))
+	r.d.opts.ConfigPath, r.d.opts.ConfigRequired = path, true
+	sigs := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.d.loop(ctx, r.clk, sigs, r.k) }()
+	sigs <- syscall.SIGHUP
+	resync := r.clk.timer(t, 0)
+	waitState(t, "the resync interval of the new file", func() error {
+		if _, resets := resync.state(); !slices.Contains(resets, 7*time.Minute) {
+			return fmt.Errorf("resync resets %v", resets)
+		}
+		return nil
+	})
+	r.write(t, path, "bogus_key = 1\n")
+	sigs <- syscall.SIGHUP
+	waitState(t, "the bad file refused", func() error {
+		if !strings.Contains(r.log.String(), "configuration not reloaded; the running one stays") {
+			return errors.New("not refused")
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if r.d.p.cfg.ResyncInterval != 7*time.Minute {
+		t.Errorf("the running configuration changed: resync %v", r.d.p.cfg.ResyncInterval)
+	}
+}
+
+// timer returns the clock's i-th timer, waiting for the loop to make it.
+func (c *fakeClock) timer(t *testing.T, i int) *fakeTimer {
+	t.Helper()
+	var out *fakeTimer
+	waitState(t, fmt.Sprintf("timer %d", i), func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.timers) <= i {
+			return errors.New("not made yet")
+		}
+		out = c.timers[i]
+		return nil
+	})
+	return out
+}
+
+// waitState polls cond until it holds, with a generous safety deadline.
+func waitState(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
 // TestCarrierBack: a shim is reported when a snapshot shows its carrier
 // back after one without it, not when it is new, recreated or unchanged.
 func TestCarrierBack(t *testing.T) {
-	d := New(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p := &pass{}
 	nets := []reconcile.Network{{Name: "default", Master: "eno1", Shim: "eno1.host"}}
 	snap := func(index int, lowerUp bool) *reconcile.Snapshot {
 		return &reconcile.Snapshot{Links: []reconcile.Link{{Index: index, Name: "eno1.host", Up: true, LowerUp: lowerUp}}}
@@ -62,8 +488,9 @@ func TestCarrierBack(t *testing.T) {
 		{snap(9, false), false},        // down
 		{snap(9, true), true},          // up
 	} {
-		if got := d.carrierBack(nets, c.snap)["eno1.host"]; got != c.back {
+		if got := p.carrierBack(nets, c.snap)["eno1.host"]; got != c.back {
 			t.Errorf("step %d: carrier back %v, want %v", i, got, c.back)
 		}
 	}
 }
+

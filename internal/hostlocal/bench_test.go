@@ -43,7 +43,7 @@ func BenchmarkReject(b *testing.B) {
 	isNode := func(a netip.Addr) bool { return a == node }
 	b.ReportAllocs()
 	for b.Loop() {
-		if why := Reject(ip, rs, isNode); why != "" {
+		if why := Reject(ip, rs, isNode); why != 0 {
 			b.Fatal(why)
 		}
 	}

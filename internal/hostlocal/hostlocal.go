@@ -140,31 +140,73 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return last
 }
 
+// Rejection says why an allocated address must never be routed; 0 means
+// it may be.
+type Rejection int
+
+// The reasons, each with its own fix (flatnet check names them).
+const (
+	NotUnicast         Rejection = iota + 1 // loopback, link-local, multicast, unspecified
+	NodeAddress                             // one of the node's own addresses
+	Gateway                                 // a range's gateway
+	NetworkOrBroadcast                      // the first or last address of an IPv4 subnet
+	OutsideRanges                           // in none of the network's ranges
+)
+
+// String says it as a log line does.
+func (r Rejection) String() string {
+	switch r {
+	case NotUnicast:
+		return "not a unicast address"
+	case NodeAddress:
+		return "a node address"
+	case Gateway:
+		return "the gateway"
+	case NetworkOrBroadcast:
+		return "the network or broadcast address of its subnet"
+	case OutsideRanges:
+		return "outside the network's ranges"
+	}
+	return ""
+}
+
+// Explain says r of ip, allocated in a network with ranges rs, as a log
+// line does: for the first or last address of a subnet, which subnet.
+func (r Rejection) Explain(ip netip.Addr, rs []Range) string {
+	if r == NetworkOrBroadcast {
+		for _, x := range rs {
+			if x.Subnet.Contains(ip) {
+				return "the network or broadcast address of " + x.Subnet.String()
+			}
+		}
+	}
+	return r.String()
+}
+
 // Reject says why ip, allocated in a network with ranges rs, must never be
-// routed, or "" when it may be. isNodeAddr tells the node's own
-// addresses.
-func Reject(ip netip.Addr, rs []Range, isNodeAddr func(netip.Addr) bool) string {
+// routed, or 0 when it may be. isNodeAddr tells the node's own addresses.
+func Reject(ip netip.Addr, rs []Range, isNodeAddr func(netip.Addr) bool) Rejection {
 	switch {
 	case !ip.IsGlobalUnicast(): // also private space; not loopback, link-local, multicast, 0.0.0.0
-		return "not a unicast address"
+		return NotUnicast
 	case isNodeAddr != nil && isNodeAddr(ip):
-		return "a node address"
+		return NodeAddress
 	}
 	in := false
 	for _, r := range rs {
 		if r.Gateway == ip {
-			return "the gateway"
+			return Gateway
 		}
 		// The first and last address of the subnet: whose neighbour is outside.
 		if ip.Is4() && r.Subnet.Bits() < 31 && r.Subnet.Contains(ip) && (!r.Subnet.Contains(ip.Prev()) || !r.Subnet.Contains(ip.Next())) {
-			return "the network or broadcast address of " + r.Subnet.String()
+			return NetworkOrBroadcast
 		}
 		if r.Contains(ip) {
 			in = true
 		}
 	}
 	if !in {
-		return "outside the network's ranges"
+		return OutsideRanges
 	}
-	return ""
+	return 0
 }

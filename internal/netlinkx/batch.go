@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync/atomic"
 
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,23 +15,19 @@ import (
 // their acknowledgements are read.
 const batchSize = 128
 
-// batchSeq numbers batch requests; any start will do, it only has to
-// match requests with their acknowledgements.
-var batchSeq atomic.Uint32
-
 // DoBatch carries out route ops (add, replace, delete) many at a time:
 // one request per op as `ip -batch` sends them, but batchSize of them per
 // system call, their acknowledgements read afterwards. A node starting with
 // thousands of pods then costs the kernel's own work per route and little
-// else. It returns one error per op, nil for those done. Ops of other kinds,
-// or on a device whose index is not known, go through Do.
+// else. It returns one error per op, nil for those done. Ops of other kinds
+// go through Do.
 func (k *Kernel) DoBatch(ops []reconcile.Op) []error {
 	errs := make([]error, len(ops))
 	if k.batchFD == 0 {
 		fd, err := openBatchSocket()
 		if err != nil {
-			for i, op := range ops {
-				errs[i] = k.Do(op)
+			for i := range ops {
+				errs[i] = err
 			}
 			return errs
 		}
@@ -56,13 +52,21 @@ func (k *Kernel) DoBatch(ops []reconcile.Op) []error {
 		buf, seqOf = buf[:0], map[uint32]int{}
 	}
 	for i, op := range ops {
-		msg, ok := k.routeMessage(op, batchSeq.Add(1))
-		if !ok {
+		if !op.Kind.IsRoute() {
 			errs[i] = k.Do(op)
 			continue
 		}
-		seqOf[binary.NativeEndian.Uint32(msg[8:])] = i
-		buf = append(buf, msg...)
+		idx, err := k.linkIndex(op.Dev)
+		if err != nil {
+			if op.Kind == reconcile.DelRoute && isNotFound(err) {
+				continue // gone with its device
+			}
+			errs[i] = err
+			continue
+		}
+		req, _ := routeRequest(op, idx)
+		seqOf[req.Seq] = i
+		buf = append(buf, req.Serialize()...)
 		if len(seqOf) == batchSize {
 			flush()
 		}
@@ -124,56 +128,41 @@ func (k *Kernel) sendBatch(buf []byte, seqOf map[uint32]int, errs []error, ops [
 	return nil
 }
 
-// routeMessage encodes a route op as Kernel.route and the netlink library
-// would: RTM_NEWROUTE (exclusive, or replace) or RTM_DELROUTE, main table,
-// flatnet's protocol, scope link (any, for deletes), destination, output
-// device and, when set, preferred source. It reports false for ops it does
-// not encode.
-func (k *Kernel) routeMessage(op reconcile.Op, seq uint32) ([]byte, bool) {
-	var typ, flags uint16
-	scope := uint8(unix.RT_SCOPE_LINK)
+// routeRequest encodes a route op with vishvananda/netlink's nl package,
+// as its Handle.RouteAdd, RouteReplace and RouteDel would: RTM_NEWROUTE
+// (exclusive, or replace) or RTM_DELROUTE, main table, flatnet's protocol,
+// scope link (any, for deletes: RT_SCOPE_NOWHERE, the wildcard `ip route
+// del` sends too), destination, output device oif and, when set, preferred
+// source. It is the one encoder of route ops: Do sends single ones through
+// DoBatch. It reports false for an op that is not a route op.
+func routeRequest(op reconcile.Op, oif int) (*nl.NetlinkRequest, bool) {
+	var req *nl.NetlinkRequest
+	var msg *nl.RtMsg
 	switch op.Kind {
 	case reconcile.AddRoute:
-		typ, flags = unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL
+		req, msg = nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK), nl.NewRtMsg()
+		msg.Scope = unix.RT_SCOPE_LINK
 	case reconcile.ReplaceRoute:
-		typ, flags = unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE
+		req, msg = nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK), nl.NewRtMsg()
+		msg.Scope = unix.RT_SCOPE_LINK
 	case reconcile.DelRoute:
-		typ, scope = unix.RTM_DELROUTE, unix.RT_SCOPE_NOWHERE
+		req, msg = nl.NewNetlinkRequest(unix.RTM_DELROUTE, unix.NLM_F_ACK), nl.NewRtDelMsg()
 	default:
 		return nil, false
 	}
-	idx, ok := k.index[op.Dev]
-	if !ok {
-		return nil, false
-	}
 	dst := op.Dst.Addr()
-	family := uint8(unix.AF_INET)
+	msg.Family = unix.AF_INET
 	if !dst.Is4() {
-		family = unix.AF_INET6
+		msg.Family = unix.AF_INET6
 	}
-	m := make([]byte, unix.NLMSG_HDRLEN, 80)
-	binary.NativeEndian.PutUint16(m[4:], typ)
-	binary.NativeEndian.PutUint16(m[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|flags)
-	binary.NativeEndian.PutUint32(m[8:], seq)
-	// struct rtmsg
-	m = append(m, family, uint8(op.Dst.Bits()), 0, 0, unix.RT_TABLE_MAIN, reconcile.Protocol, scope, unix.RTN_UNICAST, 0, 0, 0, 0)
-	attr := func(t uint16, v []byte) {
-		var h [4]byte
-		binary.NativeEndian.PutUint16(h[0:], uint16(4+len(v)))
-		binary.NativeEndian.PutUint16(h[2:], t)
-		m = append(m, h[:]...)
-		m = append(m, v...)
-		for len(m)%4 != 0 {
-			m = append(m, 0)
-		}
-	}
-	attr(unix.RTA_DST, dst.AsSlice())
-	var oif [4]byte
-	binary.NativeEndian.PutUint32(oif[:], uint32(idx))
-	attr(unix.RTA_OIF, oif[:])
+	msg.Dst_len = uint8(op.Dst.Bits())
+	msg.Protocol = reconcile.Protocol
+	msg.Table = unix.RT_TABLE_MAIN
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.RTA_DST, dst.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(oif))))
 	if op.Src.IsValid() && op.Kind != reconcile.DelRoute {
-		attr(unix.RTA_PREFSRC, op.Src.AsSlice())
+		req.AddData(nl.NewRtAttr(unix.RTA_PREFSRC, op.Src.AsSlice()))
 	}
-	binary.NativeEndian.PutUint32(m[0:], uint32(len(m)))
-	return m, true
+	return req, true
 }

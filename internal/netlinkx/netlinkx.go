@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -91,14 +92,17 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		rl := reconcile.Link{
 			Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
 			Up: a.Flags&net.FlagUp != 0, LowerUp: a.RawFlags&unix.IFF_LOWER_UP != 0,
-			MTU: a.MTU, MAC: a.HardwareAddr, Alias: a.Alias,
+			MTU: a.MTU, MAC: a.HardwareAddr, PermMAC: a.PermHWAddr, Alias: a.Alias,
 		}
 		if m, ok := l.(*netlink.Macvlan); ok {
 			rl.MacvlanMode = macvlanModes[m.Mode]
 			rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"
 			ignore := k.sysctl("ipv4", a.Name, "arp_ignore")
 			rl.ARPIgnore = ignore != "" && ignore != "0"
-			rl.ProxyNDP = k.sysctl("ipv6", a.Name, "proxy_ndp") == "1" && k.sysctl("ipv6", a.Name, "forwarding") == "1"
+			rl.ARPAnnounce, _ = strconv.Atoi(k.sysctl("ipv4", a.Name, "arp_announce"))
+			// With IPv6 off on the node there is nothing to set.
+			rl.ProxyNDP = k.sysctlOr("ipv6", a.Name, "proxy_ndp", "1") == "1" && k.sysctlOr("ipv6", a.Name, "forwarding", "1") == "1"
+			rl.ProxyDelay0 = k.sysctlAt(filepath.Join(k.sysctlRoot, "ipv6", "neigh", a.Name, "proxy_delay"), "0") == "0"
 			var proxies []netlink.Neigh
 			if err := retry(func() (err error) { proxies, err = k.h.NeighProxyList(a.Index, netlink.FAMILY_V6); return err }); err != nil {
 				return nil, fmt.Errorf("listing proxy neighbours of %s: %w", a.Name, err)
@@ -114,23 +118,33 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		s.Links = append(s.Links, rl)
 	}
 	var addrs []netlink.Addr
+	var err error
 	if err := retry(func() (err error) { addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL); return err }); err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
 	}
 	byLink := map[int][]netip.Prefix{}
+	sender := map[int]bool{}
 	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			s.Addrs = append(s.Addrs, ip.Unmap())
-			if a.Scope == unix.RT_SCOPE_UNIVERSE && a.IPNet != nil {
-				ones, _ := a.Mask.Size()
-				byLink[a.LinkIndex] = append(byLink[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && a.IPNet != nil {
+			ones, _ := a.Mask.Size()
+			p := netip.PrefixFrom(ip.Unmap(), ones)
+			s.Addrs = append(s.Addrs, p.Addr())
+			if a.Scope == unix.RT_SCOPE_UNIVERSE {
+				byLink[a.LinkIndex] = append(byLink[a.LinkIndex], p)
+			}
+			if p == reconcile.SenderAddr {
+				sender[a.LinkIndex] = true
 			}
 		}
 	}
 	for i := range s.Links {
 		s.Links[i].Addrs = byLink[s.Links[i].Index]
+		s.Links[i].Sender = sender[s.Links[i].Index]
 	}
-	err := retry(func() error {
+	if s.Filter, err = readFilter(); err != nil {
+		return nil, err
+	}
+	err = retry(func() error {
 		s.Routes = s.Routes[:0]
 		return k.h.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
 			s.Routes = append(s.Routes, convertRoute(r, names))
@@ -175,7 +189,21 @@ func (k *Kernel) sysctlPath(family, dev, key string) string {
 }
 
 func (k *Kernel) sysctl(family, dev, key string) string {
-	b, err := os.ReadFile(k.sysctlPath(family, dev, key))
+	return k.sysctlAt(k.sysctlPath(family, dev, key), "")
+}
+
+// sysctlOr is sysctl, or missing when the key does not exist (IPv6 off).
+func (k *Kernel) sysctlOr(family, dev, key, missing string) string {
+	return k.sysctlAt(k.sysctlPath(family, dev, key), missing)
+}
+
+// sysctlAt reads the sysctl file at path: missing when it does not exist,
+// "" when it cannot be read.
+func (k *Kernel) sysctlAt(path, missing string) string {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return missing
+	}
 	if err != nil {
 		return ""
 	}
@@ -207,8 +235,13 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
 			return fmt.Errorf("marking the shim as flatnet's: %w", err)
 		}
-		if err := k.configureShim(op.Dev); err != nil {
+		if err := k.configureShim(op.Dev, op.Guard); err != nil {
 			return err
+		}
+		if op.Guard == reconcile.GuardAddress {
+			if err := k.sender(op.Dev, true); err != nil {
+				return err
+			}
 		}
 		return k.h.LinkSetUp(mv)
 	case reconcile.DelShim:
@@ -218,7 +251,11 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		}
 		return ignoreNotFound(k.h.LinkDel(l))
 	case reconcile.ConfigureShim:
-		return k.configureShim(op.Dev)
+		return k.configureShim(op.Dev, op.Guard)
+	case reconcile.AddSender, reconcile.DelSender:
+		return k.sender(op.Dev, op.Kind == reconcile.AddSender)
+	case reconcile.SetFilter:
+		return setFilter(op.Drops)
 	case reconcile.SetUp:
 		l, err := k.h.LinkByName(op.Dev)
 		if err != nil {
@@ -232,18 +269,7 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		}
 		return k.h.LinkSetMTU(l, op.MTU)
 	case reconcile.AddRoute, reconcile.ReplaceRoute, reconcile.DelRoute:
-		r, err := k.route(op)
-		if err != nil || r == nil {
-			return err
-		}
-		switch op.Kind {
-		case reconcile.AddRoute:
-			return k.h.RouteAdd(r)
-		case reconcile.ReplaceRoute:
-			return k.h.RouteReplace(r)
-		default:
-			return ignoreNotFound(k.h.RouteDel(r))
-		}
+		return k.DoBatch([]reconcile.Op{op})[0]
 	case reconcile.AddProxy, reconcile.DelProxy:
 		idx, err := k.linkIndex(op.Dev)
 		if err != nil {
@@ -300,14 +326,51 @@ func (k *Kernel) flushNeighs(dev string) error {
 // reconcile.planProxies); per-device forwarding changes nothing else than
 // that the shim behaves as a router's interface (no autoconfiguration from
 // router advertisements on it).
-func (k *Kernel) configureShim(dev string) error {
-	for _, s := range []struct{ family, key, value string }{{"ipv4", "arp_filter", "1"}, {"ipv4", "arp_ignore", "0"}, {"ipv6", "proxy_ndp", "1"}, {"ipv6", "forwarding", "1"}} {
-		if err := os.WriteFile(k.sysctlPath(s.family, dev, s.key), []byte(s.value), 0o644); err != nil {
-			if s.family == "ipv6" && errors.Is(err, os.ErrNotExist) {
+// Then what the guard adds: with the egress filter, proxy_delay 0, so the
+// proxy answers pods at once (its answers to the LAN are dropped on the
+// master's egress); with the shim's own address, arp_announce 2, so its ARP
+// requests name that address and never the node's.
+func (k *Kernel) configureShim(dev string, g reconcile.Guard) error {
+	type setting struct{ path, value string }
+	conf := func(family, key, value string) setting { return setting{k.sysctlPath(family, dev, key), value} }
+	set := []setting{conf("ipv4", "arp_filter", "1"), conf("ipv4", "arp_ignore", "0"), conf("ipv6", "proxy_ndp", "1"), conf("ipv6", "forwarding", "1")}
+	switch g {
+	case reconcile.GuardFilter:
+		set = append(set, setting{filepath.Join(k.sysctlRoot, "ipv6", "neigh", dev, "proxy_delay"), "0"})
+	case reconcile.GuardAddress:
+		set = append(set, conf("ipv4", "arp_announce", "2"))
+	}
+	for _, s := range set {
+		if err := os.WriteFile(s.path, []byte(s.value), 0o644); err != nil {
+			if strings.Contains(s.path, "/ipv6/") && errors.Is(err, os.ErrNotExist) {
 				continue // IPv6 disabled on this node
 			}
-			return fmt.Errorf("setting %s %s: %w", s.family, s.key, err)
+			return fmt.Errorf("setting %s: %w", strings.TrimPrefix(s.path, k.sysctlRoot+"/"), err)
 		}
+	}
+	return nil
+}
+
+// sender adds (or deletes) reconcile.SenderAddr on dev, scope link.
+func (k *Kernel) sender(dev string, add bool) error {
+	idx, err := k.linkIndex(dev)
+	if err != nil {
+		return err
+	}
+	p := reconcile.SenderAddr
+	a := &netlink.Addr{
+		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+		Scope: int(netlink.SCOPE_LINK),
+	}
+	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx, Name: dev}}
+	if add {
+		if err := k.h.AddrReplace(l, a); err != nil {
+			return fmt.Errorf("adding %s to %s: %w", p, dev, err)
+		}
+		return nil
+	}
+	if err := k.h.AddrDel(l, a); err != nil && !isNotFound(err) && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("removing %s from %s: %w", p, dev, err)
 	}
 	return nil
 }
@@ -321,36 +384,8 @@ func (k *Kernel) linkIndex(name string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding %s: %w", name, err)
 	}
+	k.index[name] = l.Attrs().Index
 	return l.Attrs().Index, nil
-}
-
-// route builds the netlink route for a route op.
-func (k *Kernel) route(op reconcile.Op) (*netlink.Route, error) {
-	r := &netlink.Route{
-		Dst:      &net.IPNet{IP: op.Dst.Addr().AsSlice(), Mask: net.CIDRMask(op.Dst.Bits(), op.Dst.Addr().BitLen())},
-		Protocol: netlink.RouteProtocol(reconcile.Protocol),
-		Table:    unix.RT_TABLE_MAIN,
-	}
-	if op.Dev != "" {
-		idx, err := k.linkIndex(op.Dev)
-		if err != nil {
-			if op.Kind == reconcile.DelRoute && isNotFound(err) {
-				return nil, nil // gone with its device
-			}
-			return nil, err
-		}
-		r.LinkIndex = idx
-	}
-	r.Scope = netlink.SCOPE_LINK
-	if op.Src.IsValid() {
-		r.Src = op.Src.AsSlice()
-	}
-	if op.Kind == reconcile.DelRoute {
-		// The kernel matches a delete's scope unless it is RT_SCOPE_NOWHERE,
-		// the wildcard `ip route del` sends too.
-		r.Scope = netlink.SCOPE_NOWHERE
-	}
-	return r, nil
 }
 
 func isNotFound(err error) bool {

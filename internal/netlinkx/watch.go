@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/vishvananda/netlink"
@@ -31,16 +32,19 @@ const (
 	// in no event and in no snapshot taken before it, so read the kernel
 	// again. It is the first event Watch delivers.
 	Subscribed
+	// FilterChanged: flatnet's nftables table changed (WatchFilter).
+	FilterChanged
 )
 
 // Subscription buffers: the socket's is big enough for a burst of route
 // changes (thousands of pods at once); the channels stay small, since
 // events are handled in microseconds and each slot costs memory whatever
 // the node's size.
-const (
-	chanSize = 128
-	rcvBuf   = 4 << 20
-)
+const chanSize = 128
+
+// rcvBuf is the subscription sockets' receive buffer; a variable for the
+// test that overflows it.
+var rcvBuf = 4 << 20
 
 // Watch delivers kernel notifications to events until ctx is done. It
 // leaves out the echo of flatnet's own route additions. Once subscribed it
@@ -113,6 +117,27 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 				continue
 			}
 			events(Event{Kind: RouteChanged})
+		}
+	}
+}
+
+// WatchFilter delivers a FilterChanged event whenever flatnet's nftables
+// table, or a chain or rule in it, is added or deleted, by anyone (a `nft
+// flush ruleset` from a firewall service deletes it), until ctx is done.
+// When the subscription breaks it subscribes again and reports [Lost]. It
+// returns at once with the error when nftables cannot be watched at all,
+// which on a kernel without nf_tables means there is no filter to lose.
+func WatchFilter(ctx context.Context, events func(Event)) error {
+	for {
+		lost, err := watchFilter(ctx, func() { events(Event{Kind: FilterChanged}) })
+		if !lost {
+			return err
+		}
+		events(Event{Kind: Lost})
+		select { // a monitor that keeps breaking must not spin
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
 		}
 	}
 }

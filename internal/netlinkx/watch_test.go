@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/lab"
+	"github.com/flatnet/flatnet/internal/dev/lab"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 )
 

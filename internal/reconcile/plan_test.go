@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"errors"
 	"net"
 	"net/netip"
@@ -195,11 +196,7 @@ func TestCompute(t *testing.T) {
 			if !slices.Equal(k.cmds, tt.want) {
 				t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(tt.want, "\n     "))
 			}
-			var keys []string
-			for _, f := range p.Findings {
-				keys = append(keys, f.Key)
-			}
-			slices.Sort(keys)
+			keys := findingNames(p.Findings)
 			if !slices.Equal(keys, tt.wantFind) {
 				t.Errorf("findings: got %q, want %q", keys, tt.wantFind)
 			}
@@ -208,6 +205,40 @@ func TestCompute(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// findingNames names findings as the tables write them ("reject:default:
+// 10.0.0.1", "held:default"), sorted.
+func findingNames(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		var s string
+		switch f.Kind {
+		case FindReject:
+			s = "reject:" + f.Network + ":" + f.IP.String()
+		case FindRejectMore:
+			s = "reject-more:" + f.Network
+		case FindDuplicate:
+			s = "dup:" + f.Network + ":" + f.IP.String()
+		case FindForeign:
+			s = "foreign:" + f.IP.String()
+		case FindHeld:
+			s = "held:" + f.Network
+		case FindTaken:
+			s = "taken:" + f.Shim
+		case FindMode:
+			s = "mode:" + f.Network
+		case FindNoRanges:
+			s = "noranges:" + f.Network
+		case FindShimClash:
+			s = "shimclash:" + f.Network
+		default:
+			s = fmt.Sprintf("kind%d", f.Kind)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
 
 func TestComputeDualStack(t *testing.T) {
 	v6 := hostlocal.Range{Subnet: netip.MustParsePrefix("fd00::/64"), Start: ip("fd00::1:2"), End: ip("fd00::1:ff"), Gateway: ip("fd00::1")}
@@ -263,13 +294,17 @@ func TestUnusedShimRemovedLast(t *testing.T) {
 	}
 }
 
-func TestSettle(t *testing.T) {
+// TestDoneSettles: once the ops that succeeded are recorded, what was
+// missing and added counts as routed, what was stale and deleted is gone,
+// and a failed op leaves its address missing.
+func TestDoneSettles(t *testing.T) {
 	in := Input{
 		Networks: []Network{seedNet},
 		States:   map[string]DirState{seedNet.StateDir: allocs("192.168.1.2", "192.168.1.3")},
 		Snap:     &Snapshot{Links: []Link{eno1, shim}, Routes: []Route{ours("192.168.1.4")}},
 	}
-	p := Compute(in)
+	node := NewNode()
+	p := node.Full(in)
 	st := p.Networks[0]
 	if st.Allocated != 2 || st.Routed != 0 || len(st.Missing) != 2 || len(st.Stale) != 1 || st.InSync() {
 		t.Fatalf("before: %+v", st)
@@ -279,7 +314,8 @@ func TestSettle(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "192.168.1.3") {
 		t.Fatalf("Apply error = %v, want one naming 192.168.1.3", err)
 	}
-	after := p.Settle(done)[0]
+	node.Done(done)
+	after := node.Status()[0]
 	if after.Routed != 1 || len(after.Missing) != 1 || after.Missing[0] != ip("192.168.1.3") || len(after.Stale) != 0 {
 		t.Fatalf("after: %+v", after)
 	}
@@ -317,22 +353,40 @@ func TestTeardownOnlyOurs(t *testing.T) {
 	}
 }
 
-func TestShimNameAndMAC(t *testing.T) {
-	if got := ShimName("eno1"); got != "eno1.host" {
-		t.Errorf("ShimName(eno1) = %q", got)
+// TestShimNameAndMACGolden pins the shim's name and MAC derivation: the
+// README promises the same MAC after every reboot and upgrade, which holds
+// only if no version derives them differently. These values are those of
+// the first release; a change here breaks every node's pods' ARP caches
+// and switch port security on upgrade.
+func TestShimNameAndMACGolden(t *testing.T) {
+	for master, want := range map[string]string{
+		"eno1":          "eno1.host",
+		"enp129s0f1np1": "fn3034494e.host", // "<master>.host" would be 18 bytes
+		"enp129s0f0np0": "fn5c0f630f.host",
+	} {
+		if got := ShimName(master); got != want {
+			t.Errorf("ShimName(%q) = %q, want %q", master, got, want)
+		}
 	}
-	long := ShimName("enp129s0f1np1")
-	if len(long) > 15 || long != ShimName("enp129s0f1np1") || long == ShimName("enp129s0f0np0") {
-		t.Errorf("ShimName(long) = %q: want <= 15 bytes, stable, distinct", long)
+	perm, _ := net.ParseMAC("52:54:00:12:34:56")
+	for _, c := range []struct{ seed, shim, want string }{
+		{"0123456789abcdef0123456789abcdef", "eno1.host", "5e:98:bd:86:cc:89"},
+		{"fedcba9876543210fedcba9876543210", "eno1.host", "1a:c6:46:11:f0:d8"},
+		{"0123456789abcdef0123456789abcdef", "eno2.host", "4a:11:ea:28:ac:0f"},
+		// No machine id: the master's permanent address seeds it.
+		{ShimSeed("", Link{PermMAC: perm, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}}), "eno1.host", "1a:34:48:91:2f:a5"},
+	} {
+		got := ShimMAC(c.seed, c.shim)
+		if got.String() != c.want {
+			t.Errorf("ShimMAC(%q, %q) = %s, want %s", c.seed, c.shim, got, c.want)
+		}
+		if got[0]&1 != 0 || got[0]&2 == 0 {
+			t.Errorf("ShimMAC %s is not a locally administered unicast MAC", got)
+		}
 	}
-	a, b := ShimMAC("m1", "eno1.host"), ShimMAC("m1", "eno1.host")
-	if a.String() != b.String() || ShimMAC("m2", "eno1.host").String() == a.String() {
-		t.Errorf("ShimMAC not stable or not distinct: %s %s", a, b)
+	if ShimSeed("", Link{MAC: perm}) != ShimSeed("", Link{PermMAC: perm}) || ShimSeed("m", Link{PermMAC: perm}) != "m" {
+		t.Errorf("ShimSeed: the machine id first, then the permanent address, else the current one")
 	}
-	if a[0]&1 != 0 || a[0]&2 == 0 || len(a) != 6 {
-		t.Errorf("ShimMAC %s is not a locally administered unicast MAC", a)
-	}
-	_ = net.HardwareAddr(a)
 }
 
 func TestDefaultRouteDev(t *testing.T) {
@@ -362,15 +416,12 @@ func TestRejectsListedUpToALimit(t *testing.T) {
 	if len(p.Ops) != 0 {
 		t.Errorf("ops: %v", p.Ops)
 	}
-	var keys []string
-	for _, f := range p.Findings {
-		keys = append(keys, f.Key)
-	}
+	keys := findingNames(p.Findings)
 	if len(keys) != MaxRejectsListed+1 || !slices.Contains(keys, "reject-more:default") ||
 		!slices.Contains(keys, "reject:default:10.0.0.0") || !slices.Contains(keys, "reject:default:10.0.0.99") || slices.Contains(keys, "reject:default:10.0.0.100") {
 		t.Errorf("finding keys: %v", keys)
 	}
-	if again := Compute(in); !slices.EqualFunc(again.Findings, p.Findings, func(a, b Finding) bool { return a.Key == b.Key && a.Msg == b.Msg }) {
+	if again := Compute(in); !slices.EqualFunc(again.Findings, p.Findings, func(a, b Finding) bool { return a.Key() == b.Key() && a.Msg == b.Msg }) {
 		t.Errorf("findings differ between passes")
 	}
 	if st := p.Networks[0]; st.Allocated != 1 || st.Routed != 1 {

@@ -58,10 +58,10 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 			// Only bridge mode passes traffic between macvlans of one
 			// master; in any other the shim could never reach the pods.
 			n.Unusable = fmt.Sprintf("macvlan mode %s in %s: the node cannot reach these pods through a shim; use \"mode\": \"bridge\"", cn.Mode, cn.File)
-			finds = append(finds, Finding{Key: "mode:" + n.Name, Level: slog.LevelError, Network: n.Name, Msg: fmt.Sprintf("network %s: %s", n.Name, n.Unusable)})
+			finds = append(finds, Finding{Kind: FindMode, Level: slog.LevelError, Network: n.Name, Msg: fmt.Sprintf("network %s: %s", n.Name, n.Unusable)})
 		}
 		if len(n.Ranges) == 0 {
-			finds = append(finds, Finding{Key: "noranges:" + n.Name, Level: slog.LevelError, Network: n.Name,
+			finds = append(finds, Finding{Kind: FindNoRanges, Level: slog.LevelError, Network: n.Name,
 				Msg: fmt.Sprintf("network %s (%s) has no address ranges: set ranges in flatnet.toml or define it in the CNI config", n.Name, n.Source)})
 			return
 		}
@@ -71,7 +71,7 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 		}
 		for _, o := range out {
 			if o.Shim == n.Shim && o.Master != n.Master {
-				finds = append(finds, Finding{Key: "shimclash:" + n.Name, Level: slog.LevelError, Network: n.Name,
+				finds = append(finds, Finding{Kind: FindShimClash, Level: slog.LevelError, Network: n.Name,
 					Msg: fmt.Sprintf("network %s wants shim %s on %s, but network %s uses that name on %s: give one a different shim", n.Name, n.Shim, n.Master, o.Name, o.Master)})
 				return
 			}

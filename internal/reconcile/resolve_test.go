@@ -93,7 +93,7 @@ func TestConfigRangesKeepGateway(t *testing.T) {
 	if len(nets) != 1 || nets[0].Ranges[0].Gateway != seedRange.Gateway {
 		t.Fatalf("ranges = %+v; want host-local's gateway kept", nets)
 	}
-	if why := hostlocal.Reject(seedRange.Gateway, nets[0].Ranges, nil); why == "" {
+	if why := hostlocal.Reject(seedRange.Gateway, nets[0].Ranges, nil); why == 0 {
 		t.Fatal("the gateway became routable")
 	}
 }

@@ -23,10 +23,26 @@ func ShimName(master string) string {
 // ShimMAC derives the shim's MAC address from the machine id and the shim's
 // name: the same across restarts and reboots, so pods' ARP caches and
 // switch port security survive them, and different on every node. The
-// address is unicast and locally administered.
+// address is unicast and locally administered. A node without a machine
+// id passes the seed from [ShimSeed].
 func ShimMAC(machineID, shim string) net.HardwareAddr {
 	sum := sha256.Sum256([]byte("flatnet shim\x00" + machineID + "\x00" + shim))
 	mac := net.HardwareAddr(sum[:6])
 	mac[0] = mac[0]&^0x01 | 0x02
 	return mac
+}
+
+// ShimSeed is what seeds the MAC of a shim on master: the machine id, or,
+// on a node without one (a container, an odd image; /etc/machine-id and
+// the DMI product UUID both missing), the master's permanent address, else
+// its current one. Either lasts across reboots, where the boot id, the
+// usual last resort, would give the shim a new MAC at every boot.
+func ShimSeed(machineID string, master Link) string {
+	switch {
+	case machineID != "":
+		return machineID
+	case len(master.PermMAC) > 0:
+		return "mac " + master.PermMAC.String()
+	}
+	return "mac " + master.MAC.String()
 }

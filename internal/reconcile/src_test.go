@@ -48,7 +48,9 @@ func TestRouteSource(t *testing.T) {
 		},
 	}
 	k := &fakeKernel{}
-	if _, err := Apply(k, Compute(in).Ops); err != nil {
+	node := NewNode()
+	done, err := Apply(k, node.Full(in).Ops)
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -63,9 +65,15 @@ func TestRouteSource(t *testing.T) {
 		t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(want, "\n     "))
 	}
 
-	// Once done, the same input is in sync.
-	in.Snap.Record(Compute(in).Ops)
-	if p := Compute(in); len(p.Ops) != 0 {
-		t.Errorf("after the changes, still: %v", p.Ops)
+	// Once done, the node is in sync: nothing missing, and nothing more to
+	// do for any of the addresses.
+	node.Done(done)
+	for _, st := range node.Status() {
+		if !st.InSync() {
+			t.Errorf("after the changes, %s: %+v", st.Name, st)
+		}
+	}
+	if ops := node.Update([]netip.Addr{ip("192.168.1.3"), ip("10.8.0.9"), ip("fd00::1:2")}, nil, nil); len(ops) != 0 {
+		t.Errorf("after the changes, still: %v", ops)
 	}
 }

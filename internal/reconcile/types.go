@@ -53,7 +53,11 @@ type Link struct {
 	LowerUp     bool   // has carrier (IFF_LOWER_UP); a macvlan has it while its master does
 	MTU         int
 	MAC         net.HardwareAddr
-	Alias       string
+	// PermMAC is the device's permanent (burnt-in) address, when the
+	// driver has one (IFLA_PERM_ADDRESS): it survives reboots and MAC
+	// changes.
+	PermMAC net.HardwareAddr
+	Alias   string
 	// ARPFilter is net.ipv4.conf.<name>.arp_filter, read for macvlans only.
 	// On the shim it must be 1: the shim then answers ARP only for peers
 	// routed through it (the pods), never the LAN, so the LAN keeps seeing
@@ -70,6 +74,15 @@ type Link struct {
 	// larger of all.arp_ignore and the device's: with all.arp_ignore set,
 	// only the operator can help, and flatnet check says how.)
 	ARPIgnore bool
+	// ARPAnnounce is net.ipv4.conf.<name>.arp_announce, read for macvlans
+	// only: 2 with [GuardAddress].
+	ARPAnnounce int
+	// ProxyDelay0 is net.ipv6.neigh.<name>.proxy_delay being 0 (or IPv6
+	// being off), read for macvlans only: with [GuardFilter] the shim
+	// answers pods' neighbour solicitations at once.
+	ProxyDelay0 bool
+	// Sender is set when the link holds [SenderAddr].
+	Sender bool
 	// Addrs are the link's addresses of global scope, in the kernel's
 	// order (an IPv4 subnet's primary address before its secondaries).
 	Addrs []netip.Prefix
@@ -95,11 +108,11 @@ type Route struct {
 type Snapshot struct {
 	Links  []Link
 	Addrs  []netip.Addr // every address on the node, any device
-	Routes []Route      // main table; after Record, host routes are only right in the index
+	Routes []Route      // main table
 	// Proxies are the IPv6 proxy neighbour entries on macvlan devices.
 	Proxies []Proxy
-
-	index map[netip.Addr]hostRoute // host routes by address, built on first use
+	// Filter is flatnet's nftables table; nil when there is none.
+	Filter *Filter
 }
 
 // Link returns the link called name.
@@ -120,58 +133,6 @@ func (s *Snapshot) LinkByIndex(i int) (Link, bool) {
 		}
 	}
 	return Link{}, false
-}
-
-// hostRoute is what the main table holds for one address: flatnet's route
-// and another one, either possibly nil.
-type hostRoute struct {
-	ours, foreign *Route
-}
-
-// hostRoutes indexes the snapshot's host routes by address, once.
-func (s *Snapshot) hostRoutes() map[netip.Addr]hostRoute {
-	if s.index != nil {
-		return s.index
-	}
-	s.index = make(map[netip.Addr]hostRoute, len(s.Routes))
-	for i := range s.Routes {
-		r := &s.Routes[i]
-		if !isHost(r.Dst) {
-			continue
-		}
-		hr := s.index[r.Dst.Addr()]
-		if r.Protocol == Protocol {
-			hr.ours = r
-		} else {
-			hr.foreign = r
-		}
-		s.index[r.Dst.Addr()] = hr
-	}
-	return s.index
-}
-
-// Record updates the snapshot with the route ops in done, once carried
-// out, so that a pass that changed only routes need not dump the kernel
-// again. Link ops are not reflected: after one, take a new snapshot.
-func (s *Snapshot) Record(done []Op) {
-	idx := s.hostRoutes()
-	for _, op := range done {
-		ip := op.Dst.Addr()
-		hr := idx[ip]
-		switch op.Kind {
-		case AddRoute, ReplaceRoute:
-			hr.ours = &Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol, Src: op.Src}
-		case DelRoute:
-			hr.ours = nil
-		default:
-			continue
-		}
-		if hr.ours == nil && hr.foreign == nil {
-			delete(idx, ip)
-		} else {
-			idx[ip] = hr
-		}
-	}
 }
 
 // DefaultRouteDev is the device of the main table's IPv4 default route with
@@ -240,6 +201,9 @@ const (
 	AddProxy
 	DelProxy
 	FlushNeighs
+	SetFilter // make flatnet's nftables table hold exactly Drops
+	AddSender // give the shim SenderAddr
+	DelSender // take SenderAddr off the shim
 )
 
 // IsRoute reports whether k adds, replaces or deletes a route.
@@ -247,7 +211,9 @@ func (k OpKind) IsRoute() bool { return k == AddRoute || k == ReplaceRoute || k 
 
 // ChangesLinks reports whether k changes a device or its settings, after
 // which a snapshot no longer tells the kernel's state.
-func (k OpKind) ChangesLinks() bool { return !k.IsRoute() && k != FlushNeigh && k != FlushNeighs }
+func (k OpKind) ChangesLinks() bool {
+	return !k.IsRoute() && k != FlushNeigh && k != FlushNeighs && k != SetFilter
+}
 
 // Op is one change to the kernel.
 type Op struct {
@@ -260,6 +226,8 @@ type Op struct {
 	Src     netip.Addr       // AddRoute, ReplaceRoute: the preferred source address, if valid
 	Network string           // for messages
 	Owner   hostlocal.Owner  // AddRoute, DelRoute: for messages
+	Guard   Guard            // AddShim, ConfigureShim: the settings the guard adds
+	Drops   []Drop           // SetFilter
 }
 
 // String prints op as the `ip` command that would do the same, which is
@@ -267,11 +235,28 @@ type Op struct {
 func (o Op) String() string {
 	switch o.Kind {
 	case AddShim:
-		return fmt.Sprintf("ip link add %s link %s address %s mtu %d type macvlan mode bridge", o.Dev, o.Master, o.MAC, o.MTU)
+		s := fmt.Sprintf("ip link add %s link %s address %s mtu %d type macvlan mode bridge", o.Dev, o.Master, o.MAC, o.MTU)
+		if o.Guard == GuardAddress {
+			s += fmt.Sprintf("; ip addr add %s dev %s scope link", SenderAddr, o.Dev)
+		}
+		return s
 	case DelShim:
 		return fmt.Sprintf("ip link del %s", o.Dev)
 	case ConfigureShim:
-		return fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv4.conf.%[1]s.arp_ignore=0 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
+		s := fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv4.conf.%[1]s.arp_ignore=0 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
+		switch o.Guard {
+		case GuardFilter:
+			s += fmt.Sprintf(" net.ipv6.neigh.%s.proxy_delay=0", o.Dev)
+		case GuardAddress:
+			s += fmt.Sprintf(" net.ipv4.conf.%s.arp_announce=2", o.Dev)
+		}
+		return s
+	case SetFilter:
+		return FilterScript(o.Drops)
+	case AddSender:
+		return fmt.Sprintf("ip addr add %s dev %s scope link", SenderAddr, o.Dev)
+	case DelSender:
+		return fmt.Sprintf("ip addr del %s dev %s", SenderAddr, o.Dev)
 	case SetUp:
 		return fmt.Sprintf("ip link set %s up", o.Dev)
 	case SetMTU:

@@ -153,3 +153,21 @@ func priority(l slog.Level) journal.Priority {
 	}
 	return journal.PriDebug
 }
+
+// MachineID is /etc/machine-id, the seed of the shims' MAC addresses. A
+// node without one (rare: containers, odd images) falls back to the DMI
+// product UUID; with neither it is "", and each shim's MAC is then seeded
+// by its master's permanent address (reconcile.ShimMAC), which, unlike the
+// boot id, survives a reboot.
+func MachineID() string {
+	return machineID("/etc/machine-id", "/sys/class/dmi/id/product_uuid")
+}
+
+func machineID(paths ...string) string {
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 type note struct{ dir, name string }
@@ -82,4 +84,42 @@ func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait(t, ch, note{dir, "192.168.1.3"})
+}
+
+// TestWatcherOverflow: when the kernel's inotify queue overflows, events
+// were lost: the watcher asks for every directory to be read whole. The
+// overflow is injected where fsnotify reports it (its Errors channel):
+// provoking a real one needs fs.inotify.max_queued_events, a sysctl of
+// the whole machine, which tests do not touch.
+func TestWatcherOverflow(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := make(chan note, 100)
+	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	if err := w.Set([]string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ch, note{a, ""}) // the new watches announce their directories
+	wait(t, ch, note{b, ""})
+	w.fs.Errors <- fsnotify.ErrEventOverflow
+	got := map[note]bool{}
+	for deadline := time.After(10 * time.Second); !got[note{a, ""}] || !got[note{b, ""}]; {
+		select {
+		case n := <-ch:
+			got[n] = true
+		case <-deadline:
+			t.Fatalf("after an overflow, notes %v; want both directories whole", got)
+		}
+	}
 }

@@ -1,0 +1,89 @@
+package cni
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/flatnet/flatnet/internal/text"
+)
+
+// Discovery follows a CNI configuration directory across reads, as the
+// daemon needs it: a file that stops parsing (an edit saved half-way, a
+// typo) keeps the networks it defined before, so a bad edit never costs a
+// route; a file created but not yet written keeps what it had too. What
+// to tell the operator comes back as Notes, each once while it lasts.
+type Discovery struct {
+	byFile map[string][]Network
+	told   map[string]bool // notes reported and still true
+}
+
+// Note is something about a CNI configuration file the operator should
+// hear of, once.
+type Note struct {
+	Level slog.Level
+	File  string
+	Msg   string
+}
+
+// NewDiscovery returns a Discovery that has seen nothing yet.
+func NewDiscovery() *Discovery {
+	return &Discovery{byFile: map[string][]Network{}, told: map[string]bool{}}
+}
+
+// Update takes the directory's files as ReadDir returned them and returns
+// the networks, in libcni's order (the first definition of a name wins),
+// and the notes not reported before.
+func (d *Discovery) Update(files []File) ([]Network, []Note) {
+	byFile := map[string][]Network{}
+	var all []Network
+	var out []Note
+	seen := map[string]bool{}
+	add := func(nets []Network) {
+		for _, n := range nets {
+			if !seen[n.Name] {
+				seen[n.Name] = true
+				all = append(all, n)
+			}
+		}
+	}
+	var now []Note
+	for _, f := range files {
+		if !hasCNIExt(f.Name) {
+			continue
+		}
+		if len(f.Data) == 0 && f.Err == nil {
+			// Being written (created, not yet filled): its write event
+			// brings us back; until then it keeps what it had.
+			byFile[f.Name] = d.byFile[f.Name]
+			add(byFile[f.Name])
+			continue
+		}
+		nets, probs := Discover([]File{f})
+		keep := len(probs) > 0 && len(nets) == 0 && len(d.byFile[f.Name]) > 0
+		if keep {
+			nets = d.byFile[f.Name]
+		}
+		for _, p := range probs {
+			msg := fmt.Sprintf("CNI config %s skipped: %v", text.Printable(f.Name), p.Err)
+			if keep {
+				msg = fmt.Sprintf("CNI config %s: %v (keeping the networks it defined before)", text.Printable(f.Name), p.Err)
+			}
+			now = append(now, Note{Level: slog.LevelWarn, File: f.Name, Msg: msg})
+		}
+		if len(probs) == 0 && len(nets) == 0 {
+			now = append(now, Note{Level: slog.LevelInfo, File: f.Name,
+				Msg: fmt.Sprintf("CNI config %s skipped: no macvlan plugin with host-local IPAM in it", text.Printable(f.Name))})
+		}
+		byFile[f.Name] = nets
+		add(nets)
+	}
+	told := map[string]bool{}
+	for _, n := range now {
+		if !d.told[n.Msg] {
+			out = append(out, n)
+		}
+		told[n.Msg] = true
+	}
+	d.byFile, d.told = byFile, told
+	return all, out
+}

@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/netlinkx"
+)
+
+// marks is what events said must be read again, from the moment a pass
+// took the last ones: entries of state directories, whole directories,
+// the CNI configuration directory, the kernel. Events carry no state of
+// their own, so a burst of them costs a pass or two, not one each. The
+// watchers' goroutines mark; the loop takes.
+type marks struct {
+	wake chan struct{} // a channel of one: the loop's kick
+
+	mu     sync.Mutex
+	names  map[string]map[string]bool // dir -> entries
+	dirs   map[string]bool            // whole dirs
+	cni    bool
+	kernel bool
+	lost   bool // notifications were lost: say so once the pass runs
+	// cniDir and links say which events matter; the pass sets them.
+	cniDir string
+	links  map[string]bool
+	// expectDel counts the deletions of our routes a pass made, whose
+	// notifications are only our own echo.
+	expectDel map[netip.Prefix]int
+}
+
+// marked is what one pass takes.
+type marked struct {
+	names  map[string]map[string]bool
+	dirs   map[string]bool
+	cni    bool
+	kernel bool
+	lost   bool
+}
+
+// full reports whether the pass must look at everything: anything but
+// entries of state directories was marked.
+func (m marked) full() bool { return m.cni || m.kernel || len(m.dirs) > 0 }
+
+func newMarks() *marks {
+	return &marks{wake: make(chan struct{}, 1), names: map[string]map[string]bool{}, dirs: map[string]bool{},
+		cni: true, kernel: true, expectDel: map[netip.Prefix]int{}}
+}
+
+func (m *marks) kick() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// file is the state and CNI directories' watcher's callback: (dir, name)
+// for one entry, (dir, "") for a whole directory.
+func (m *marks) file(dir, name string) {
+	m.mu.Lock()
+	switch {
+	case dir == m.cniDir:
+		m.cni = true
+	case name == "":
+		m.dirs[dir] = true
+	default:
+		if _, err := hostlocal.ParseName(name); errors.Is(err, hostlocal.ErrNotAllocation) {
+			// host-local rewrites last_reserved_ip.N on every allocation:
+			// the allocation's own event is the one that matters.
+			m.mu.Unlock()
+			return
+		}
+		if m.names[dir] == nil {
+			m.names[dir] = map[string]bool{}
+		}
+		m.names[dir][name] = true
+	}
+	m.mu.Unlock()
+	m.kick()
+}
+
+// kernelEvent is the netlink and nftables watchers' callback.
+func (m *marks) kernelEvent(ev netlinkx.Event) {
+	m.mu.Lock()
+	switch ev.Kind {
+	case netlinkx.LinkChanged:
+		if !m.links[ev.Link] && len(m.links) > 0 {
+			m.mu.Unlock()
+			return // a pod's macvlan passing through on its way to its netns
+		}
+	case netlinkx.OwnRouteDeleted:
+		if n := m.expectDel[ev.Dst]; n > 0 {
+			if n == 1 {
+				delete(m.expectDel, ev.Dst)
+			} else {
+				m.expectDel[ev.Dst] = n - 1
+			}
+			m.mu.Unlock()
+			return // our own deletion coming back
+		}
+	case netlinkx.Lost:
+		m.lost = true
+	}
+	m.kernel = true
+	m.mu.Unlock()
+	m.kick()
+}
+
+// all asks for everything to be read again (resync, reload, retry).
+func (m *marks) all(dirs []string) {
+	m.mu.Lock()
+	for _, d := range dirs {
+		m.dirs[d] = true
+	}
+	m.cni, m.kernel = true, true
+	m.mu.Unlock()
+}
+
+// take returns and clears what was marked. When the kernel is to be read
+// again, the echoes still expected are forgotten: the new snapshot shows
+// those deletions already, and an echo that never comes (the route went
+// without a notification, with its device) must not swallow a later
+// deletion by someone else.
+func (m *marks) take() marked {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, kernel: m.kernel, lost: m.lost}
+	m.names, m.dirs, m.cni, m.kernel, m.lost = map[string]map[string]bool{}, map[string]bool{}, false, false, false
+	if t.kernel {
+		clear(m.expectDel)
+	}
+	return t
+}
+
+// takeDirs moves the whole directories marked since take into t: new
+// watches announce their directories, which the pass that set them reads.
+func (m *marks) takeDirs(t *marked) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for d := range m.dirs {
+		t.dirs[d] = true
+	}
+	clear(m.dirs)
+}
+
+// interest sets the CNI directory and the links whose events matter.
+func (m *marks) interest(cniDir string, links map[string]bool) {
+	m.mu.Lock()
+	m.cniDir, m.links = cniDir, links
+	m.mu.Unlock()
+}
+
+// expect notes deletions about to be made, whose notifications are echoes.
+func (m *marks) expect(dels []netip.Prefix) {
+	m.mu.Lock()
+	for _, p := range dels {
+		m.expectDel[p]++
+	}
+	m.mu.Unlock()
+}
+
+// kernelDirty asks the next pass to read the kernel again.
+func (m *marks) kernelDirty() {
+	m.mu.Lock()
+	m.kernel = true
+	m.mu.Unlock()
+}

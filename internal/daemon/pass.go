@@ -1,0 +1,313 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/statedir"
+)
+
+// Kernel is what a pass needs of the kernel: one snapshot, and ops one by
+// one or, for runs of routes, many at once. netlinkx.Kernel is the real
+// one.
+type Kernel interface {
+	Snapshot() (*reconcile.Snapshot, error)
+	reconcile.Kernel
+	reconcile.Batcher
+}
+
+// Notifier is what a pass tells the service manager.
+type Notifier interface {
+	Status(string)
+	Ready()
+}
+
+// maxLoggedOps is how many changes one pass logs one by one; past it a
+// line counts the rest. journald drops a burst beyond 10,000 lines in 30 s
+// anyway, and a start-up with 65,000 pods must not spend seconds logging.
+const maxLoggedOps = 1000
+
+// pass is the state one pass works on, owned by the loop's goroutine:
+// the inputs (the state-dir cache, CNI discovery), the node as decided
+// (reconcile.Node), the last snapshot. A pass reads what was marked,
+// decides, acts and reports.
+//
+// An event that only names entries of state directories is an update
+// pass: those files are read, their addresses decided again (Node.Update)
+// and their routes changed, at a cost that does not grow with the number
+// of pods. Anything else (a kernel notification, the CNI directory, a whole
+// directory, the resync timer, a reload, a retry) is a full pass: the
+// kernel read anew, every network resolved and every address decided
+// (Node.Full).
+type pass struct {
+	cfg    config.Config
+	guard  reconcile.Guard
+	log    *slog.Logger
+	k      Kernel
+	notify Notifier
+	marks  *marks
+	now    func() time.Time
+	mid    string
+	// watch sets the directories watched (statedir.Watcher.Set).
+	watch func(dirs []string) error
+
+	cache   *statedir.Cache
+	disc    *cni.Discovery
+	cniNets []cni.Network
+	node    *reconcile.Node
+	snap    *reconcile.Snapshot
+	nets    []reconcile.Network
+	watched []string
+	carrier map[string]shimCarrier // the shims as the last snapshot showed them
+	ready   bool                   // READY=1 sent
+}
+
+// shimCarrier is a shim's ifindex and carrier in a snapshot.
+type shimCarrier struct {
+	index   int
+	lowerUp bool
+}
+
+// run makes one pass over what m says. It reports whether everything
+// succeeded (else it should be tried again) and whether it was a full pass.
+func (p *pass) run(m marked) (ok, full bool) {
+	start := p.now()
+	if m.lost {
+		p.log.Warn("kernel notifications were lost; resyncing")
+	}
+	full = m.full() || p.snap == nil
+	if full {
+		ok = p.full(m)
+	} else {
+		ok, full = p.update(m)
+	}
+	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "networks", len(p.nets))
+	return ok, full
+}
+
+// update is the event path: only entries of state directories changed.
+// A directory never read whole, or unreadable, makes it a full pass.
+func (p *pass) update(m marked) (ok, full bool) {
+	var changed []netip.Addr
+	for dir := range m.names {
+		if !p.cache.Known(dir) {
+			m.dirs[dir] = true
+			return p.full(m), true
+		}
+	}
+	for dir, names := range m.names {
+		ips, notes := p.cache.ReadNames(dir, names)
+		p.logNotes(notes)
+		changed = append(changed, ips...)
+	}
+	if len(changed) == 0 {
+		return true, false // host-local's create-then-write: the empty file first
+	}
+	reused, released := p.cache.TakeChanges()
+	done, err := p.apply(p.node.Update(changed, reused, released))
+	p.node.Done(done)
+	p.report(done)
+	if err != nil {
+		p.log.Error("some changes failed; will retry", "err", err)
+		return false, false
+	}
+	return true, false
+}
+
+// full is the safety net: everything read and decided again.
+func (p *pass) full(m marked) bool {
+	if m.cni || p.cniNets == nil {
+		p.discover()
+	}
+	snap, err := p.k.Snapshot()
+	if err != nil {
+		p.log.Error("reading the kernel's state failed", "err", err)
+		p.marks.kernelDirty()
+		return false
+	}
+	p.snap = snap
+	nets, found := reconcile.Resolve(p.cfg, p.cniNets, snap)
+	p.nets = nets
+	p.follow(nets, snap, &m)
+
+	states := map[string]reconcile.DirState{}
+	keep := map[string]bool{}
+	for _, n := range nets {
+		dir := filepath.Clean(n.StateDir)
+		keep[dir] = true
+		if m.dirs[dir] || !p.cache.Known(dir) {
+			p.logNotes(p.cache.ReadAll(dir))
+		} else if names := m.names[dir]; len(names) > 0 {
+			_, notes := p.cache.ReadNames(dir, names)
+			p.logNotes(notes)
+		}
+		states[n.StateDir], _ = p.cache.State(dir)
+	}
+	p.cache.Keep(keep)
+
+	reused, released := p.cache.TakeChanges()
+	plan := p.node.Full(reconcile.Input{
+		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: found,
+		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap),
+	})
+	done, err := p.apply(plan.Ops)
+	p.node.Done(done)
+	p.report(done)
+	if len(done) >= maxLoggedOps {
+		// A start-up with thousands of pods leaves a heap many times the
+		// daemon's steady size; hand it back now rather than at the next
+		// collection, minutes later.
+		debug.FreeOSMemory()
+	}
+	if err != nil {
+		p.log.Error("some changes failed; will retry", "err", err)
+	}
+	if err != nil || slices.ContainsFunc(done, func(op reconcile.Op) bool { return op.Kind.ChangesLinks() }) {
+		// Links changed (their notifications wake the loop), or ops failed
+		// (the retry timer does; a failed delete sends no echo): the next
+		// pass reads the kernel again.
+		p.marks.kernelDirty()
+	}
+	return err == nil
+}
+
+// follow points the watches and the link interest at what the networks
+// need: the CNI directory, every state directory, the masters and shims
+// (and the default route's device when a master comes from it).
+func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *marked) {
+	dirs := []string{filepath.Clean(p.cfg.CNIConfDir)}
+	links := map[string]bool{}
+	fromDefault := false
+	for _, n := range nets {
+		dirs = append(dirs, filepath.Clean(n.StateDir))
+		links[n.Master], links[n.Shim] = true, true
+	}
+	for _, n := range p.cfg.Networks {
+		fromDefault = fromDefault || n.Master == ""
+	}
+	for _, n := range p.cniNets {
+		fromDefault = fromDefault || n.Master == ""
+	}
+	if fromDefault {
+		links[snap.DefaultRouteDev()] = true
+	}
+	p.marks.interest(dirs[0], links)
+	if slices.Equal(dirs, p.watched) {
+		return
+	}
+	if err := p.watch(dirs); err != nil {
+		p.log.Warn("cannot watch a directory; relying on the resync timer for it", "err", err)
+	}
+	p.watched = dirs
+	// New watches announce their directories: read them now, not in
+	// another pass.
+	p.marks.takeDirs(m)
+}
+
+// discover reads the CNI configuration directory again. A file that stops
+// parsing keeps the networks it had (cni.Discovery).
+func (p *pass) discover() {
+	files, err := cni.ReadDir(p.cfg.CNIConfDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		p.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", p.cfg.CNIConfDir, "err", err)
+		if p.cniNets == nil {
+			p.cniNets = []cni.Network{}
+		}
+		return
+	}
+	nets, notes := p.disc.Update(files)
+	if nets == nil {
+		nets = []cni.Network{}
+	}
+	p.cniNets = nets
+	for _, n := range notes {
+		p.log.Log(bg, n.Level, n.Msg, "file", n.File)
+	}
+}
+
+// carrierBack returns the networks' shims that had no carrier in the
+// previous snapshot and have it in snap (their master went down and came
+// back), and remembers what snap shows.
+func (p *pass) carrierBack(nets []reconcile.Network, snap *reconcile.Snapshot) map[string]bool {
+	var back map[string]bool
+	seen := make(map[string]shimCarrier, len(nets))
+	for _, n := range nets {
+		l, ok := snap.Link(n.Shim)
+		if !ok {
+			continue
+		}
+		if was, known := p.carrier[n.Shim]; known && was.index == l.Index && !was.lowerUp && l.LowerUp {
+			if back == nil {
+				back = map[string]bool{}
+			}
+			back[n.Shim] = true
+		}
+		seen[n.Shim] = shimCarrier{index: l.Index, lowerUp: l.LowerUp}
+	}
+	p.carrier = seen
+	return back
+}
+
+// apply carries out ops, first noting the deletions of our routes whose
+// notifications will be our own echo.
+func (p *pass) apply(ops []reconcile.Op) ([]reconcile.Op, error) {
+	var dels []netip.Prefix
+	for _, op := range ops {
+		if op.Kind == reconcile.DelRoute {
+			dels = append(dels, op.Dst)
+		}
+	}
+	p.marks.expect(dels)
+	return reconcile.Apply(p.k, ops)
+}
+
+// report tells systemd first (STATUS=, and READY=1 after the first pass),
+// then logs one line per change done and the findings new since the last
+// pass. The node is as right as this pass can make it before the log
+// lines, which take longer than the changes on a node starting with
+// thousands of pods.
+func (p *pass) report(done []reconcile.Op) {
+	p.notify.Status(statusLine(p.node.Status(), p.cfg))
+	if !p.ready {
+		p.notify.Ready()
+		p.ready = true
+	}
+	for i, op := range done {
+		if i == maxLoggedOps {
+			n := len(done) - maxLoggedOps
+			p.log.Info(fmt.Sprintf("and %d more changes of the same kinds, not listed one by one", n), "count", n)
+			break
+		}
+		logOp(p.log, op)
+	}
+	for _, f := range p.node.TakeFresh() {
+		var attrs []any
+		if f.Network != "" {
+			attrs = append(attrs, "network", f.Network)
+		}
+		if f.IP.IsValid() {
+			attrs = append(attrs, "ip", f.IP.String())
+		}
+		p.log.Log(bg, f.Level, f.Msg, attrs...)
+	}
+}
+
+func (p *pass) logNotes(notes []statedir.Note) {
+	for _, n := range notes {
+		attrs := []any{"dir", n.Dir}
+		if n.File != "" {
+			attrs = append(attrs, "file", n.File)
+		}
+		p.log.Log(bg, n.Level, n.Msg, attrs...)
+	}
+}

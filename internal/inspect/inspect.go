@@ -1,0 +1,76 @@
+// Package inspect takes one look at the node that changes nothing: what
+// the daemon would find (the CNI networks, the state directories, the
+// kernel) and what its next full pass would do. `flatnet status`, `flatnet
+// check` and `flatnet teardown` are built on it, so they work whether the
+// daemon runs or not.
+package inspect
+
+import (
+	"errors"
+	"os"
+
+	"github.com/flatnet/flatnet/internal/cni"
+	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/netlinkx"
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sd"
+	"github.com/flatnet/flatnet/internal/statedir"
+)
+
+// Observation is one look at the node.
+type Observation struct {
+	// CNIFiles are the CNI configuration directory's files as read;
+	// CNIDirErr is set when it exists but cannot be read, CNIDirMissing
+	// when it does not exist. CNI and CNIProblems are what discovery made
+	// of the files.
+	CNIFiles      []cni.File
+	CNIDirErr     error
+	CNIDirMissing bool
+	CNI           []cni.Network
+	CNIProblems   []cni.Problem
+
+	Snap *reconcile.Snapshot
+	// Networks and Resolve are what reconcile.Resolve made of the
+	// configuration; Plan is what a full pass would do now.
+	Networks []reconcile.Network
+	Resolve  []reconcile.Finding
+	Plan     *reconcile.Plan
+	// Bad are the unusable entries of each state directory.
+	Bad map[string][]statedir.Bad
+	// Guard is the LAN guard the daemon would use with this configuration
+	// on this kernel; FilterErr says why the kernel cannot filter a
+	// master's egress (nil when it can), GuardWhy why lan_guard could not
+	// be honoured.
+	Guard     reconcile.Guard
+	FilterErr error
+	GuardWhy  string
+}
+
+// Look reads the configuration's CNI networks, their state directories
+// and the kernel, and plans without applying.
+func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
+	o := &Observation{Bad: map[string][]statedir.Bad{}}
+	files, err := cni.ReadDir(cfg.CNIConfDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		o.CNIDirErr = err
+	}
+	o.CNIDirMissing = errors.Is(err, os.ErrNotExist)
+	o.CNIFiles = files
+	o.CNI, o.CNIProblems = cni.Discover(files)
+	if o.Snap, err = k.Snapshot(); err != nil {
+		return nil, err
+	}
+	o.Networks, o.Resolve = reconcile.Resolve(cfg, o.CNI, o.Snap)
+	states := map[string]reconcile.DirState{}
+	for _, n := range o.Networks {
+		allocs, bad, err := statedir.Read(n.StateDir)
+		states[n.StateDir] = reconcile.DirState{Allocs: allocs, Err: err}
+		if len(bad) > 0 {
+			o.Bad[n.StateDir] = bad
+		}
+	}
+	o.FilterErr = netlinkx.ProbeFilter()
+	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
+	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
+	return o, nil
+}

@@ -1,0 +1,74 @@
+package reconcile
+
+import (
+	"cmp"
+	"log/slog"
+	"net/netip"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// FindingKind says what a [Finding] is about. Consumers (the log, flatnet
+// status and check) switch on it; no decision depends on a message's text.
+type FindingKind int
+
+// The kinds of findings.
+const (
+	// FindReject: an allocated address that must never be routed (outside
+	// the ranges, the gateway, a node address, not unicast); IP and Network
+	// say which.
+	FindReject FindingKind = iota + 1
+	// FindRejectMore: a network has more such addresses than are listed
+	// one by one (MaxRejectsListed).
+	FindRejectMore
+	// FindDuplicate: an address two networks allocate; only the first
+	// routes it.
+	FindDuplicate
+	// FindForeign: a route flatnet does not own is in the way of an
+	// allocated address.
+	FindForeign
+	// FindHeld: a network's state directory cannot be read; its routes are
+	// held as they are.
+	FindHeld
+	// FindTaken: the shim's name belongs to another device.
+	FindTaken
+	// FindMode: a macvlan mode other than bridge; the network waits.
+	FindMode
+	// FindNoRanges: a network without address ranges.
+	FindNoRanges
+	// FindShimClash: two networks want one shim name on different masters.
+	FindShimClash
+)
+
+// Finding is something wrong that is not an error of flatnet's own: an
+// address that must not be routed, a foreign route, a shim name taken. The
+// daemon logs each one once for as long as it persists.
+type Finding struct {
+	Kind    FindingKind
+	Level   slog.Level
+	Msg     string
+	Network string
+	IP      netip.Addr
+	Shim    string // FindTaken
+	// Why is the reason of a FindReject.
+	Why hostlocal.Rejection
+}
+
+// FindingKey identifies a finding across passes: the same key is the same
+// finding, logged once while it lasts.
+type FindingKey struct {
+	Kind    FindingKind
+	Network string
+	IP      netip.Addr
+	Shim    string
+}
+
+// Key is f's identity.
+func (f Finding) Key() FindingKey {
+	return FindingKey{Kind: f.Kind, Network: f.Network, IP: f.IP, Shim: f.Shim}
+}
+
+// compareFindings orders findings by kind, network, shim, address.
+func compareFindings(a, b Finding) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Network, b.Network), cmp.Compare(a.Shim, b.Shim), a.IP.Compare(b.IP))
+}

@@ -1,0 +1,213 @@
+package reconcile
+
+import (
+	"net"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestChooseGuard(t *testing.T) {
+	tests := []struct {
+		setting  string
+		filterOK bool
+		want     Guard
+		why      bool
+	}{
+		{"auto", true, GuardFilter, false},
+		{"auto", false, GuardAddress, false},
+		{"filter", true, GuardFilter, false},
+		{"filter", false, GuardOff, true},
+		{"address", true, GuardAddress, false},
+		{"off", true, GuardOff, false},
+	}
+	for _, tt := range tests {
+		g, why := ChooseGuard(tt.setting, tt.filterOK)
+		if g != tt.want || (why != "") != tt.why {
+			t.Errorf("ChooseGuard(%q, %v) = %v, %q; want %v, a reason %v", tt.setting, tt.filterOK, g, why, tt.want, tt.why)
+		}
+	}
+}
+
+func TestFilterScript(t *testing.T) {
+	got := FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}, {Master: "eno1", MAC: "02:00:00:00:00:02"}, {Master: "eno2.100", MAC: "02:00:00:00:00:03"}})
+	want := `nft 'table netdev flatnet {}; delete table netdev flatnet; table netdev flatnet {` +
+		` chain eno1 { type filter hook egress device "eno1" priority filter; ether saddr 02:68:e4:f9:d5:ec counter drop; ether saddr 02:00:00:00:00:02 counter drop; };` +
+		` chain eno2.100 { type filter hook egress device "eno2.100" priority filter; ether saddr 02:00:00:00:00:03 counter drop; }; }'`
+	if got != want {
+		t.Errorf("FilterScript:\n got %s\nwant %s", got, want)
+	}
+	if got := FilterScript(nil); got != "nft delete table netdev flatnet" {
+		t.Errorf("FilterScript(nil) = %q", got)
+	}
+}
+
+// filterOf is the table holding one drop per (master, MAC) pair.
+func filterOf(pairs ...string) *Filter {
+	f := &Filter{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f.Drops = append(f.Drops, Drop{Master: pairs[i], MAC: pairs[i+1]})
+	}
+	return f
+}
+
+func TestComputeGuard(t *testing.T) {
+	newMAC := ShimMAC("mid", "eno1.host").String()
+	handMAC := net.HardwareAddr{0x5a, 0x11, 0x22, 0x33, 0x44, 0x55}
+	guarded := shim
+	guarded.MAC, guarded.ProxyDelay0 = net.HardwareAddr{2, 0x68, 0xe4, 0xf9, 0xd5, 0xec}, true
+	addressed := shim
+	addressed.Sender, addressed.ARPAnnounce = true, 2
+	tests := []struct {
+		name   string
+		guard  Guard
+		links  []Link
+		filter *Filter
+		want   []string
+	}{
+		{
+			name:  "filter: a new shim is filtered before it exists",
+			guard: GuardFilter,
+			links: []Link{eno1},
+			want: []string{
+				FilterScript([]Drop{{Master: "eno1", MAC: newMAC}}),
+				"ip link add eno1.host link eno1 address " + newMAC + " mtu 1500 type macvlan mode bridge",
+			},
+		},
+		{
+			name:   "filter: in place, nothing to do",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: filterOf("eno1", "02:68:e4:f9:d5:ec"),
+		},
+		{
+			name:   "filter: the counter does not matter",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec", Packets: 42}}},
+		},
+		{
+			name:   "filter: flushed by someone, put back",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: nil,
+			want:   []string{FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}})},
+		},
+		{
+			name:   "filter: something else in the table, written anew",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Other: true},
+			want:   []string{FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}})},
+		},
+		{
+			name:  "filter: a hand-made shim is guarded by its own MAC, proxy_delay 0",
+			guard: GuardFilter,
+			links: []Link{eno1, {Index: 8, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, MAC: handMAC}},
+			want: []string{
+				FilterScript([]Drop{{Master: "eno1", MAC: handMAC.String()}}),
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.neigh.eno1.host.proxy_delay=0",
+			},
+		},
+		{
+			name:   "filter: the address left by a kernel without the filter goes",
+			guard:  GuardFilter,
+			links:  []Link{eno1, func() Link { l := guarded; l.Sender = true; return l }()},
+			filter: filterOf("eno1", "02:68:e4:f9:d5:ec"),
+			want:   []string{"ip addr del 192.0.0.8/32 dev eno1.host"},
+		},
+		{
+			name:   "filter: a master no network uses any more loses its chain",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: filterOf("eno1", "02:68:e4:f9:d5:ec", "eno2", "02:00:00:00:00:09"),
+			want:   []string{FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}})},
+		},
+		{
+			name:  "address: a new shim gets its address",
+			guard: GuardAddress,
+			links: []Link{eno1},
+			want:  []string{"ip link add eno1.host link eno1 address " + newMAC + " mtu 1500 type macvlan mode bridge; ip addr add 192.0.0.8/32 dev eno1.host scope link"},
+		},
+		{
+			name:  "address: an adopted shim gets address and arp_announce",
+			guard: GuardAddress,
+			links: []Link{eno1, shim},
+			want: []string{
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv4.conf.eno1.host.arp_announce=2",
+				"ip addr add 192.0.0.8/32 dev eno1.host scope link",
+			},
+		},
+		{
+			name:  "address: in place, nothing to do",
+			guard: GuardAddress,
+			links: []Link{eno1, addressed},
+		},
+		{
+			name:   "address: a filter left by a newer kernel goes",
+			guard:  GuardAddress,
+			links:  []Link{eno1, addressed},
+			filter: filterOf("eno1", "02:68:e4:f9:d5:ec"),
+			want:   []string{"nft delete table netdev flatnet"},
+		},
+		{
+			name:  "off: the address goes, nothing is filtered",
+			guard: GuardOff,
+			links: []Link{eno1, addressed},
+			want:  []string{"ip addr del 192.0.0.8/32 dev eno1.host"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{
+				Networks:  []Network{seedNet},
+				States:    map[string]DirState{seedNet.StateDir: allocs()},
+				Snap:      &Snapshot{Links: tt.links, Filter: tt.filter},
+				MachineID: "mid",
+				Guard:     tt.guard,
+			}
+			k := &fakeKernel{}
+			if _, err := Apply(k, Compute(in).Ops); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(k.cmds, tt.want) {
+				t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(tt.want, "\n     "))
+			}
+		})
+	}
+}
+
+// TestTeardownGuard: teardown removes what flatnet added to shims it did
+// not make (the address, proxies) whether it knows them from the marks or
+// from the configuration, leaves foreign devices and their proxies alone,
+// deletes its own shims, and its table last.
+func TestTeardownGuard(t *testing.T) {
+	hand := Link{Index: 8, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 3, MAC: net.HardwareAddr{0x5a, 0, 0, 0, 0, 1}}
+	marked := Link{Index: 9, Name: "eno3.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Sender: true}
+	named := Link{Index: 10, Name: "eno4.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 5}
+	foreign := Link{Index: 11, Name: "mv0", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 5}
+	snap := &Snapshot{
+		Links:  []Link{eno1, shim, hand, marked, named, foreign},
+		Routes: []Route{ours("192.168.1.2")},
+		Proxies: []Proxy{
+			{Dev: "eno1.host", IP: ip("fd00::5")}, {Dev: "eno2.host", IP: ip("fd00::5")},
+			{Dev: "eno4.host", IP: ip("fd00::6")}, {Dev: "mv0", IP: ip("fd00::7")},
+		},
+		Filter: filterOf("eno2", hand.MAC.String()),
+	}
+	k := &fakeKernel{}
+	if _, err := Apply(k, Teardown(snap, "eno4.host")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ip route del 192.168.1.2/32 dev eno1.host proto 97",
+		"ip -6 neigh del proxy fd00::5 dev eno2.host",
+		"ip addr del 192.0.0.8/32 dev eno3.host",
+		"ip -6 neigh del proxy fd00::6 dev eno4.host",
+		"ip link del eno1.host",
+		"nft delete table netdev flatnet",
+	}
+	if !slices.Equal(k.cmds, want) {
+		t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(want, "\n     "))
+	}
+}

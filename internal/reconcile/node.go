@@ -1,0 +1,560 @@
+package reconcile
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
+)
+
+// Node is flatnet's picture of the node, kept by delta: the networks with
+// their shims and allocations (what should be), the host routes (what is),
+// and, for every address, the one decision taken for it, with the status
+// counts and findings that decision contributes. A pod coming or going
+// costs one decision, whatever the number of pods: [Node.Update] decides
+// again just the addresses named, and [Node.Done] just those whose routes
+// changed. [Node.Full] decides every address again: the daemon runs it at
+// start, on the resync timer and whenever the kernel must be read anew,
+// as the safety net. The full pass and the event path share [Node.decide].
+//
+// The allocation maps of Input.States are read, never written, and may
+// change between calls: whoever changes an address's allocation calls
+// Update for it.
+//
+// A Node does no I/O and is not safe for concurrent use.
+type Node struct {
+	in       Input
+	shims    map[string]shimCheck
+	masters  []Link // by network
+	held     []bool // by network: state dir unreadable, routes held
+	nodeAddr map[netip.Addr]bool
+	routes   map[netip.Addr]hostRoute
+
+	decided map[netip.Addr]decision
+	counts  []netCounts // by network
+	// finds holds the findings that hold now; fresh those that appeared
+	// since TakeFresh was last called.
+	finds map[FindingKey]Finding
+	fresh []Finding
+	// global are the keys of the findings not tied to one address, which
+	// Full recomputes.
+	global []FindingKey
+}
+
+// hostRoute is what the main table holds for one address: flatnet's route
+// and another one, either possibly nil.
+type hostRoute struct {
+	ours, foreign *Route
+}
+
+// class is what an address is to the network it counts under.
+type class uint8
+
+const (
+	classNone     class = iota // counts nowhere: not allocated, no route of ours
+	classRouted                // allocated and routed through its network's shim
+	classMissing               // allocated, not (yet) routed
+	classConflict              // allocated, a route flatnet does not own in the way
+	classStale                 // a route of ours nobody wants
+	classHeld                  // a route of ours through a held network's shim, kept
+)
+
+// decision is what was decided for one address: the network it counts
+// under (-1: none), how, and the findings it contributes.
+type decision struct {
+	net   int32
+	class class
+	keys  []FindingKey
+}
+
+// netCounts are one network's status, kept by delta.
+type netCounts struct {
+	allocated, routed          int
+	missing, stale, conflicts  map[netip.Addr]struct{}
+	rejectsListed, rejectsMore int
+}
+
+// NewNode returns an empty Node; Full fills it.
+func NewNode() *Node {
+	return &Node{decided: map[netip.Addr]decision{}, finds: map[FindingKey]Finding{}, routes: map[netip.Addr]hostRoute{}}
+}
+
+// Full takes in as the whole truth and decides everything: the shims, the
+// egress filter, the proxy entries, every allocated address and every
+// route of flatnet's. It returns the plan: the ops, in the order Apply
+// wants them, and the networks' status and findings before any op ran.
+func (n *Node) Full(in Input) *Plan {
+	n.in = in
+	snap := in.Snap
+	p := &Plan{}
+	shimOps, shims := p.planShims(in)
+	n.shims = shims
+	p.planFilter(in, shims)
+	p.Ops = append(p.Ops, shimOps...)
+	p.planProxies(in, shims)
+
+	n.nodeAddr = make(map[netip.Addr]bool, len(snap.Addrs))
+	for _, a := range snap.Addrs {
+		n.nodeAddr[a.Unmap()] = true
+	}
+	n.routes = make(map[netip.Addr]hostRoute, len(snap.Routes))
+	for i := range snap.Routes {
+		r := snap.Routes[i]
+		if !isHost(r.Dst) {
+			continue
+		}
+		hr := n.routes[r.Dst.Addr()]
+		if r.Protocol == Protocol {
+			hr.ours = &r
+		} else {
+			hr.foreign = &r
+		}
+		n.routes[r.Dst.Addr()] = hr
+	}
+	n.masters = make([]Link, len(in.Networks))
+	n.held = make([]bool, len(in.Networks))
+	n.counts = make([]netCounts, len(in.Networks))
+	// Findings not tied to an address: from resolving the networks, shims
+	// taken (planShims), state dirs that cannot be read.
+	global := slices.Clone(in.Found)
+	global = append(global, p.Findings...)
+	p.Findings = nil
+	for i, nw := range in.Networks {
+		n.masters[i], _ = snap.Link(nw.Master)
+		n.counts[i] = newCounts()
+		ds, known := in.States[nw.StateDir]
+		if !known || ds.Err != nil {
+			n.held[i] = true
+			why := "not read yet"
+			if ds.Err != nil {
+				why = ds.Err.Error()
+			}
+			global = append(global, Finding{Kind: FindHeld, Level: slog.LevelWarn, Network: nw.Name,
+				Msg: fmt.Sprintf("state dir %s unreadable, keeping its routes as they are: %s", nw.StateDir, why)})
+		}
+	}
+
+	// Every address anyone may have a say on, each decided once.
+	addrs := make(map[netip.Addr]struct{}, len(n.routes))
+	for ip, hr := range n.routes {
+		if hr.ours != nil {
+			addrs[ip] = struct{}{}
+		}
+	}
+	for i, nw := range in.Networks {
+		if !n.held[i] {
+			for ip := range in.States[nw.StateDir].Allocs {
+				addrs[ip] = struct{}{}
+			}
+		}
+	}
+	old := n.finds
+	n.finds = make(map[FindingKey]Finding, len(old))
+	n.decided = make(map[netip.Addr]decision, len(addrs))
+	var ops []Op
+	var rejects []Finding
+	for ip := range addrs {
+		d, dops, finds := n.decide(ip)
+		ops = append(ops, dops...)
+		for _, f := range finds {
+			if f.Kind == FindReject {
+				rejects = append(rejects, f) // listed below, lowest first
+			} else {
+				n.finds[f.Key()] = f
+			}
+			d.keys = append(d.keys, f.Key())
+		}
+		n.count(ip, d, 1)
+		if d.net >= 0 || len(d.keys) > 0 {
+			n.decided[ip] = d
+		}
+	}
+	// The lowest MaxRejectsListed rejected addresses of each network are
+	// findings of their own, the others are counted: the same ones on every
+	// full pass, whatever the map order.
+	slices.SortFunc(rejects, compareFindings)
+	pending := n.fresh
+	for _, f := range rejects {
+		n.addReject(f)
+	}
+	n.fresh = pending // fresh is worked out below, against old
+	n.global = n.global[:0]
+	for _, f := range global {
+		n.finds[f.Key()] = f
+		n.global = append(n.global, f.Key())
+	}
+	// Fresh: what was fresh and not yet taken, if it still holds, and what
+	// this pass found that the last did not.
+	fresh := n.fresh
+	n.fresh = nil
+	for _, f := range fresh {
+		if _, ok := n.finds[f.Key()]; ok {
+			n.fresh = append(n.fresh, f)
+		}
+	}
+	for k, f := range n.finds {
+		if _, seen := old[k]; !seen {
+			n.fresh = append(n.fresh, f)
+		}
+	}
+
+	sortOps(ops)
+	p.Ops = append(p.Ops, ops...)
+	// A shim whose master came back: the kernel dropped the shim's
+	// neighbour entries with the carrier, and packets sent meanwhile left
+	// entries that wait for the next ARP or NDP retry, up to a second
+	// away. Flushed, the next packet resolves at once.
+	for _, name := range slices.Sorted(maps.Keys(in.CarrierBack)) {
+		if shims[name].up {
+			p.Ops = append(p.Ops, Op{Kind: FlushNeighs, Dev: name})
+		}
+	}
+	// Last, the shims flatnet made that no network uses any more.
+	used := map[string]bool{}
+	for _, nw := range in.Networks {
+		used[nw.Shim] = true
+	}
+	for _, l := range snap.Links {
+		if l.Alias == ShimAlias && !used[l.Name] {
+			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: l.Name})
+		}
+	}
+	n.in.Reused, n.in.Released, n.in.CarrierBack = nil, nil, nil
+	p.Networks = n.Status()
+	p.Findings = n.Findings()
+	return p
+}
+
+// Update decides again the addresses in ips, whose allocations changed
+// since the last call (reused: given to another container, so the
+// neighbour entry goes; released: the last owners of released addresses,
+// for messages), and returns the route and neighbour ops that follow.
+func (n *Node) Update(ips []netip.Addr, reused map[netip.Addr]bool, released map[netip.Addr]hostlocal.Owner) []Op {
+	n.in.Reused, n.in.Released = reused, released
+	defer func() { n.in.Reused, n.in.Released = nil, nil }()
+	var ops []Op
+	for _, ip := range ips {
+		ops = append(ops, n.redecide(ip)...)
+	}
+	sortOps(ops)
+	return ops
+}
+
+// Done records the ops that were carried out: routes in the index, shims
+// up. The addresses whose routes changed are decided again, which moves
+// them from missing to routed, or out of stale.
+func (n *Node) Done(done []Op) {
+	for _, op := range done {
+		switch op.Kind {
+		case AddRoute, ReplaceRoute, DelRoute:
+			ip := op.Dst.Addr()
+			hr := n.routes[ip]
+			if op.Kind == DelRoute {
+				hr.ours = nil
+			} else {
+				hr.ours = &Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol, Src: op.Src}
+			}
+			if hr.ours == nil && hr.foreign == nil {
+				delete(n.routes, ip)
+			} else {
+				n.routes[ip] = hr
+			}
+			n.redecide(ip) // what it plans now was planned already
+		case AddShim, SetUp:
+			if sc, ok := n.shims[op.Dev]; ok && sc.usable {
+				sc.up = true
+				n.shims[op.Dev] = sc
+			}
+		}
+	}
+}
+
+// redecide replaces the decision for ip, moving its counts and findings.
+func (n *Node) redecide(ip netip.Addr) []Op {
+	old := n.decided[ip]
+	if _, ok := n.decided[ip]; !ok {
+		old.net = -1
+	}
+	d, ops, finds := n.decide(ip)
+	n.count(ip, old, -1)
+	n.count(ip, d, 1)
+	for _, f := range finds {
+		d.keys = append(d.keys, f.Key())
+	}
+	for _, k := range old.keys {
+		if !slices.Contains(d.keys, k) {
+			n.dropFinding(k)
+		}
+	}
+	for _, f := range finds {
+		if !slices.Contains(old.keys, f.Key()) {
+			n.addFinding(f)
+		}
+	}
+	if d.net >= 0 || len(d.keys) > 0 {
+		n.decided[ip] = d
+	} else {
+		delete(n.decided, ip)
+	}
+	return ops
+}
+
+// decide is the one decision for an address, the full pass's and the
+// event path's: which network claims it (the first, in order, that
+// allocates it and may route it), whether its route is right, what to do,
+// and what to report.
+func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
+	d := decision{net: -1}
+	hr := n.routes[ip]
+	var finds []Finding
+	claimant := -1
+	var owner hostlocal.Owner
+	for i := range n.in.Networks {
+		nw := &n.in.Networks[i]
+		if n.held[i] {
+			continue
+		}
+		o, ok := n.in.States[nw.StateDir].Allocs[ip]
+		if !ok {
+			continue
+		}
+		if why := hostlocal.Reject(ip, nw.Ranges, n.isNode); why != 0 {
+			finds = append(finds, Finding{Kind: FindReject, Level: slog.LevelWarn, Network: nw.Name, IP: ip, Why: why,
+				Msg: fmt.Sprintf("not routing %s of network %s: %s", ip, nw.Name, why.Explain(ip, nw.Ranges))})
+			continue
+		}
+		if claimant >= 0 {
+			finds = append(finds, Finding{Kind: FindDuplicate, Level: slog.LevelWarn, Network: nw.Name, IP: ip,
+				Msg: fmt.Sprintf("not routing %s of network %s: network %s already routes it", ip, nw.Name, n.in.Networks[claimant].Name)})
+			continue
+		}
+		claimant, owner = i, o
+	}
+	if claimant >= 0 {
+		nw := &n.in.Networks[claimant]
+		d.net = int32(claimant)
+		if hr.foreign != nil {
+			d.class = classConflict
+			finds = append(finds, Finding{Kind: FindForeign, Level: slog.LevelWarn, Network: nw.Name, IP: ip,
+				Msg: fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, nw.Name, describeRoute(*hr.foreign))})
+			return d, nil, finds
+		}
+		sc := n.shims[nw.Shim]
+		if nw.Unusable != "" {
+			sc = shimCheck{}
+		}
+		dst, src := hostPrefix(ip), routeSrc(n.masters[claimant], ip)
+		switch {
+		case !sc.usable:
+			d.class = classMissing
+			return d, nil, finds
+		case hr.ours != nil && hr.ours.Dev == nw.Shim && hr.ours.Src == src:
+			d.class = classRouted
+			if n.in.Reused[ip] {
+				// Released and allocated again between two looks: the route
+				// is right but the neighbour entry is the old pod's.
+				return d, []Op{{Kind: FlushNeigh, Dev: nw.Shim, Dst: dst, Network: nw.Name, Owner: owner}}, finds
+			}
+			return d, nil, finds
+		case hr.ours != nil:
+			d.class = classMissing
+			return d, []Op{{Kind: ReplaceRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner}}, finds
+		default:
+			d.class = classMissing
+			return d, []Op{{Kind: AddRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner}}, finds
+		}
+	}
+	if hr.ours == nil {
+		return d, nil, finds
+	}
+	// A route of ours nobody allocates: a network whose state dir cannot
+	// be read keeps the routes through its shim inside its ranges; any
+	// other goes, with its neighbour entry.
+	r := hr.ours
+	for i, nw := range n.in.Networks {
+		if n.held[i] && r.Dev == nw.Shim && inRanges(ip, nw.Ranges) {
+			d.net, d.class = int32(i), classHeld
+			return d, nil, finds
+		}
+	}
+	del := Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst, Owner: n.in.Released[ip]}
+	if i := staleOwner(n.in.Networks, r.Dev, ip); i >= 0 {
+		d.net, d.class = int32(i), classStale
+		del.Network = n.in.Networks[i].Name
+	}
+	ops := []Op{del}
+	if r.Dev != "" {
+		ops = append(ops, Op{Kind: FlushNeigh, Dev: r.Dev, Dst: r.Dst, Network: del.Network})
+	}
+	return d, ops, finds
+}
+
+func (n *Node) isNode(ip netip.Addr) bool { return n.nodeAddr[ip] }
+
+func newCounts() netCounts {
+	return netCounts{missing: map[netip.Addr]struct{}{}, stale: map[netip.Addr]struct{}{}, conflicts: map[netip.Addr]struct{}{}}
+}
+
+// count adds (sign 1) or takes away (-1) what decision d says of ip to its
+// network's status.
+func (n *Node) count(ip netip.Addr, d decision, sign int) {
+	if d.net < 0 || int(d.net) >= len(n.counts) {
+		return
+	}
+	c := &n.counts[d.net]
+	set := func(m map[netip.Addr]struct{}) {
+		if sign > 0 {
+			m[ip] = struct{}{}
+		} else {
+			delete(m, ip)
+		}
+	}
+	switch d.class {
+	case classRouted, classHeld:
+		c.allocated += sign
+		c.routed += sign
+	case classMissing:
+		c.allocated += sign
+		set(c.missing)
+	case classConflict:
+		c.allocated += sign
+		set(c.conflicts)
+	case classStale:
+		set(c.stale)
+	}
+}
+
+// addFinding records f, fresh unless it held already. Rejected addresses
+// beyond the first MaxRejectsListed of their network are only counted.
+func (n *Node) addFinding(f Finding) {
+	if f.Kind == FindReject {
+		n.addReject(f)
+		return
+	}
+	if _, ok := n.finds[f.Key()]; !ok {
+		n.fresh = append(n.fresh, f)
+	}
+	n.finds[f.Key()] = f
+}
+
+func (n *Node) dropFinding(k FindingKey) {
+	if k.Kind == FindReject {
+		i := n.netIndex(k.Network)
+		if i < 0 {
+			return
+		}
+		c := &n.counts[i]
+		if _, listed := n.finds[k]; listed {
+			delete(n.finds, k)
+			c.rejectsListed--
+			return
+		}
+		if c.rejectsMore--; c.rejectsMore == 0 {
+			delete(n.finds, FindingKey{Kind: FindRejectMore, Network: k.Network})
+		}
+		return
+	}
+	delete(n.finds, k)
+}
+
+// addReject lists f, or counts it once MaxRejectsListed of its network are.
+func (n *Node) addReject(f Finding) {
+	i := n.netIndex(f.Network)
+	if i < 0 {
+		return
+	}
+	c := &n.counts[i]
+	if _, listed := n.finds[f.Key()]; listed {
+		return
+	}
+	if c.rejectsListed < MaxRejectsListed {
+		c.rejectsListed++
+		n.finds[f.Key()] = f
+		n.fresh = append(n.fresh, f)
+		return
+	}
+	if c.rejectsMore++; c.rejectsMore == 1 {
+		more := Finding{Kind: FindRejectMore, Level: slog.LevelWarn, Network: f.Network,
+			Msg: fmt.Sprintf("not routing more than %d addresses of network %s (outside its ranges, the gateway, node addresses or not unicast); the others are not listed one by one",
+				MaxRejectsListed, f.Network)}
+		n.finds[more.Key()] = more
+		n.fresh = append(n.fresh, more)
+	}
+}
+
+// netIndex is the index of the network called name, -1 if none.
+func (n *Node) netIndex(name string) int {
+	for i, nw := range n.in.Networks {
+		if nw.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Status is every network's status now.
+func (n *Node) Status() []NetStatus {
+	out := make([]NetStatus, len(n.in.Networks))
+	for i, nw := range n.in.Networks {
+		st := NetStatus{Name: nw.Name, Master: nw.Master, Shim: nw.Shim, Source: nw.Source, Held: n.held[i]}
+		sc := n.shims[nw.Shim]
+		if nw.Unusable != "" {
+			sc = shimCheck{waiting: nw.Unusable}
+		}
+		st.ShimUp, st.Waiting = sc.up, sc.waiting
+		c := n.counts[i]
+		st.Allocated, st.Routed = c.allocated, c.routed
+		st.Missing, st.Stale, st.Conflicts = sortedAddrs(c.missing), sortedAddrs(c.stale), sortedAddrs(c.conflicts)
+		out[i] = st
+	}
+	return out
+}
+
+// Findings are the findings that hold now, in a fixed order.
+func (n *Node) Findings() []Finding {
+	out := slices.Collect(maps.Values(n.finds))
+	slices.SortFunc(out, compareFindings)
+	return out
+}
+
+// TakeFresh returns the findings that appeared since it was last called,
+// in a fixed order: those to log.
+func (n *Node) TakeFresh() []Finding {
+	out := n.fresh
+	n.fresh = nil
+	// A finding that appeared and went again in between is not news.
+	out = slices.DeleteFunc(out, func(f Finding) bool { _, ok := n.finds[f.Key()]; return !ok })
+	slices.SortFunc(out, compareFindings)
+	return out
+}
+
+func sortedAddrs(m map[netip.Addr]struct{}) []netip.Addr {
+	if len(m) == 0 {
+		return nil
+	}
+	return slices.SortedFunc(maps.Keys(m), netip.Addr.Compare)
+}
+
+// sortOps orders route ops as Apply wants them: additions, then deletions,
+// then neighbour flushes, each by address (map order is random; plans are
+// not).
+func sortOps(ops []Op) {
+	rank := func(k OpKind) int {
+		switch k {
+		case AddRoute, ReplaceRoute:
+			return 0
+		case DelRoute:
+			return 1
+		}
+		return 2
+	}
+	slices.SortFunc(ops, func(a, b Op) int {
+		if ra, rb := rank(a.Kind), rank(b.Kind); ra != rb {
+			return ra - rb
+		}
+		return a.Dst.Addr().Compare(b.Dst.Addr())
+	})
+}

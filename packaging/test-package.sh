@@ -998,6 +998,12 @@ fi
 
 # ---------------------------------------------------------- remove, reinstall
 
+# What there is to remove (the LAN guard's table or address depends on the
+# kernel and lan_guard): the checks after removal are not vacuous for these.
+present() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
+log "before removal: shim $(present has_shim), route $(present has_route 192.168.1.2 eno1.host)," \
+	"nft table netdev flatnet $(present in_ct nft list table netdev flatnet)," \
+	"$SHIM_ADDR/32 $(present sh -c "nsenter -t $ct -a ip -4 -o addr show | grep -qF ' $SHIM_ADDR/32 '")"
 log "apt remove flatnet (no purge)"
 if in_ct apt-get remove -y -q flatnet >"$workdir/remove.log" 2>&1; then
 	pass "apt remove"

@@ -1,13 +1,19 @@
 # flatnet — `make help` lists the targets.
 
-GO      ?= go
+# `sudo make ...` drops /usr/local/go/bin from PATH: look there too.
+GO      ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
+GOFMT   ?= $(or $(wildcard $(dir $(GO))gofmt),gofmt)
 BIN     ?= bin/flatnet
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go unit lint demo bench fuzz clean
+.PHONY: help build test test-go unit lint demo bench fuzz clean deps deps-demo
+
+# The CNI plugins: Debian installs them in /usr/lib/cni, Fedora in /usr/libexec/cni.
+CNI_PATH ?= /opt/cni/bin:/usr/lib/cni:/usr/libexec/cni
+export CNI_PATH
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -15,7 +21,21 @@ help: ## show this list
 build: ## build bin/flatnet
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/flatnet
 
-test: test-go test-package ## run every test (root): Go tests, then the package under a real systemd
+deps: ## install what demo and test need, when missing (apt-get or dnf; root)
+	GO='$(GO)' packaging/deps.sh demo test package
+
+deps-demo:
+	GO='$(GO)' packaging/deps.sh demo
+
+# Every part runs even when an earlier one fails; the last line names the failed ones.
+TEST_PARTS := lint lint-package test-go test-package
+test: deps ## run every test (root): lint, package lint, Go tests, the package under a real systemd
+	@failed=; for t in $(TEST_PARTS); do \
+		echo "== make $$t"; \
+		$(MAKE) --no-print-directory $$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make test: all passed ($(TEST_PARTS))"
 
 test-go: ## unit, fuzz seeds and real-kernel integration tests (root)
 	$(GO) test -count=1 ./...
@@ -24,11 +44,11 @@ unit: ## run the unit tests only (no root needed)
 	$(GO) test -count=1 -short ./...
 
 lint: ## gofmt, go vet, staticcheck
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@out=$$($(GOFMT) -l $$(git ls-files '*.go')) && test -z "$$out" || { echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-demo: build ## as root: a throwaway lab of namespaces; the node reaches its pods only with flatnet
+demo: deps-demo build ## as root: a throwaway lab of namespaces; the node reaches its pods only with flatnet
 	$(GO) run ./internal/dev/flatnet-lab demo --flatnet $(BIN)
 
 bench: build ## as root: allocation-to-route latency, bursts, cold start, beside the baselines

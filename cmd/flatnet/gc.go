@@ -16,6 +16,18 @@ import (
 // two minutes).
 const runGCPercent = 50
 
+// crashBySignal makes a crash of `flatnet run` (an unrecovered panic, a
+// fatal signal) end the process by SIGABRT, as GOTRACEBACK=crash does,
+// instead of the Go runtime's exit status 2: that status is the unit's
+// RestartPreventExitStatus=, kept for an invalid configuration, so a crash
+// would not be restarted. GOTRACEBACK in the environment wins.
+func crashBySignal() {
+	if _, set := os.LookupEnv("GOTRACEBACK"); set {
+		return
+	}
+	debug.SetTraceback("crash")
+}
+
 // tuneGC sets the collector up for `flatnet run`. GOGC in the environment
 // (a unit's Environment=) wins.
 func tuneGC() {

@@ -107,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		tuneGC()
+		crashBySignal()
 		level := new(slog.LevelVar)
 		level.Set(cfg.LogLevel)
 		log := sd.NewLogger(stderr, level)

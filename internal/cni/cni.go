@@ -165,7 +165,7 @@ func Discover(files []File) ([]Network, []Problem) {
 		}
 		for _, n := range found {
 			if first, ok := seen[n.Name]; ok {
-				problems = append(problems, Problem{File: f.Name, Err: fmt.Errorf("network %q is already defined in %s, which wins", n.Name, first)})
+				problems = append(problems, Problem{File: f.Name, Err: fmt.Errorf("network %q is already defined in %s, which wins%w", n.Name, first, silent{ErrDuplicate})})
 				continue
 			}
 			seen[n.Name] = f.Name
@@ -215,6 +215,16 @@ func parseFile(name string, data []byte) ([]Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	nets, err := listNetworks(list)
+	for i := range nets {
+		nets[i].File = name
+	}
+	return nets, err
+}
+
+// listNetworks returns the macvlan + host-local networks of a network list,
+// with File unset.
+func listNetworks(list netList) ([]Network, error) {
 	var nets []Network
 	for i, p := range list.plugins {
 		var head pluginHead
@@ -228,7 +238,6 @@ func parseFile(name string, data []byte) ([]Network, error) {
 			}
 			return nil, fmt.Errorf("network %q: %w", list.name, err)
 		}
-		n.File = name
 		nets = append(nets, n)
 	}
 	return nets, nil
@@ -320,9 +329,9 @@ func macvlanNetwork(list netList, plugin []byte) (Network, error) {
 	case !cniName.MatchString(list.name):
 		return Network{}, fmt.Errorf("%q is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it", list.name)
 	case mc.IPAM.Type == "":
-		return Network{}, errors.New("macvlan without IPAM: pods get no address to route")
+		return Network{}, fmt.Errorf("macvlan without IPAM: pods get no address to route%w", silent{ErrNotHostLocal})
 	case mc.IPAM.Type != "host-local":
-		return Network{}, fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local", mc.IPAM.Type)
+		return Network{}, fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local%w", mc.IPAM.Type, silent{ErrNotHostLocal})
 	case mc.LinkInContainer:
 		return Network{}, errors.New(`"linkInContainer": the master is inside the container's namespace, not on the node`)
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -69,5 +71,34 @@ func TestDefaultCacheDirsFresh(t *testing.T) {
 	a.CNICacheDirs[0] = "/changed"
 	if b.CNICacheDirs[0] != DefaultCNICacheDir || strings.HasPrefix(DefaultCNICacheDirs()[0], "/changed") {
 		t.Fatalf("the default cache dirs are shared")
+	}
+}
+
+// TestShippedDefaults: the values etc/flatnet/flatnet.toml shows in its
+// comments, uncommented, are the defaults.
+func TestShippedDefaults(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "etc", "flatnet", "flatnet.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc strings.Builder
+	keys := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "#[[") {
+			break // the example tables
+		}
+		if k, _, ok := strings.Cut(strings.TrimPrefix(line, "#"), " = "); ok && strings.HasPrefix(line, "#") && !strings.Contains(k, " ") {
+			doc.WriteString(line[1:] + "\n")
+			keys++
+		}
+	}
+	c, err := Parse([]byte(doc.String()), "flatnet.toml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, doc.String())
+	}
+	want := Default()
+	want.Path = "flatnet.toml"
+	if !reflect.DeepEqual(c, want) || keys != len(topKeys)-1 {
+		t.Fatalf("%d keys shown:\n%s\nparse to %+v\nwant %+v", keys, doc.String(), c, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 )
 
@@ -370,5 +371,16 @@ func TestReadCache(t *testing.T) {
 		case w != "" && (!errors.Is(f.Err, ErrCacheUnreadable) || !strings.Contains(f.Err.Error(), w) || f.Data != nil):
 			t.Errorf("%s: error %v, want %q", name, f.Err, w)
 		}
+	}
+}
+
+// TestConfigCacheDirs: flatnet.toml's default cni_cache_dirs are the
+// directories this package documents.
+func TestConfigCacheDirs(t *testing.T) {
+	if got := config.DefaultCNICacheDirs(); !reflect.DeepEqual(got, []string{DefaultCacheDir, MultusCacheDir}) {
+		t.Fatalf("config.DefaultCNICacheDirs() = %q", got)
+	}
+	if DefaultDataDir != config.DefaultStateRoot {
+		t.Fatalf("host-local's default dataDir differs from state_root's default")
 	}
 }

@@ -194,11 +194,27 @@ type netList struct {
 	plugins    [][]byte
 }
 
-// pluginHead is what libcni itself reads of a plugin (types.PluginConf).
+// pluginHead is what libcni itself reads of a plugin (types.PluginConf),
+// with the same types, so that a plugin libcni cannot decode is refused.
 type pluginHead struct {
-	CNIVersion string `json:"cniVersion"`
-	Name       string `json:"name"`
-	Type       string `json:"type"`
+	CNIVersion   string          `json:"cniVersion"`
+	Name         string          `json:"name"`
+	Type         string          `json:"type"`
+	Capabilities map[string]bool `json:"capabilities"`
+	IPAM         struct {
+		Type string `json:"type"`
+	} `json:"ipam"`
+	DNS struct {
+		Nameservers []string `json:"nameservers"`
+		Domain      string   `json:"domain"`
+		Search      []string `json:"search"`
+		Options     []string `json:"options"`
+	} `json:"dns"`
+	PrevResult       map[string]any `json:"prevResult"`
+	ValidAttachments []struct {
+		ContainerID string `json:"containerID"`
+		IfName      string `json:"ifname"`
+	} `json:"cni.dev/valid-attachments"`
 }
 
 // parseFile reads one file and returns its macvlan + host-local networks.
@@ -261,6 +277,10 @@ func parseConfList(data []byte) (netList, error) {
 		if list.cniVersion, ok = v.(string); !ok {
 			return netList{}, fmt.Errorf(`"cniVersion" is %s, not a string`, jsonType(v))
 		}
+	}
+	var err error
+	if list.cniVersion, err = listRules(raw, list.cniVersion); err != nil {
+		return netList{}, err
 	}
 	rawPlugins, ok := raw["plugins"]
 	if !ok {

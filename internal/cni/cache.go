@@ -195,18 +195,14 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 	if len(data) > MaxCacheFileSize {
 		return CacheEntry{}, fmt.Errorf("%w: %d bytes, over the %d a cache entry may have", ErrCacheUnreadable, len(data), MaxCacheFileSize)
 	}
-	if !json.Valid(data) {
-		var v any
-		err := json.Unmarshal(data, &v)
+	var env cacheEnvelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		// encoding/json checks the syntax of the whole input before it
+		// decodes anything, so a cut-short file always says so.
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input" {
 			return CacheEntry{}, fmt.Errorf("%w: cut short after %d bytes", ErrCacheIncomplete, len(data))
 		}
-		return CacheEntry{}, fmt.Errorf("%w: %w", ErrCacheMalformed, jsonError(err, data))
-	}
-
-	var env cacheEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
 		var b64 base64.CorruptInputError
 		if errors.As(err, &b64) {
 			return CacheEntry{}, fmt.Errorf(`%w: "config" is not base64 (%v)`, ErrCacheMalformed, err)
@@ -280,7 +276,7 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 
 	// The network as the plugins saw it: libcni adds the runtime's
 	// capability arguments the plugin asked for as its "runtimeConfig".
-	run := list
+	run, injected := list, false
 	run.plugins = make([][]byte, len(list.plugins))
 	for i, p := range list.plugins {
 		q, err := injectRuntimeConfig(p, env.CapabilityArgs)
@@ -288,6 +284,7 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 			return CacheEntry{}, fmt.Errorf("%w: config: plugin %d: %w", ErrCacheMalformed, i, err)
 		}
 		run.plugins[i] = q
+		injected = injected || !bytes.Equal(p, q)
 	}
 	nets, err := listNetworks(run)
 	if err != nil {
@@ -300,9 +297,11 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 	n.File = f.Path
 	e.Network = &n
 	e.written = keyOf(n)
-	e.written.ranges = ""
-	if asWritten, err := listNetworks(list); err == nil && len(asWritten) > 0 {
-		e.written.ranges = rangesString(asWritten[0].Ranges)
+	if injected {
+		e.written.ranges = ""
+		if asWritten, err := listNetworks(list); err == nil && len(asWritten) > 0 {
+			e.written.ranges = rangesString(asWritten[0].Ranges)
+		}
 	}
 	return e, nil
 }

@@ -16,6 +16,12 @@
 // Note that a kubelet with a CRI runtime uses only the first usable file of
 // the directory as the pod network; the others are typically used through
 // multus. Discover reports all of them.
+//
+// Networks that never reach the directory are found in libcni's result
+// cache: ReadCache and ReadCacheFile read it, ParseCache reads one entry
+// into the same Network a file would give, Combine (or DiscoverAll) merges
+// both sources; cache.go records what the cache holds and who writes it.
+// Every problem matches one of the Err* sentinels with errors.Is.
 package cni
 
 import (

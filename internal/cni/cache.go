@@ -43,12 +43,13 @@ package cni
 //     dir), podman's CNI backend (containers/common libnetwork/cni:
 //     NewCNIConfig) and cnitool (v1.3.0 and v1.3.1: NewCNIConfig; there is
 //     no environment variable for the cache dir) all use it. Multus
-//     (multus-cni pkg/multus/multus.go, v4.x) calls
+//     (multus-cni pkg/multus/multus.go, v3.7.2 to v4.3) calls
 //     libcni.NewCNIConfigWithCacheDir(binDirs, netconf.CNIDir, exec) for
 //     every delegate, and CNIDir defaults to /var/lib/cni/multus
 //     (pkg/types/conf.go, defaultCNIDir; "cniDir" in Multus's configuration
 //     changes it); the thick-plugin daemonset mounts that host path into
-//     its daemon. So a Multus node has the delegates' entries, macvlan ones
+//     its daemon. Multus up to v3.7.1 used libcni.NewCNIConfig, so its
+//     delegates' entries are in /var/lib/cni/results. So a Multus node has the delegates' entries, macvlan ones
 //     included, in /var/lib/cni/multus/results, and the runtime's entry for
 //     Multus itself (type "multus", or "multus-shim" for the thick plugin)
 //     in /var/lib/cni/results. Entries of plugin types other than macvlan

@@ -71,6 +71,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -181,10 +182,11 @@ type cacheEnvelope struct {
 // ErrCacheMisnamed, ErrCacheLegacy, ErrCacheKind, or ErrUnfollowable (an
 // *UnfollowableError: a macvlan attachment flatnet cannot follow; the entry
 // is returned with it, Network nil). Ignorable tells the errors not worth
-// reporting.
+// reporting. A file ReadCacheFile found gone comes back with its
+// fs.ErrNotExist as it was: its attachment is over.
 func ParseCache(f CacheFile) (CacheEntry, error) {
 	if f.Err != nil {
-		if errors.Is(f.Err, ErrCacheUnreadable) {
+		if errors.Is(f.Err, ErrCacheUnreadable) || errors.Is(f.Err, fs.ErrNotExist) {
 			return CacheEntry{}, f.Err
 		}
 		return CacheEntry{}, fmt.Errorf("%w: %w", ErrCacheUnreadable, f.Err)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -159,6 +160,10 @@ func TestParseCacheKinds(t *testing.T) {
 	}
 	if _, err := ParseCache(CacheFile{Path: "/c/results/n-c-eth0", Err: errors.New("boom")}); !errors.Is(err, ErrCacheUnreadable) {
 		t.Errorf("read error: %v", err)
+	}
+	gone := ReadCacheFile(t.TempDir(), "n-c-eth0")
+	if _, err := ParseCache(gone); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrCacheUnreadable) {
+		t.Errorf("removed file: %v", err)
 	}
 }
 

@@ -131,7 +131,7 @@ func (c *checker) cniLint() {
 		for _, p := range problems[file.Name] {
 			msg := p.Err.Error()
 			switch {
-			case errors.Is(p.Err, cni.ErrDefinedTwice):
+			case errors.Is(p.Err, cni.ErrDuplicate):
 				c.add(Warn, name, msg, fmt.Sprintf("remove %s, or give its network another name; the runtime uses the first file too", path))
 			case errors.Is(p.Err, cni.ErrNotHostLocal):
 				c.add(Warn, name, msg+": the node cannot reach these pods",

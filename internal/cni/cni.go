@@ -16,6 +16,12 @@
 // Note that a kubelet with a CRI runtime uses only the first usable file of
 // the directory as the pod network; the others are typically used through
 // multus. Discover reports all of them.
+//
+// Networks that never reach the directory are found in libcni's result
+// cache: ReadCache and ReadCacheFile read it, ParseCache reads one entry
+// into the same Network a file would give, Combine (or DiscoverAll) merges
+// both sources; cache.go records what the cache holds and who writes it.
+// Every problem matches one of the Err* sentinels with errors.Is.
 package cni
 
 import (
@@ -66,33 +72,6 @@ func (p Problem) Error() string { return text.Printable(p.File) + ": " + text.Pr
 
 // Unwrap returns the reason.
 func (p Problem) Unwrap() error { return p.Err }
-
-// Kinds of problems that call for their own advice (flatnet check tells
-// them apart with errors.Is); any other problem means the runtime refuses
-// the file or network too.
-var (
-	// ErrDefinedTwice: a network name defined by an earlier file, which
-	// wins (libcni takes the first).
-	ErrDefinedTwice = errors.New("network defined twice")
-	// ErrNotHostLocal: a macvlan network whose IPAM is not host-local (or
-	// none): its pods start, but flatnet cannot follow their addresses.
-	ErrNotHostLocal = errors.New("IPAM other than host-local")
-)
-
-// kindError is a problem of a kind: its message is its own, errors.Is
-// matches the kind.
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e kindError) Error() string { return e.msg }
-func (e kindError) Unwrap() error { return e.kind }
-
-// problemf makes a problem of kind kind.
-func problemf(kind error, format string, args ...any) error {
-	return kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
-}
 
 // Discover finds the macvlan + host-local networks in the files of a CNI
 // configuration directory. Files are taken in name order whatever the order
@@ -156,7 +135,7 @@ func Discover(files []File) ([]Network, []Problem) {
 		}
 		for _, n := range found {
 			if first, ok := seen[n.Name]; ok {
-				problems = append(problems, Problem{File: f.Name, Err: problemf(ErrDefinedTwice, "network %q is already defined in %s, which wins", n.Name, first)})
+				problems = append(problems, Problem{File: f.Name, Err: fmt.Errorf("network %q is already defined in %s, which wins%w", n.Name, first, silent{ErrDuplicate})})
 				continue
 			}
 			seen[n.Name] = f.Name
@@ -185,11 +164,27 @@ type netList struct {
 	plugins    [][]byte
 }
 
-// pluginHead is what libcni itself reads of a plugin (types.PluginConf).
+// pluginHead is what libcni itself reads of a plugin (types.PluginConf),
+// with the same types, so that a plugin libcni cannot decode is refused.
 type pluginHead struct {
-	CNIVersion string `json:"cniVersion"`
-	Name       string `json:"name"`
-	Type       string `json:"type"`
+	CNIVersion   string          `json:"cniVersion"`
+	Name         string          `json:"name"`
+	Type         string          `json:"type"`
+	Capabilities map[string]bool `json:"capabilities"`
+	IPAM         struct {
+		Type string `json:"type"`
+	} `json:"ipam"`
+	DNS struct {
+		Nameservers []string `json:"nameservers"`
+		Domain      string   `json:"domain"`
+		Search      []string `json:"search"`
+		Options     []string `json:"options"`
+	} `json:"dns"`
+	PrevResult       map[string]any `json:"prevResult"`
+	ValidAttachments []struct {
+		ContainerID string `json:"containerID"`
+		IfName      string `json:"ifname"`
+	} `json:"cni.dev/valid-attachments"`
 }
 
 // parseFile reads one file and returns its macvlan + host-local networks.
@@ -206,6 +201,16 @@ func parseFile(name string, data []byte) ([]Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	nets, err := listNetworks(list)
+	for i := range nets {
+		nets[i].File = name
+	}
+	return nets, err
+}
+
+// listNetworks returns the macvlan + host-local networks of a network list,
+// with File unset.
+func listNetworks(list netList) ([]Network, error) {
 	var nets []Network
 	for i, p := range list.plugins {
 		var head pluginHead
@@ -219,7 +224,6 @@ func parseFile(name string, data []byte) ([]Network, error) {
 			}
 			return nil, fmt.Errorf("network %q: %w", list.name, err)
 		}
-		n.File = name
 		nets = append(nets, n)
 	}
 	return nets, nil
@@ -243,6 +247,10 @@ func parseConfList(data []byte) (netList, error) {
 		if list.cniVersion, ok = v.(string); !ok {
 			return netList{}, fmt.Errorf(`"cniVersion" is %s, not a string`, jsonType(v))
 		}
+	}
+	var err error
+	if list.cniVersion, err = listRules(raw, list.cniVersion); err != nil {
+		return netList{}, err
 	}
 	rawPlugins, ok := raw["plugins"]
 	if !ok {
@@ -311,9 +319,9 @@ func macvlanNetwork(list netList, plugin []byte) (Network, error) {
 	case !config.ValidNetworkName(list.name):
 		return Network{}, fmt.Errorf("%q is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it", list.name)
 	case mc.IPAM.Type == "":
-		return Network{}, problemf(ErrNotHostLocal, "macvlan without IPAM: pods get no address to route")
+		return Network{}, fmt.Errorf("macvlan without IPAM: pods get no address to route%w", silent{ErrNotHostLocal})
 	case mc.IPAM.Type != "host-local":
-		return Network{}, problemf(ErrNotHostLocal, "macvlan with IPAM %q: flatnet follows only host-local", mc.IPAM.Type)
+		return Network{}, fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local%w", mc.IPAM.Type, silent{ErrNotHostLocal})
 	case mc.LinkInContainer:
 		return Network{}, errors.New(`"linkInContainer": the master is inside the container's namespace, not on the node`)
 	}

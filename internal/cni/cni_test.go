@@ -423,7 +423,7 @@ func TestProblemKinds(t *testing.T) {
 		{Name: "40-none.conflist", Data: []byte(strings.Replace(string(conflist(`{"type": "macvlan"}`)), `"net"`, `"n"`, 1))},
 		{Name: "50-bad.conflist", Data: []byte(`{"name": "b", "plugins": [{"type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.2.0/31"}}]}`)},
 	})
-	want := map[string]error{"20-a.conflist": ErrDefinedTwice, "30-dhcp.conflist": ErrNotHostLocal, "40-none.conflist": ErrNotHostLocal, "50-bad.conflist": nil}
+	want := map[string]error{"20-a.conflist": ErrDuplicate, "30-dhcp.conflist": ErrNotHostLocal, "40-none.conflist": ErrNotHostLocal, "50-bad.conflist": nil}
 	if len(probs) != len(want) {
 		t.Fatalf("problems %v", probs)
 	}
@@ -432,7 +432,7 @@ func TestProblemKinds(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("unexpected problem %v", p)
-		case kind == nil && (errors.Is(p, ErrDefinedTwice) || errors.Is(p, ErrNotHostLocal)):
+		case kind == nil && (errors.Is(p, ErrDuplicate) || errors.Is(p, ErrNotHostLocal)):
 			t.Errorf("%v: of a kind it is not", p)
 		case kind != nil && !errors.Is(p, kind):
 			t.Errorf("%v: not %v", p, kind)

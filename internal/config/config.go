@@ -11,8 +11,10 @@
 //   - Every key is optional, unknown keys anywhere are errors (with a
 //     suggestion when a known key is close), and so are values of the wrong
 //     TOML type.
-//   - cni_conf_dir, state_root and state_dir must be absolute; they are
-//     returned cleaned (filepath.Clean).
+//   - cni_conf_dir, state_root, state_dir and every entry of cni_cache_dirs
+//     must be absolute; they are returned cleaned (filepath.Clean).
+//   - cni_cache_dirs = [] means no cache directory; an entry listed twice is
+//     an error.
 //   - log_level is matched without regard to case.
 //   - A network's name must be a valid CNI network name (a letter or digit,
 //     then letters, digits, '_', '.', '-'), since it also names a directory.
@@ -55,6 +57,17 @@ const (
 	DefaultResyncInterval = 5 * time.Minute         // resync_interval
 )
 
+// The default cni_cache_dirs: libcni's cache directory (libcni.CacheDir,
+// used by containerd, CRI-O, podman and cnitool) and Multus's default
+// cniDir, where Multus caches its delegates.
+const (
+	DefaultCNICacheDir = "/var/lib/cni"
+	MultusCNICacheDir  = "/var/lib/cni/multus"
+)
+
+// DefaultCNICacheDirs returns a new slice of the default cni_cache_dirs.
+func DefaultCNICacheDirs() []string { return []string{DefaultCNICacheDir, MultusCNICacheDir} }
+
 // MinResyncInterval is the shortest resync_interval accepted.
 const MinResyncInterval = time.Second
 
@@ -76,6 +89,8 @@ const MaxFileSize = 1 << 20
 type Config struct {
 	Path           string        // file it came from ("" when built-in defaults)
 	CNIConfDir     string        // cni_conf_dir, default "/etc/cni/net.d"
+	CNICacheDirs   []string      // cni_cache_dirs, default DefaultCNICacheDirs(); empty: none
+	Discover       bool          // discover, default true; false: mirror only the [[network]] tables
 	StateRoot      string        // state_root, default "/var/lib/cni/networks"
 	ResyncInterval time.Duration // resync_interval, default 5m; at least 1s
 	LogLevel       slog.Level    // log_level: debug|info|warn|error, default info
@@ -99,6 +114,8 @@ type Network struct {
 func Default() Config {
 	return Config{
 		CNIConfDir:     DefaultCNIConfDir,
+		CNICacheDirs:   DefaultCNICacheDirs(),
+		Discover:       true,
 		StateRoot:      DefaultStateRoot,
 		ResyncInterval: DefaultResyncInterval,
 		LogLevel:       slog.LevelInfo,
@@ -200,7 +217,7 @@ func parseErrorLine(pe toml.ParseError, data []byte) int {
 
 // Keys each table accepts, in the order messages list them.
 var (
-	topKeys     = []string{"cni_conf_dir", "state_root", "resync_interval", "log_level", "on_stop", "lan_guard", "network"}
+	topKeys     = []string{"cni_conf_dir", "cni_cache_dirs", "discover", "state_root", "resync_interval", "log_level", "on_stop", "lan_guard", "network"}
 	networkKeys = []string{"name", "master", "shim", "state_dir", "ranges"}
 )
 
@@ -233,6 +250,16 @@ func (p *parser) config(doc map[string]any) Config {
 		switch k {
 		case "cni_conf_dir":
 			c.CNIConfDir = p.absPath(line, k, v)
+		case "cni_cache_dirs":
+			if dirs, ok := p.absPaths(line, k, v); ok {
+				c.CNICacheDirs = dirs
+			}
+		case "discover":
+			if b, ok := v.(bool); ok {
+				c.Discover = b
+			} else {
+				p.errorf(line, k, "must be true or false, not %s", tomlType(v))
+			}
 		case "state_root":
 			c.StateRoot = p.absPath(line, k, v)
 		case "resync_interval":
@@ -464,6 +491,42 @@ func (p *parser) absPath(line int, key string, v any) string {
 		return ""
 	}
 	return filepath.Clean(s)
+}
+
+// absPaths checks a list of absolute paths, each cleaned and listed once.
+// ok is false when there was a problem.
+func (p *parser) absPaths(line int, key string, v any) ([]string, bool) {
+	list, ok := v.([]any)
+	if !ok {
+		p.errorf(line, key, "must be a list of absolute paths (e.g. [\"/var/lib/cni\"]), not %s", tomlType(v))
+		return nil, false
+	}
+	out := make([]string, 0, len(list))
+	seen := map[string]int{}
+	bad := false
+	for j, e := range list {
+		k := fmt.Sprintf("%s[%d]", key, j+1)
+		s, ok := e.(string)
+		if !ok {
+			p.errorf(line, k, "must be a string like \"/var/lib/cni\", not %s", tomlType(e))
+			bad = true
+			continue
+		}
+		if !filepath.IsAbs(s) {
+			p.errorf(line, k, "%q is not an absolute path", s)
+			bad = true
+			continue
+		}
+		s = filepath.Clean(s)
+		if i, dup := seen[s]; dup {
+			p.errorf(line, k, "%q is already %s[%d]", s, key, i+1)
+			bad = true
+			continue
+		}
+		seen[s] = j
+		out = append(out, s)
+	}
+	return out, !bad
 }
 
 // unknown records an unknown key, suggesting a known one that is close.

@@ -16,6 +16,8 @@ import (
 func TestDefault(t *testing.T) {
 	want := Config{
 		CNIConfDir:     "/etc/cni/net.d",
+		CNICacheDirs:   []string{"/var/lib/cni", "/var/lib/cni/multus"},
+		Discover:       true,
 		StateRoot:      "/var/lib/cni/networks",
 		ResyncInterval: 5 * time.Minute,
 		LogLevel:       slog.LevelInfo,

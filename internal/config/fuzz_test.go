@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 		"network = [{name = \"a\"}, {name = \"a\"}]\n",
 		"a = \"\"\"\n[[network]]\n\"\"\"\n",
 		"log_level = 'DEBUG'\non_stop = 'teardown'\nstate_root = '/x/../y'\n",
+		"discover = false\ncni_cache_dirs = ['/var/lib/cni', \"/var/lib/cni/multus/\", 'x', 1]\n",
 	}
 	if data, err := os.ReadFile(filepath.Join("testdata", "flatnet.toml")); err == nil {
 		seeds = append(seeds, string(data))
@@ -58,6 +59,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.StateRoot) {
 			t.Fatalf("relative dirs in %+v", c)
+		}
+		if c.CNICacheDirs == nil {
+			t.Fatalf("CNICacheDirs is nil")
+		}
+		dirs := map[string]bool{}
+		for _, d := range c.CNICacheDirs {
+			if !filepath.IsAbs(d) || filepath.Clean(d) != d || dirs[d] {
+				t.Fatalf("bad or repeated cache dir %q in %q", d, c.CNICacheDirs)
+			}
+			dirs[d] = true
 		}
 		names := map[string]bool{}
 		for _, n := range c.Networks {

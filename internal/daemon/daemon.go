@@ -119,7 +119,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now func() time.Time) *pass {
 	return &pass{
 		cfg: d.opts.Config, log: d.log, k: k, notify: d.opts.Notifier, marks: m, now: now, mid: sd.MachineID(), watch: watch,
-		cache: statedir.NewCache(), disc: cni.NewDiscovery(), node: reconcile.NewNode(),
+		cache: statedir.NewCache(), disc: cni.NewLastGood(), node: reconcile.NewNode(),
 	}
 }
 

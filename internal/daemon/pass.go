@@ -62,7 +62,7 @@ type pass struct {
 	watch func(dirs []string) error
 
 	cache   *statedir.Cache
-	disc    *cni.Discovery
+	disc    *cni.LastGood
 	cniNets []cni.Network
 	node    *reconcile.Node
 	snap    *reconcile.Snapshot

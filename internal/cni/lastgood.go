@@ -7,12 +7,12 @@ import (
 	"github.com/flatnet/flatnet/internal/text"
 )
 
-// Discovery follows a CNI configuration directory across reads, as the
+// LastGood follows a CNI configuration directory across reads, as the
 // daemon needs it: a file that stops parsing (an edit saved half-way, a
 // typo) keeps the networks it defined before, so a bad edit never costs a
 // route; a file created but not yet written keeps what it had too. What
 // to tell the operator comes back as Notes, each once while it lasts.
-type Discovery struct {
+type LastGood struct {
 	byFile map[string][]Network
 	told   map[string]bool // notes reported and still true
 }
@@ -25,15 +25,15 @@ type Note struct {
 	Msg   string
 }
 
-// NewDiscovery returns a Discovery that has seen nothing yet.
-func NewDiscovery() *Discovery {
-	return &Discovery{byFile: map[string][]Network{}, told: map[string]bool{}}
+// NewLastGood returns a LastGood that has seen nothing yet.
+func NewLastGood() *LastGood {
+	return &LastGood{byFile: map[string][]Network{}, told: map[string]bool{}}
 }
 
 // Update takes the directory's files as ReadDir returned them and returns
 // the networks, in libcni's order (the first definition of a name wins),
 // and the notes not reported before.
-func (d *Discovery) Update(files []File) ([]Network, []Note) {
+func (d *LastGood) Update(files []File) ([]Network, []Note) {
 	byFile := map[string][]Network{}
 	var all []Network
 	var out []Note

@@ -1,0 +1,93 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// ReadCache reads the entries of one libcni cache directory: every file of
+// <dir>/results, in name order. Unlike ReadDir it follows no symlink (libcni
+// writes regular files, and a link could lead anywhere): a symlink, a
+// directory, a device or a file over MaxCacheFileSize comes back with Err
+// set (ErrCacheUnreadable), without its content. Names starting with a dot
+// are never libcni's and are left out, and so is a file removed while the
+// directory is read.
+//
+// A missing dir or results/ is an error wrapping fs.ErrNotExist: no runtime
+// has attached anything there yet, which the caller may take as "no
+// entries" (and watch for the directory to appear).
+func ReadCache(dir string) ([]CacheFile, error) {
+	results := filepath.Join(dir, CacheResultsDir)
+	entries, err := os.ReadDir(results)
+	if err != nil {
+		return nil, fmt.Errorf("reading CNI cache: %w", err)
+	}
+	var files []CacheFile
+	for _, e := range entries { // os.ReadDir sorts by name
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		f := ReadCacheFile(dir, e.Name())
+		if errors.Is(f.Err, fs.ErrNotExist) {
+			continue // removed since the directory was listed
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// ReadCacheFile reads <dir>/results/<name>, as ReadCache does, for one
+// file-system event. A file that is gone comes back with Err wrapping
+// fs.ErrNotExist (and not ErrCacheUnreadable): its attachment was removed.
+func ReadCacheFile(dir, name string) CacheFile {
+	path := filepath.Join(dir, CacheResultsDir, name)
+	f := CacheFile{Path: path}
+	// O_NOFOLLOW: a symlink fails with ELOOP instead of being opened;
+	// O_NONBLOCK: a FIFO cannot hang the caller.
+	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		f.Err = err
+		return f
+	case errors.Is(err, syscall.ELOOP):
+		f.Err = fmt.Errorf("%w: a symlink; libcni writes regular files, so it is not followed", ErrCacheUnreadable)
+		return f
+	case err != nil:
+		f.Err = fmt.Errorf("%w: %w", ErrCacheUnreadable, err)
+		return f
+	}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		f.Err = fmt.Errorf("%w: %w", ErrCacheUnreadable, err)
+		return f
+	}
+	f.ModTime = st.ModTime()
+	switch m := st.Mode(); {
+	case m.IsDir():
+		f.Err = fmt.Errorf("%w: a directory, not a file", ErrCacheUnreadable)
+		return f
+	case !m.IsRegular():
+		f.Err = fmt.Errorf("%w: not a regular file (mode %s)", ErrCacheUnreadable, m.Type())
+		return f
+	case st.Size() > MaxCacheFileSize:
+		f.Err = fmt.Errorf("%w: %d bytes, over the %d a cache entry may have; not read", ErrCacheUnreadable, st.Size(), MaxCacheFileSize)
+		return f
+	}
+	data, err := io.ReadAll(io.LimitReader(fd, MaxCacheFileSize+1))
+	switch {
+	case err != nil:
+		f.Err = fmt.Errorf("%w: %w", ErrCacheUnreadable, err)
+	case len(data) > MaxCacheFileSize:
+		f.Err = fmt.Errorf("%w: over the %d bytes a cache entry may have; not read", ErrCacheUnreadable, MaxCacheFileSize)
+	default:
+		f.Data = data
+	}
+	return f
+}

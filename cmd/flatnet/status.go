@@ -22,9 +22,17 @@ import (
 // fields after it are additions.
 type statusJSON struct {
 	Networks []netJSON `json:"networks"`
+	// Unmatched are state directories holding allocations no known
+	// network explains: pods the node cannot reach. Never silent: exit 1.
+	Unmatched []unmatchedJSON `json:"unmatched"`
 	// Problems are what flatnet would log now: addresses it will not
 	// route, CNI files it skips, shims it cannot use.
 	Problems []string `json:"problems"`
+}
+
+type unmatchedJSON struct {
+	Dir       string `json:"dir"`
+	Allocated int    `json:"allocated"`
 }
 
 type netJSON struct {
@@ -75,6 +83,9 @@ func statusCmd(cfg config.Config, asJSON bool, stdout, stderr io.Writer) int {
 			code = exitFail
 		}
 	}
+	if len(out.Unmatched) > 0 {
+		code = exitFail
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -90,7 +101,10 @@ func statusCmd(cfg config.Config, asJSON bool, stdout, stderr io.Writer) int {
 
 // buildStatus turns an observation into the status report.
 func buildStatus(o *inspect.Observation) statusJSON {
-	out := statusJSON{Networks: []netJSON{}, Problems: []string{}}
+	out := statusJSON{Networks: []netJSON{}, Unmatched: []unmatchedJSON{}, Problems: []string{}}
+	for _, u := range o.Unmatched {
+		out.Unmatched = append(out.Unmatched, unmatchedJSON{Dir: u.Dir, Allocated: u.Allocated})
+	}
 	for i, st := range o.Plan.Networks {
 		n := netJSON{
 			Name: st.Name, Master: st.Master, Shim: st.Shim, ShimUp: st.ShimUp,
@@ -139,6 +153,9 @@ func buildStatus(o *inspect.Observation) statusJSON {
 	for _, p := range o.CNIProblems {
 		out.Problems = append(out.Problems, fmt.Sprintf("CNI config %s skipped: %v", p.File, p.Err))
 	}
+	for _, p := range o.CacheProblems {
+		out.Problems = append(out.Problems, fmt.Sprintf("CNI cache: %v", p))
+	}
 	if o.CNIDirErr != nil {
 		out.Problems = append(out.Problems, fmt.Sprintf("cannot read the CNI config directory: %v", o.CNIDirErr))
 	}
@@ -151,7 +168,7 @@ func buildStatus(o *inspect.Observation) statusJSON {
 // printStatus prints the human table and the lines under it.
 func printStatus(w io.Writer, out statusJSON, cfg config.Config, c palette) {
 	if len(out.Networks) == 0 {
-		fmt.Fprintf(w, "no network to mirror: no macvlan + host-local network in %s and none in the configuration\n", cfg.CNIConfDir)
+		fmt.Fprintf(w, "no network to mirror: no macvlan + host-local network in %s, in libcni's cache (%s) or in the configuration\n", cfg.CNIConfDir, strings.Join(cfg.CNICacheDirs, ", "))
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NETWORK\tMASTER\tSHIM\tSHIM STATE\tMODE\tMAC\tALLOCATED\tROUTED\tMISSING\tSTALE\tFOREIGN\tSTATUS")
@@ -188,6 +205,10 @@ func printStatus(w io.Writer, out statusJSON, cfg config.Config, c palette) {
 			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("routes flatnet does not own, left alone"), strings.Join(text.Head(n.ConflictRoutes, 10), "; "))
 		}
 		drift = drift || !n.InSync || len(n.Conflicts) > 0
+	}
+	for _, u := range out.Unmatched {
+		fmt.Fprintf(w, "%s: %s in a state directory no known network explains: the node cannot reach those pods\n", c.fail(u.Dir), text.Plural(u.Allocated, "allocation", "allocations"))
+		drift = true
 	}
 	for _, p := range out.Problems {
 		fmt.Fprintln(w, p)

@@ -38,9 +38,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/inspect"
@@ -177,6 +179,11 @@ type Daemon struct {
 	PIDs []int
 	// PIDsKnown is false when the processes could not be listed.
 	PIDsKnown bool
+	// ConfigDigest is the digest of the configuration the unit's daemon
+	// runs with (sd.LoadedConfig; "" for the built-in defaults), when
+	// ConfigDigestKnown.
+	ConfigDigest      string
+	ConfigDigestKnown bool
 }
 
 // Run runs every check on f, in the order an operator reads them: the
@@ -192,6 +199,8 @@ func Run(f Facts) []Result {
 			"run flatnet check as root on the node itself")
 	} else {
 		c.networks()
+		c.cniCache()
+		c.unmatched()
 		c.macvlan()
 		c.masters()
 		c.shims()
@@ -266,11 +275,26 @@ func (c *checker) config() {
 		c.add(OK, "config", fmt.Sprintf("%s not present: built-in defaults (cni_conf_dir %s, state_root %s)", path, f.Config.CNIConfDir, f.Config.StateRoot), "")
 		return
 	}
-	what := "networks discovered from " + f.Config.CNIConfDir
+	what := fmt.Sprintf("networks discovered from %s and libcni's cache", f.Config.CNIConfDir)
 	if n := len(f.Config.Networks); n > 0 {
-		what = text.Plural(n, "[[network]] table", "[[network]] tables")
+		what += " with " + text.Plural(n, "[[network]] table", "[[network]] tables")
+	}
+	if !f.Config.Discover {
+		what = text.Plural(len(f.Config.Networks), "[[network]] table", "[[network]] tables") + " (discover = false)"
+	}
+	if c.configNotLoaded() {
+		c.add(Warn, "config", fmt.Sprintf("%s is valid but not what flatnet runs with: it changed since flatnet loaded it", f.Config.Path),
+			"systemctl reload flatnet applies it (journalctl -u flatnet says if it is refused)")
+		return
 	}
 	c.add(OK, "config", fmt.Sprintf("%s is valid: %s, on_stop %s, resync every %s", f.Config.Path, what, f.Config.OnStop, shortDuration(f.Config.ResyncInterval)), "")
+}
+
+// configNotLoaded reports whether the unit's daemon runs with another
+// configuration than the valid one on disk: one edited but not reloaded.
+func (c *checker) configNotLoaded() bool {
+	d := c.f.Daemon
+	return c.f.ConfigErr == nil && d.ConfigDigestKnown && d.ConfigDigest != c.f.Config.Digest
 }
 
 // networks describes each network flatnet mirrors and reports those it
@@ -278,7 +302,7 @@ func (c *checker) config() {
 func (c *checker) networks() {
 	f := c.f
 	if len(f.Networks) == 0 && len(f.Resolve) == 0 && c.macvlanConfigs == 0 && !f.CNIDirMissing && f.CNIDirErr == nil {
-		c.add(Warn, "networks", fmt.Sprintf("nothing to mirror: no macvlan network with host-local IPAM in %s and no [[network]] in the configuration", f.Config.CNIConfDir),
+		c.add(Warn, "networks", fmt.Sprintf("nothing to mirror: no macvlan network with host-local IPAM in %s, in libcni's cache (%s) or in the configuration", f.Config.CNIConfDir, strings.Join(f.Config.CNICacheDirs, ", ")),
 			fmt.Sprintf("put the pods' macvlan conflist in %s, or point cni_conf_dir in %s at the directory that holds it", f.Config.CNIConfDir, cmp.Or(f.ConfigPath, config.DefaultPath)))
 	}
 	for _, n := range f.Networks {
@@ -313,6 +337,40 @@ func (c *checker) networks() {
 		default:
 			c.add(Warn, "network "+r.Network, r.Msg, "see the message")
 		}
+	}
+}
+
+// cniCache reports what is wrong with libcni's cache entries: an
+// attachment flatnet cannot follow, pods made with another configuration
+// than the one that wins, entries that cannot be used.
+func (c *checker) cniCache() {
+	for _, p := range c.f.CacheProblems {
+		name := "cni cache " + filepath.Base(p.File)
+		var conflict *cni.ConflictError
+		switch {
+		case errors.Is(p.Err, cni.ErrUnfollowable):
+			c.add(Warn, name, p.Err.Error()+": the node cannot reach that pod through flatnet",
+				`give the network host-local IPAM ("ipam": {"type": "host-local", ...}) in its NetworkAttachmentDefinition or conflist, or route its pods by hand`)
+		case errors.As(p.Err, &conflict):
+			c.add(Warn, "cni cache "+conflict.Network, p.Err.Error(),
+				"recreate those pods so they take the configuration in use, or make the configurations agree")
+		default:
+			c.add(Warn, name, p.Error()+": skipped", fmt.Sprintf("nothing flatnet needs; libcni writes no such file, so it can be removed: rm %s", p.File))
+		}
+	}
+}
+
+// unmatched fails for each state directory holding allocations that no
+// network flatnet knows explains: pods the node cannot reach, which would
+// otherwise go unseen.
+func (c *checker) unmatched() {
+	f := c.f
+	for _, u := range f.Unmatched {
+		net := filepath.Base(u.Dir)
+		c.add(Fail, "unmatched "+net, fmt.Sprintf("%s holds %s, but flatnet knows no network %s: neither %s nor libcni's cache (%s) defines it, so the node cannot reach those pods",
+			u.Dir, text.Plural(u.Allocated, "allocation", "allocations"), net, f.Config.CNIConfDir, strings.Join(f.Config.CNICacheDirs, ", ")),
+			fmt.Sprintf(`tell flatnet where the network is defined (cni_conf_dir, cni_cache_dirs), or describe it in %s: [[network]] name = %q, master = "<NIC>", ranges = ["<pod CIDR>"], then systemctl reload flatnet; if no pod holds those addresses any more, remove %s`,
+				cmp.Or(f.Config.Path, config.DefaultPath), net, u.Dir))
 	}
 }
 

@@ -232,6 +232,23 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			}
 			s.f.Config = cfg
 		}},
+		{"the README's table narrows the pool, with strict rp_filter", func(s *scenario) {
+			cfg, err := config.Parse([]byte("[[network]]\nname = \"default\"\nranges = [\"192.168.1.0/24\"]\n"), "/etc/flatnet/flatnet.toml")
+			if err != nil {
+				panic(err)
+			}
+			s.f.Config = cfg
+			s.f.Sysctls = sysctls(map[string]string{"all/rp_filter": "1", "default/rp_filter": "1", "eno1/rp_filter": "1", "eno1.host/rp_filter": "1", "eno1.host/arp_filter": "1"})
+		}},
+		{"the configuration on disk is the one running", func(s *scenario) {
+			cfg, err := config.Parse([]byte("resync_interval = \"1m\"\n"), "/etc/flatnet/flatnet.toml")
+			if err != nil {
+				panic(err)
+			}
+			cfg.Digest = "d1"
+			s.f.Config = cfg
+			s.f.Daemon.ConfigDigest, s.f.Daemon.ConfigDigestKnown = "d1", true
+		}},
 		{"two networks on two masters", func(s *scenario) {
 			storage := strings.Replace(confList("eno2", "bridge", `{"subnet": "10.10.0.0/16", "rangeStart": "10.10.5.2", "rangeEnd": "10.10.5.254"}`), `"default"`, `"storage"`, 1)
 			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-storage.conflist", Data: []byte(storage)})
@@ -506,6 +523,35 @@ func TestFaults(t *testing.T) {
 				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.168.0.77/16")}}
 			},
 			want: []want{{name: "shim eno1.host", status: check.Warn, detail: []string{"192.168.0.77/16"}, fix: []string{"ip addr flush dev eno1.host"}}},
+		},
+		{
+			name: "a state directory no network explains (a Multus network flatnet cannot see)",
+			mod: func(s *scenario) {
+				s.f.Unmatched = []statedir.Unmatched{{Dir: "/var/lib/cni/networks/nadnet", Allocated: 2}}
+			},
+			want: []want{{name: "unmatched nadnet", status: check.Fail, detail: []string{"holds 2 allocations", "no network nadnet", "cannot reach"},
+				fix: []string{"cni_cache_dirs", `[[network]] name = "nadnet"`, "systemctl reload flatnet"}}},
+		},
+		{
+			name: "a cached macvlan attachment flatnet cannot follow",
+			mod: func(s *scenario) {
+				s.f.CacheProblems = []cni.Problem{{File: "/var/lib/cni/results/dhcpnet-c1-eth0",
+					Err: &cni.UnfollowableError{Network: "dhcpnet", Err: fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local%w", "dhcp", cni.ErrNotHostLocal)}}}
+			},
+			want: []want{{name: "cni cache dhcpnet-c1-eth0", status: check.Warn, detail: []string{"dhcp", "cannot reach that pod"}, fix: []string{"host-local"}}},
+		},
+		{
+			name: "flatnet.toml edited, not reloaded",
+			mod: func(s *scenario) {
+				cfg, err := config.Parse([]byte("resync_interval = \"1m\"\n"), "/etc/flatnet/flatnet.toml")
+				if err != nil {
+					panic(err)
+				}
+				cfg.Digest = "new"
+				s.f.Config = cfg
+				s.f.Daemon.ConfigDigest, s.f.Daemon.ConfigDigestKnown = "old", true
+			},
+			want: []want{{name: "config", status: check.Warn, detail: []string{"not what flatnet runs with"}, fix: []string{"systemctl reload flatnet"}}},
 		},
 		{
 			name: "the egress filter is gone (a firewall flushed the ruleset)",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/sysconf"
 	"github.com/vishvananda/netlink"
 )
@@ -165,6 +166,11 @@ func Gather(f *Facts, env Env) {
 			u := sysconf.ParseSystemctlShow(out)
 			u.MainPIDHere = u.MainPID > 0 && g.sameNetns(u.MainPID, procs.self)
 			f.Daemon.Unit = u
+			if u.ActiveState == "active" {
+				if b, err := g.Read(strings.TrimPrefix(sd.LoadedConfig, "/")); err == nil {
+					f.Daemon.ConfigDigest, f.Daemon.ConfigDigestKnown = sd.ParseLoadedConfig(b)
+				}
+			}
 		}
 	}
 }

@@ -527,6 +527,9 @@ func rejectFix(finds []reconcile.Finding, dir string) string {
 // startFix is the fix for routes or a shim that a running daemon would
 // have made.
 func (c *checker) startFix() string {
+	if c.daemonRuns() && c.configNotLoaded() {
+		return "flatnet.toml changed since flatnet loaded it: systemctl reload flatnet applies it"
+	}
 	if c.daemonRuns() {
 		return "flatnet runs but has not done it: journalctl -u flatnet says why; then systemctl restart flatnet"
 	}

@@ -29,6 +29,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +90,7 @@ const MaxFileSize = 1 << 20
 // Config is flatnet.toml after defaults and validation.
 type Config struct {
 	Path           string        // file it came from ("" when built-in defaults)
+	Digest         string        // SHA-256 of the file's bytes, hex ("" when built-in defaults)
 	CNIConfDir     string        // cni_conf_dir, default "/etc/cni/net.d"
 	CNICacheDirs   []string      // cni_cache_dirs, default DefaultCNICacheDirs(); empty: none
 	Discover       bool          // discover, default true; false: mirror only the [[network]] tables
@@ -167,7 +170,19 @@ func Load(path string, mustExist bool) (Config, error) {
 	if len(data) > MaxFileSize {
 		return Config{}, fmt.Errorf("reading config: %s is larger than %d bytes", path, MaxFileSize)
 	}
-	return Parse(data, path)
+	c, err := Parse(data, path)
+	if err == nil {
+		c.Digest = Digest(data)
+	}
+	return c, err
+}
+
+// Digest is what identifies a configuration file's content: the daemon
+// records the one it runs with, so flatnet check can tell a file changed
+// since (and not yet reloaded) from the one in use.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // Parse reads a flatnet.toml document; filename is used in messages and

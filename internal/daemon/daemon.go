@@ -119,7 +119,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now func() time.Time) *pass {
 	return &pass{
 		cfg: d.opts.Config, log: d.log, k: k, notify: d.opts.Notifier, marks: m, now: now, mid: sd.MachineID(), watch: watch,
-		cache: statedir.NewCache(), disc: cni.NewLastGood(), node: reconcile.NewNode(),
+		cache: statedir.NewCache(), disc: cni.NewLastGood(), caches: cni.NewCacheSet(), node: reconcile.NewNode(),
 	}
 }
 
@@ -128,6 +128,7 @@ func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now fun
 func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k Kernel) error {
 	p := d.p
 	d.log.Info("flatnet starting", "config", cmp.Or(p.cfg.Path, "(defaults)"), "cni_conf_dir", p.cfg.CNIConfDir, "resync_interval", p.cfg.ResyncInterval)
+	d.recordConfig()
 	d.chooseGuard(true)
 
 	resync, retry := clk.NewTimer(), clk.NewTimer()
@@ -193,6 +194,13 @@ func (d *Daemon) chooseGuard(start bool) {
 	d.log.Log(bg, level, msg, "lan_guard", g.String())
 }
 
+// recordConfig tells flatnet check which configuration runs (sd.LoadedConfig).
+func (d *Daemon) recordConfig() {
+	if err := sd.RecordConfig(d.p.cfg.Digest, d.p.cfg.Path); err != nil {
+		d.log.Warn("cannot record the configuration in use; flatnet check cannot tell whether flatnet.toml changed since", "err", err)
+	}
+}
+
 // reload re-reads the configuration; a bad file changes nothing.
 func (d *Daemon) reload() {
 	d.opts.Notifier.Reloading()
@@ -204,6 +212,7 @@ func (d *Daemon) reload() {
 	}
 	d.p.cfg = cfg
 	d.opts.Level.Set(cfg.LogLevel)
+	d.recordConfig()
 	d.chooseGuard(false)
 	d.p.marks.all(d.p.watched)
 	d.log.Info("configuration reloaded", "config", cmp.Or(cfg.Path, "(defaults)"))

@@ -157,6 +157,7 @@ type rig struct {
 	log      *syncBuffer
 	stateDir string
 	cniDir   string
+	cacheDir string // libcni's cache; its results/ holds the entries
 }
 
 const seedConf = `{"cniVersion": "0.4.0", "name": "default", "plugins": [{"type": "macvlan", "master": "eno1",
@@ -166,15 +167,15 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	root := t.TempDir()
 	r := &rig{k: newFakeKernel(), clk: &fakeClock{}, log: &syncBuffer{},
-		cniDir: filepath.Join(root, "net.d"), stateDir: filepath.Join(root, "networks", "default")}
-	for _, d := range []string{r.cniDir, r.stateDir} {
+		cniDir: filepath.Join(root, "net.d"), stateDir: filepath.Join(root, "networks", "default"), cacheDir: filepath.Join(root, "cni")}
+	for _, d := range []string{r.cniDir, r.stateDir, filepath.Join(r.cacheDir, "results")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r.write(t, filepath.Join(r.cniDir, "00-default.conflist"), seedConf)
 	cfg := config.Default()
-	cfg.CNIConfDir, cfg.StateRoot = r.cniDir, filepath.Join(root, "networks")
+	cfg.CNIConfDir, cfg.StateRoot, cfg.CNICacheDirs = r.cniDir, filepath.Join(root, "networks"), []string{r.cacheDir}
 	cfg.LANGuard = "off"
 	level := new(slog.LevelVar)
 	level.Set(slog.LevelDebug)
@@ -258,6 +259,62 @@ func TestUpdatePassIsSmall(t *testing.T) {
 	}
 }
 
+// nadnetEntry is the cache entry libcni (cnitool) left for a pod attached
+// to network nadnet, defined nowhere but in that entry: a Multus
+// NetworkAttachmentDefinition's way.
+const nadnetEntry = `{"kind":"cniCacheV1","containerId":"c9","config":"ewogICJjbmlWZXJzaW9uIjogIjEuMC4wIiwKICAibmFtZSI6ICJuYWRuZXQiLAogICJwbHVnaW5zIjogWwogICAgewogICAgICAidHlwZSI6ICJtYWN2bGFuIiwKICAgICAgIm1hc3RlciI6ICJlbm8xIiwKICAgICAgIm1vZGUiOiAiYnJpZGdlIiwKICAgICAgImlwYW0iOiB7CiAgICAgICAgInR5cGUiOiAiaG9zdC1sb2NhbCIsCiAgICAgICAgInJhbmdlcyI6IFtbeyJzdWJuZXQiOiAiMTkyLjE2OC4wLjAvMTYiLCAicmFuZ2VTdGFydCI6ICIxOTIuMTY4LjMuMSIsICJyYW5nZUVuZCI6ICIxOTIuMTY4LjMuMjU0IiwgImdhdGV3YXkiOiAiMTkyLjE2OC4wLjEifV1dLAogICAgICAgICJyb3V0ZXMiOiBbeyJkc3QiOiAiMC4wLjAuMC8wIn1dCiAgICAgIH0KICAgIH0sCiAgICB7InR5cGUiOiAidHVuaW5nIiwgInN5c2N0bCI6IHsibmV0LmlwdjQuY29uZi5hbGwubG9nX21hcnRpYW5zIjogIjEifX0KICBdCn0K","ifName":"eth0","networkName":"nadnet","netns":"/run/netns/pod9","result":{"cniVersion":"1.0.0","ips":[{"address":"192.168.3.1/16","gateway":"192.168.0.1"}]}}`
+
+// TestRunTimeNetwork: a network defined only in libcni's cache (nothing
+// in the configuration directory) is found when its entry appears: a full
+// pass, as the networks changed, then its pod routed. A state directory
+// no network explains is reported once; when the cache entry explains it,
+// the report goes. A cache entry that changes nothing is an update pass.
+func TestRunTimeNetwork(t *testing.T) {
+	r := newRig(t)
+	r.step()
+	r.step()
+	nadDir := filepath.Join(filepath.Dir(r.stateDir), "nadnet")
+	if err := os.MkdirAll(nadDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.write(t, filepath.Join(nadDir, "192.168.3.1"), "c9\r\neth0")
+	r.d.p.marks.file(filepath.Dir(r.stateDir), "nadnet") // the state root's event
+	if ok, full := r.step(); !ok || !full {
+		t.Fatalf("a directory in the state root: ok %v, full %v", ok, full)
+	}
+	if n := strings.Count(r.log.String(), "holds 1 allocations that no known network explains"); n != 1 {
+		t.Fatalf("the unexplained directory said %d times:\n%s", n, r.log)
+	}
+	r.k.took()
+
+	name := "nadnet-c9-eth0"
+	r.write(t, filepath.Join(r.cacheDir, "results", name), nadnetEntry)
+	r.d.p.marks.file(filepath.Join(r.cacheDir, "results"), name)
+	if ok, full := r.step(); !ok || !full {
+		t.Fatalf("a cache entry of a new network: ok %v, full %v", ok, full)
+	}
+	if ops, _ := r.k.took(); !slices.Contains(ops, "ip route add 192.168.3.1/32 dev eno1.host scope link proto 97 src 192.168.0.5") {
+		t.Errorf("the run-time network's pod is not routed: %q", ops)
+	}
+	var names []string
+	for _, n := range r.d.p.nets {
+		names = append(names, n.Name+" "+n.Source)
+	}
+	if !slices.Contains(names, "nadnet "+filepath.Join(r.cacheDir, "results", name)) {
+		t.Errorf("networks %q", names)
+	}
+	if slices.ContainsFunc(r.d.p.node.Findings(), func(f reconcile.Finding) bool { return f.Kind == reconcile.FindUnmatched }) {
+		t.Errorf("the directory is still unexplained")
+	}
+
+	// The same entry written again (a second interface of the pod, say,
+	// in a real node): the networks stay, so no full pass.
+	r.d.p.marks.file(filepath.Join(r.cacheDir, "results"), name)
+	if ok, full := r.step(); !ok || full {
+		t.Errorf("an entry that changes nothing: ok %v, full %v", ok, full)
+	}
+}
+
 // TestOwnDeletionEchoes: the echo of a deletion flatnet made is dropped;
 // any other deletion of one of its routes marks the kernel, also when an
 // expected echo never came before the kernel was read again.
@@ -293,7 +350,7 @@ func TestOwnDeletionEchoes(t *testing.T) {
 func TestMarks(t *testing.T) {
 	m := newMarks()
 	m.take()
-	m.interest("/etc/cni/net.d", map[string]bool{"eno1": true, "eno1.host": true})
+	m.interest("/etc/cni/net.d", map[string]string{"/var/lib/cni/results": "/var/lib/cni"}, map[string]bool{"eno1": true, "eno1.host": true})
 	m.file("/var/lib/cni/networks/default", "last_reserved_ip.0")
 	m.file("/var/lib/cni/networks/default", "lock")
 	m.kernelEvent(netlinkx.Event{Kind: netlinkx.LinkChanged, Link: "macvlan7"})

@@ -22,12 +22,16 @@ type marks struct {
 	names  map[string]map[string]bool // dir -> entries
 	dirs   map[string]bool            // whole dirs
 	cni    bool
+	cache  map[string]map[string]bool // cache dir -> entries of its results/
+	caches bool                       // every cache dir, whole
 	kernel bool
 	lost   bool   // notifications were lost: say so once the pass runs
 	by     string // who changed flatnet's nftables table, when someone did
-	// cniDir and links say which events matter; the pass sets them.
-	cniDir string
-	links  map[string]bool
+	// cniDir, results (results/ dir -> its cache dir) and links say which
+	// events matter; the pass sets them.
+	cniDir  string
+	results map[string]string
+	links   map[string]bool
 	// expectDel counts the deletions of our routes a pass made, whose
 	// notifications are only our own echo.
 	expectDel map[netip.Prefix]int
@@ -38,18 +42,20 @@ type marked struct {
 	names  map[string]map[string]bool
 	dirs   map[string]bool
 	cni    bool
+	cache  map[string]map[string]bool
+	caches bool
 	kernel bool
 	lost   bool
 	by     string // who changed flatnet's nftables table
 }
 
 // full reports whether the pass must look at everything: anything but
-// entries of state directories was marked.
-func (m marked) full() bool { return m.cni || m.kernel || len(m.dirs) > 0 }
+// entries of state directories and of libcni's caches was marked.
+func (m marked) full() bool { return m.cni || m.caches || m.kernel || len(m.dirs) > 0 }
 
 func newMarks() *marks {
 	return &marks{wake: make(chan struct{}, 1), names: map[string]map[string]bool{}, dirs: map[string]bool{},
-		cni: true, kernel: true, expectDel: map[netip.Prefix]int{}}
+		cache: map[string]map[string]bool{}, cni: true, caches: true, kernel: true, expectDel: map[netip.Prefix]int{}}
 }
 
 func (m *marks) kick() {
@@ -63,9 +69,17 @@ func (m *marks) kick() {
 // for one entry, (dir, "") for a whole directory.
 func (m *marks) file(dir, name string) {
 	m.mu.Lock()
+	cacheDir, inCache := m.results[dir]
 	switch {
 	case dir == m.cniDir:
 		m.cni = true
+	case inCache && name == "":
+		m.caches = true
+	case inCache:
+		if m.cache[cacheDir] == nil {
+			m.cache[cacheDir] = map[string]bool{}
+		}
+		m.cache[cacheDir][name] = true
 	case name == "":
 		m.dirs[dir] = true
 	default:
@@ -119,7 +133,7 @@ func (m *marks) all(dirs []string) {
 	for _, d := range dirs {
 		m.dirs[d] = true
 	}
-	m.cni, m.kernel = true, true
+	m.cni, m.caches, m.kernel = true, true, true
 	m.mu.Unlock()
 }
 
@@ -131,8 +145,9 @@ func (m *marks) all(dirs []string) {
 func (m *marks) take() marked {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, kernel: m.kernel, lost: m.lost, by: m.by}
-	m.names, m.dirs, m.cni, m.kernel, m.lost, m.by = map[string]map[string]bool{}, map[string]bool{}, false, false, false, ""
+	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, cache: m.cache, caches: m.caches, kernel: m.kernel, lost: m.lost, by: m.by}
+	m.names, m.dirs, m.cache = map[string]map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
+	m.cni, m.caches, m.kernel, m.lost, m.by = false, false, false, false, ""
 	if t.kernel {
 		clear(m.expectDel)
 	}
@@ -150,10 +165,11 @@ func (m *marks) takeDirs(t *marked) {
 	clear(m.dirs)
 }
 
-// interest sets the CNI directory and the links whose events matter.
-func (m *marks) interest(cniDir string, links map[string]bool) {
+// interest sets the CNI directory, the caches' results/ directories (and
+// the cache directory of each) and the links whose events matter.
+func (m *marks) interest(cniDir string, results map[string]string, links map[string]bool) {
 	m.mu.Lock()
-	m.cniDir, m.links = cniDir, links
+	m.cniDir, m.results, m.links = cniDir, results, links
 	m.mu.Unlock()
 }
 

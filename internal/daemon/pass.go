@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -61,15 +64,24 @@ type pass struct {
 	// watch sets the directories watched (statedir.Watcher.Set).
 	watch func(dirs []string) error
 
-	cache   *statedir.Cache
-	disc    *cni.LastGood
-	cniNets []cni.Network
-	node    *reconcile.Node
-	snap    *reconcile.Snapshot
-	nets    []reconcile.Network
-	watched []string
-	carrier map[string]shimCarrier // the shims as the last snapshot showed them
-	ready   bool                   // READY=1 sent
+	cache *statedir.Cache
+	// The CNI networks: confNets from the configuration directory (disc
+	// keeps each file's last good ones), caches libcni's cache entries;
+	// cniNets the two combined (cni.Combine), cniFound what was wrong with
+	// them; unmatched what the last full pass found of state directories
+	// no network explains.
+	disc      *cni.LastGood
+	caches    *cni.CacheSet
+	confNets  []cni.Network
+	cniNets   []cni.Network
+	cniFound  []reconcile.Finding
+	unmatched []reconcile.Finding
+	node      *reconcile.Node
+	snap      *reconcile.Snapshot
+	nets      []reconcile.Network
+	watched   []string
+	carrier   map[string]shimCarrier // the shims as the last snapshot showed them
+	ready     bool                   // READY=1 sent
 }
 
 // shimCarrier is a shim's ifindex and carrier in a snapshot.
@@ -98,9 +110,19 @@ func (p *pass) run(m marked) (ok, full bool) {
 	return ok, full
 }
 
-// update is the event path: only entries of state directories changed.
-// A directory never read whole, or unreadable, makes it a full pass.
+// update is the event path: only entries of state directories or of
+// libcni's caches changed. A directory never read whole, or unreadable,
+// makes it a full pass, as do cache entries that change the networks.
 func (p *pass) update(m marked) (ok, full bool) {
+	if len(m.cache) > 0 {
+		p.readCaches(m.cache)
+		p.combine()
+		nets, found := reconcile.Resolve(p.cfg, p.cniNets, p.snap)
+		if !reflect.DeepEqual(nets, p.nets) {
+			return p.full(m), true // a network came or went: everything anew
+		}
+		p.node.SetFound(slices.Concat(found, p.cniFound, p.unmatched))
+	}
 	var changed []netip.Addr
 	for dir := range m.names {
 		if !p.cache.Known(dir) {
@@ -114,7 +136,8 @@ func (p *pass) update(m marked) (ok, full bool) {
 		changed = append(changed, ips...)
 	}
 	if len(changed) == 0 {
-		return true, false // host-local's create-then-write: the empty file first
+		p.report(nil) // host-local's create-then-write (the empty file first), or a cache entry
+		return true, false
 	}
 	reused, released := p.cache.TakeChanges()
 	done, err := p.apply(p.node.Update(changed, reused, released))
@@ -129,9 +152,15 @@ func (p *pass) update(m marked) (ok, full bool) {
 
 // full is the safety net: everything read and decided again.
 func (p *pass) full(m marked) bool {
-	if m.cni || p.cniNets == nil {
-		p.discover()
+	if m.cni || p.confNets == nil {
+		p.readConf()
 	}
+	if m.caches || p.cniNets == nil {
+		p.caches.ReadAll(p.cfg.CNICacheDirs)
+	} else {
+		p.readCaches(m.cache)
+	}
+	p.combine()
 	snap, err := p.k.Snapshot()
 	if err != nil {
 		p.log.Error("reading the kernel's state failed", "err", err)
@@ -157,10 +186,11 @@ func (p *pass) full(m marked) bool {
 		states[n.StateDir], _ = p.cache.State(dir)
 	}
 	p.cache.Keep(keep)
+	p.findUnmatched(keep)
 
 	reused, released := p.cache.TakeChanges()
 	plan := p.node.Full(reconcile.Input{
-		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: found,
+		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: slices.Concat(found, p.cniFound, p.unmatched),
 		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap),
 	})
 	done, err := p.apply(plan.Ops)
@@ -188,7 +218,15 @@ func (p *pass) full(m marked) bool {
 // need: the CNI directory, every state directory, the masters and shims
 // (and the default route's device when a master comes from it).
 func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *marked) {
-	dirs := []string{filepath.Clean(p.cfg.CNIConfDir)}
+	// The state root too: a directory appearing there (a network the
+	// node does not know) makes a full pass, which reports it.
+	dirs := []string{filepath.Clean(p.cfg.CNIConfDir), filepath.Clean(p.cfg.StateRoot)}
+	results := map[string]string{}
+	for _, c := range p.cfg.CNICacheDirs {
+		r := cni.ResultsDir(c)
+		results[r] = c
+		dirs = append(dirs, r)
+	}
 	links := map[string]bool{}
 	fromDefault := false
 	for _, n := range nets {
@@ -204,7 +242,7 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	if fromDefault {
 		links[snap.DefaultRouteDev()] = true
 	}
-	p.marks.interest(dirs[0], links)
+	p.marks.interest(dirs[0], results, links)
 	if slices.Equal(dirs, p.watched) {
 		return
 	}
@@ -217,14 +255,14 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	p.marks.takeDirs(m)
 }
 
-// discover reads the CNI configuration directory again. A file that stops
-// parsing keeps the networks it had (cni.Discovery).
-func (p *pass) discover() {
+// readConf reads the CNI configuration directory again. A file that
+// stops parsing keeps the networks it had (cni.LastGood).
+func (p *pass) readConf() {
 	files, err := cni.ReadDir(p.cfg.CNIConfDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		p.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", p.cfg.CNIConfDir, "err", err)
-		if p.cniNets == nil {
-			p.cniNets = []cni.Network{}
+		if p.confNets == nil {
+			p.confNets = []cni.Network{}
 		}
 		return
 	}
@@ -232,9 +270,47 @@ func (p *pass) discover() {
 	if nets == nil {
 		nets = []cni.Network{}
 	}
-	p.cniNets = nets
+	p.confNets = nets
 	for _, n := range notes {
 		p.log.Log(bg, n.Level, n.Msg, "file", n.File)
+	}
+}
+
+// readCaches reads the cache entries named, by cache directory.
+func (p *pass) readCaches(names map[string]map[string]bool) {
+	for dir, ns := range names {
+		p.caches.ReadNames(dir, slices.Sorted(maps.Keys(ns)))
+	}
+}
+
+// combine merges the configuration directory's networks and the cache's
+// (cni.Combine). A network known only from the cache whose last entry went
+// stays while its state directory holds allocations, so nothing allocated
+// becomes unexplained because a cache entry went first.
+func (p *pass) combine() {
+	d := cni.Combine(p.confNets, p.caches.Entries())
+	held := func(n cni.Network) bool {
+		st, ok := p.cache.State(filepath.Join(cmp.Or(n.DataDir, p.cfg.StateRoot), n.Name))
+		return ok && len(st.Allocs) > 0
+	}
+	p.cniNets = append(d.Networks, d.Keep(p.cniNets, held)...)
+	p.cniFound = p.cniFound[:0]
+	for _, pr := range slices.Concat(p.caches.Problems(), d.Problems) {
+		p.cniFound = append(p.cniFound, reconcile.Finding{Kind: reconcile.FindCNI, Level: slog.LevelWarn, Dir: pr.File, Msg: "CNI: " + pr.Error()})
+	}
+}
+
+// findUnmatched looks for state directories under the state root that
+// hold allocations no network explains (known: the networks' state dirs).
+func (p *pass) findUnmatched(known map[string]bool) {
+	p.unmatched = p.unmatched[:0]
+	um, err := statedir.FindUnmatched(filepath.Clean(p.cfg.StateRoot), known)
+	if err != nil {
+		p.log.Warn("cannot list the state root", "dir", p.cfg.StateRoot, "err", err)
+	}
+	for _, u := range um {
+		p.unmatched = append(p.unmatched, reconcile.Finding{Kind: reconcile.FindUnmatched, Level: slog.LevelError, Dir: u.Dir,
+			Msg: fmt.Sprintf("%s holds %d allocations that no known network explains: the node cannot reach those pods (flatnet check says how to add the network)", u.Dir, u.Allocated)})
 	}
 }
 

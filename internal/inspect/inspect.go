@@ -8,6 +8,7 @@ package inspect
 import (
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
@@ -28,6 +29,12 @@ type Observation struct {
 	CNIDirMissing bool
 	CNI           []cni.Network
 	CNIProblems   []cni.Problem
+	// CacheProblems are what was wrong with libcni's cache entries, or
+	// between them and the configuration directory.
+	CacheProblems []cni.Problem
+	// Unmatched are the state directories holding allocations that no
+	// known network explains.
+	Unmatched []statedir.Unmatched
 
 	Snap *reconcile.Snapshot
 	// Networks and Resolve are what reconcile.Resolve made of the
@@ -56,19 +63,37 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	}
 	o.CNIDirMissing = errors.Is(err, os.ErrNotExist)
 	o.CNIFiles = files
-	o.CNI, o.CNIProblems = cni.Discover(files)
+	_, o.CNIProblems = cni.Discover(files)
+	var cache []cni.CacheFile
+	for _, dir := range cfg.CNICacheDirs {
+		fs, err := cni.ReadCache(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			o.CacheProblems = append(o.CacheProblems, cni.Problem{File: dir, Err: err})
+		}
+		cache = append(cache, fs...)
+	}
+	all := cni.DiscoverAll(files, cache)
+	o.CNI = all.Networks
+	for _, p := range all.Problems {
+		if p.File != "" && filepath.IsAbs(p.File) || errors.Is(p.Err, cni.ErrConflict) || errors.Is(p.Err, cni.ErrCacheConflict) {
+			o.CacheProblems = append(o.CacheProblems, p)
+		}
+	}
 	if o.Snap, err = k.Snapshot(); err != nil {
 		return nil, err
 	}
 	o.Networks, o.Resolve = reconcile.Resolve(cfg, o.CNI, o.Snap)
 	states := map[string]reconcile.DirState{}
+	known := map[string]bool{}
 	for _, n := range o.Networks {
+		known[filepath.Clean(n.StateDir)] = true
 		allocs, bad, err := statedir.Read(n.StateDir)
 		states[n.StateDir] = reconcile.DirState{Allocs: allocs, Err: err}
 		if len(bad) > 0 {
 			o.Bad[n.StateDir] = bad
 		}
 	}
+	o.Unmatched, _ = statedir.FindUnmatched(filepath.Clean(cfg.StateRoot), known)
 	o.FilterErr = netlinkx.ProbeFilter()
 	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
 	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})

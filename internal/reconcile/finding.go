@@ -38,6 +38,12 @@ const (
 	FindNoRanges
 	// FindShimClash: two networks want one shim name on different masters.
 	FindShimClash
+	// FindUnmatched: a state directory holds allocations no known network
+	// explains (Dir says which): the node cannot reach those pods.
+	FindUnmatched
+	// FindCNI: a CNI configuration file or cache entry that cannot be used
+	// or followed, or a disagreement between them (Dir names the file).
+	FindCNI
 )
 
 // Finding is something wrong that is not an error of flatnet's own: an
@@ -50,6 +56,7 @@ type Finding struct {
 	Network string
 	IP      netip.Addr
 	Shim    string // FindTaken
+	Dir     string // FindUnmatched, FindCNI: the directory or file
 	// Why is the reason of a FindReject.
 	Why hostlocal.Rejection
 }
@@ -61,14 +68,20 @@ type FindingKey struct {
 	Network string
 	IP      netip.Addr
 	Shim    string
+	Dir     string
+	Msg     string // FindCNI: its text is what tells two apart
 }
 
 // Key is f's identity.
 func (f Finding) Key() FindingKey {
-	return FindingKey{Kind: f.Kind, Network: f.Network, IP: f.IP, Shim: f.Shim}
+	k := FindingKey{Kind: f.Kind, Network: f.Network, IP: f.IP, Shim: f.Shim, Dir: f.Dir}
+	if f.Kind == FindCNI {
+		k.Msg = f.Msg
+	}
+	return k
 }
 
 // compareFindings orders findings by kind, network, shim, address.
 func compareFindings(a, b Finding) int {
-	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Network, b.Network), cmp.Compare(a.Shim, b.Shim), a.IP.Compare(b.IP))
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Network, b.Network), cmp.Compare(a.Shim, b.Shim), cmp.Compare(a.Dir, b.Dir), a.IP.Compare(b.IP), cmp.Compare(a.Msg, b.Msg))
 }

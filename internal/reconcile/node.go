@@ -39,9 +39,10 @@ type Node struct {
 	// since TakeFresh was last called.
 	finds map[FindingKey]Finding
 	fresh []Finding
-	// global are the keys of the findings not tied to one address, which
-	// Full recomputes.
-	global []FindingKey
+	// found are the keys of the findings of Input.Found (SetGlobal
+	// replaces them); global those of the other findings not tied to one
+	// address, which Full recomputes.
+	found, global []FindingKey
 }
 
 // hostRoute is what the main table holds for one address: flatnet's route
@@ -117,10 +118,9 @@ func (n *Node) Full(in Input) *Plan {
 	n.masters = make([]Link, len(in.Networks))
 	n.held = make([]bool, len(in.Networks))
 	n.counts = make([]netCounts, len(in.Networks))
-	// Findings not tied to an address: from resolving the networks, shims
-	// taken (planShims), state dirs that cannot be read.
-	global := slices.Clone(in.Found)
-	global = append(global, p.Findings...)
+	// Findings not tied to an address: shims taken (planShims), state dirs
+	// that cannot be read; and what the caller found before (in.Found).
+	global := p.Findings
 	p.Findings = nil
 	for i, nw := range in.Networks {
 		n.masters[i], _ = snap.Link(nw.Master)
@@ -181,10 +181,14 @@ func (n *Node) Full(in Input) *Plan {
 		n.addReject(f)
 	}
 	n.fresh = pending // fresh is worked out below, against old
-	n.global = n.global[:0]
+	n.global, n.found = n.global[:0], n.found[:0]
 	for _, f := range global {
 		n.finds[f.Key()] = f
 		n.global = append(n.global, f.Key())
+	}
+	for _, f := range in.Found {
+		n.finds[f.Key()] = f
+		n.found = append(n.found, f.Key())
 	}
 	// Fresh: what was fresh and not yet taken, if it still holds, and what
 	// this pass found that the last did not.
@@ -226,6 +230,26 @@ func (n *Node) Full(in Input) *Plan {
 	p.Networks = n.Status()
 	p.Findings = n.Findings()
 	return p
+}
+
+// SetFound replaces the findings Full took from Input.Found with found;
+// those that are new become fresh. It is for what changes between full
+// passes, such as a CNI cache entry that cannot be followed.
+func (n *Node) SetFound(found []Finding) {
+	now := map[FindingKey]bool{}
+	for _, f := range found {
+		now[f.Key()] = true
+	}
+	for _, k := range n.found {
+		if !now[k] {
+			delete(n.finds, k)
+		}
+	}
+	n.found = n.found[:0]
+	for _, f := range found {
+		n.addFinding(f)
+		n.found = append(n.found, f.Key())
+	}
 }
 
 // Update decides again the addresses in ips, whose allocations changed

@@ -37,7 +37,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "config narrows and overrides",
-			cfg: config.Config{StateRoot: "/var/lib/cni/networks", Networks: []config.Network{{
+			cfg: config.Config{Discover: true, StateRoot: "/var/lib/cni/networks", Networks: []config.Network{{
 				Name: "default", Shim: "lan0", StateDir: "/srv/state", Ranges: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/23")}, Line: 3,
 			}}},
 			cni:  []cni.Network{seedCNI},
@@ -56,6 +56,21 @@ func TestResolve(t *testing.T) {
 			wantFind: "macvlan mode private",
 		},
 		{
+			name: "a table overrides the discovered network of its name, others stay discovered",
+			cfg: config.Config{Discover: true, Networks: []config.Network{{Name: "v6", Master: "eno2", Line: 4},
+				{Name: "extra", Master: "eno3", Ranges: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/24")}, Line: 9}}},
+			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
+				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
+			want: "default eno1 eno1.host /var/lib/cni/networks/default; v6 eno2 eno2.host /var/lib/cni/networks/v6; extra eno3 eno3.host /var/lib/cni/networks/extra",
+		},
+		{
+			name: "discover = false: the tables alone, the CNI config filling them in",
+			cfg:  config.Config{Discover: false, Networks: []config.Network{{Name: "v6", Line: 4}}},
+			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
+				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
+			want: "v6 eno1 eno1.host /var/lib/cni/networks/v6",
+		},
+		{
 			name: "two networks on one master share a shim",
 			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
 				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
@@ -67,6 +82,9 @@ func TestResolve(t *testing.T) {
 			cfg := tt.cfg
 			if cfg.StateRoot == "" {
 				cfg.StateRoot = "/var/lib/cni/networks"
+			}
+			if cfg.Networks == nil {
+				cfg.Discover = true // the default
 			}
 			nets, finds := Resolve(cfg, tt.cni, snap)
 			var got []string
@@ -104,5 +122,32 @@ func TestUnusableNetworkGetsNothing(t *testing.T) {
 	p := Compute(Input{Networks: []Network{n}, States: map[string]DirState{n.StateDir: allocs("192.168.1.2")}, Snap: &Snapshot{Links: []Link{eno1}}})
 	if len(p.Ops) != 0 || p.Networks[0].Waiting == "" || p.Networks[0].InSync() {
 		t.Fatalf("ops %v, status %+v; want nothing done and a waiting network", p.Ops, p.Networks[0])
+	}
+}
+
+// TestTableRangeIsAPool: a table's CIDR inside the LAN's subnet (the seed's
+// 192.168.1.0/24 in 192.168.0.0/16) is a pool of that subnet, as a
+// host-local range with rangeStart/rangeEnd is: every pool address may be
+// routed (.0 and .255 of the /24 are hosts of the /16), the subnet's first
+// and last, the gateway and the node's addresses not. Without a host-local
+// range the master's address tells the subnet.
+func TestTableRangeIsAPool(t *testing.T) {
+	pool := netip.MustParsePrefix("192.168.1.0/24")
+	lan := []netip.Prefix{netip.MustParsePrefix("192.168.0.5/16")}
+	for name, r := range map[string]hostlocal.Range{
+		"from host-local": tableRange(pool, []hostlocal.Range{seedRange}, nil),
+		"from the master": tableRange(pool, nil, lan),
+	} {
+		if r.Subnet != netip.MustParsePrefix("192.168.0.0/16") {
+			t.Errorf("%s: subnet %v", name, r.Subnet)
+		}
+		for ip, want := range map[string]bool{"192.168.1.0": true, "192.168.1.255": true, "192.168.1.7": true, "192.168.2.1": false, "192.168.0.5": false} {
+			if got := r.Contains(netip.MustParseAddr(ip)); got != want {
+				t.Errorf("%s: %s in the pool: %v, want %v", name, ip, got, want)
+			}
+		}
+	}
+	if r := tableRange(netip.MustParsePrefix("10.9.0.0/24"), nil, lan); r.Subnet != netip.MustParsePrefix("10.9.0.0/24") || r.Contains(netip.MustParseAddr("10.9.0.0")) {
+		t.Errorf("a subnet of its own: %+v", r)
 	}
 }

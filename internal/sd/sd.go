@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -170,4 +171,41 @@ func machineID(paths ...string) string {
 		}
 	}
 	return ""
+}
+
+// LoadedConfig is the file, in the runtime directory systemd gives the
+// unit (RuntimeDirectory=flatnet), where the daemon records the
+// configuration it runs with: "<digest> <path>" (config.Digest; "-" for
+// the built-in defaults). flatnet check compares it with the file on disk.
+const LoadedConfig = "/run/flatnet/config"
+
+// RecordConfig writes what LoadedConfig holds into $RUNTIME_DIRECTORY,
+// when systemd set it; outside systemd it writes nothing.
+func RecordConfig(digest, path string) error {
+	dir := os.Getenv("RUNTIME_DIRECTORY")
+	if dir == "" {
+		return nil
+	}
+	if digest == "" {
+		digest, path = "-", "-"
+	}
+	p := filepath.Join(strings.SplitN(dir, ":", 2)[0], filepath.Base(LoadedConfig))
+	tmp := p + ".new"
+	if err := os.WriteFile(tmp, []byte(digest+" "+path+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// ParseLoadedConfig reads what RecordConfig wrote: the digest, "" for
+// the built-in defaults.
+func ParseLoadedConfig(b []byte) (digest string, ok bool) {
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "", false
+	}
+	if f[0] == "-" {
+		return "", true
+	}
+	return f[0], true
 }

@@ -205,3 +205,46 @@ func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.O
 	}
 	return ip, owner, ""
 }
+
+// Unmatched is a state directory that holds allocations no known network
+// explains: the node cannot reach those pods, and flatnet says so.
+type Unmatched struct {
+	Dir       string
+	Allocated int // entries named by an address
+}
+
+// FindUnmatched lists the directories of root (host-local's default
+// dataDir) that hold at least one entry named by an address and are not in
+// known (cleaned paths): a network defined somewhere flatnet does not look,
+// or removed from the configuration while its pods live. It counts names
+// only: cheap, and enough to say something is there.
+func FindUnmatched(root string, known map[string]bool) ([]Unmatched, error) {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Unmatched
+	for _, e := range ents {
+		dir := filepath.Join(root, e.Name())
+		if !e.IsDir() || known[dir] {
+			continue
+		}
+		names, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		n := 0
+		for _, f := range names {
+			if _, err := hostlocal.ParseName(f.Name()); err == nil && f.Type().IsRegular() {
+				n++
+			}
+		}
+		if n > 0 {
+			out = append(out, Unmatched{Dir: dir, Allocated: n})
+		}
+	}
+	return out, nil
+}

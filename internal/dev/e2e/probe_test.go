@@ -442,6 +442,7 @@ type netStatus struct {
 	Stale     []netip.Addr `json:"stale"`
 	Conflicts []netip.Addr `json:"conflicts"`
 	Waiting   string       `json:"waiting"`
+	Source    string       `json:"source"`
 }
 
 // status runs `flatnet status --json` in the node and returns its networks

@@ -9,17 +9,24 @@ import (
 	"strings"
 )
 
+// CacheDir is the lab's libcni cache directory (flatnet's cni_cache_dirs):
+// what cnitool sees as /var/lib/cni; its results/ holds an entry per
+// attachment cnitool made.
+func (l *Lab) CacheDir() string { return filepath.Join(l.Dir, "varlib", "cni") }
+
 // FlatnetConfigPath is where WriteFlatnetConfig writes: <Dir>/flatnet.toml.
 func (l *Lab) FlatnetConfigPath() string { return filepath.Join(l.Dir, "flatnet.toml") }
 
-// FlatnetConfig returns a flatnet.toml for the lab: cni_conf_dir and
-// state_root pointing into the lab and log_level "debug", then extra
+// FlatnetConfig returns a flatnet.toml for the lab: cni_conf_dir,
+// state_root and cni_cache_dirs pointing into the lab (never at the host's
+// /var/lib/cni) and log_level "debug", then extra
 // (more keys, [[network]] tables). A top-level key in extra replaces the
 // lab's value of it.
 func (l *Lab) FlatnetConfig(extra string) string {
 	base := [][2]string{
 		{"cni_conf_dir", strconv.Quote(l.CNIConfDir)},
 		{"state_root", strconv.Quote(l.StateRoot)},
+		{"cni_cache_dirs", "[" + strconv.Quote(l.CacheDir()) + "]"},
 		{"log_level", `"debug"`},
 	}
 	top := extra

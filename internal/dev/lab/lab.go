@@ -299,16 +299,17 @@ func New(opts Options) (l *Lab, err error) {
 	if err := l.WriteConfList(); err != nil {
 		return l, err
 	}
+	// <Dir>/varlib is what the plugins (with NoDataDir) and cnitool see as
+	// /var/lib: host-local's default /var/lib/cni/networks is StateRoot,
+	// libcni's cache /var/lib/cni is CacheDir.
+	if err := os.MkdirAll(filepath.Join(l.Dir, "varlib", "cni", "results"), 0o755); err != nil {
+		return l, err
+	}
+	if err := os.Symlink(l.StateRoot, filepath.Join(l.Dir, "varlib", "cni", "networks")); err != nil {
+		return l, err
+	}
 	if o.NoDataDir {
-		// The plugins see <Dir>/varlib as /var/lib, so host-local's default
-		// /var/lib/cni/networks is StateRoot.
 		l.varLib = filepath.Join(l.Dir, "varlib")
-		if err := os.MkdirAll(filepath.Join(l.varLib, "cni"), 0o755); err != nil {
-			return l, err
-		}
-		if err := os.Symlink(l.StateRoot, filepath.Join(l.varLib, "cni", "networks")); err != nil {
-			return l, err
-		}
 	}
 	if err := l.build(); err != nil {
 		return l, err

@@ -1,0 +1,115 @@
+package cni
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"slices"
+)
+
+// CacheSet is the daemon's copy of libcni's caches: the parsed entries of
+// every cache directory's results/, kept across reads. An entry caught
+// half-written keeps what its file said before (the write that completes it
+// brings another event); a file removed (CNI DEL) takes its entry with it;
+// every other bad file is a Problem.
+type CacheSet struct {
+	entries map[string]CacheEntry // by path
+	bad     map[string]Problem    // by path
+}
+
+// NewCacheSet returns an empty set.
+func NewCacheSet() *CacheSet {
+	return &CacheSet{entries: map[string]CacheEntry{}, bad: map[string]Problem{}}
+}
+
+// ReadAll reads the cache directories dirs anew, whole. A directory that
+// does not exist (yet) holds nothing.
+func (s *CacheSet) ReadAll(dirs []string) {
+	old := s.entries
+	s.entries, s.bad = map[string]CacheEntry{}, map[string]Problem{}
+	for _, dir := range dirs {
+		files, err := ReadCache(dir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				s.bad[dir] = Problem{File: dir, Err: err}
+			}
+			continue
+		}
+		for _, f := range files {
+			s.take(f, old)
+		}
+	}
+}
+
+// ReadNames reads the files names of the results/ directory of cache
+// directory dir, for the events that named them.
+func (s *CacheSet) ReadNames(dir string, names []string) {
+	for _, name := range names {
+		f := ReadCacheFile(dir, name)
+		if errors.Is(f.Err, fs.ErrNotExist) {
+			delete(s.entries, f.Path)
+			delete(s.bad, f.Path)
+			continue
+		}
+		s.take(f, s.entries)
+	}
+}
+
+// take parses f into the set; old has what f said before.
+func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
+	e, err := ParseCache(f)
+	delete(s.bad, f.Path)
+	switch {
+	case err == nil || errors.Is(err, ErrUnfollowable):
+		s.entries[f.Path] = e
+		if err != nil {
+			s.bad[f.Path] = Problem{File: f.Path, Err: err}
+		}
+	case errors.Is(err, ErrCacheIncomplete):
+		if prev, ok := old[f.Path]; ok {
+			s.entries[f.Path] = prev
+		}
+	case Ignorable(err):
+		delete(s.entries, f.Path)
+	default:
+		delete(s.entries, f.Path)
+		s.bad[f.Path] = Problem{File: f.Path, Err: err}
+	}
+}
+
+// Entries are the entries held, in path order. An entry an
+// UnfollowableError was returned for is among them with its Network nil.
+func (s *CacheSet) Entries() []CacheEntry {
+	paths := make([]string, 0, len(s.entries))
+	for p := range s.entries {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	out := make([]CacheEntry, len(paths))
+	for i, p := range paths {
+		out[i] = s.entries[p]
+	}
+	return out
+}
+
+// Problems are the files that could not be used, in path order.
+func (s *CacheSet) Problems() []Problem {
+	out := make([]Problem, 0, len(s.bad))
+	for _, p := range s.bad {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Problem) int {
+		if a.File < b.File {
+			return -1
+		}
+		if a.File > b.File {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// ResultsDir is the directory of a cache directory whose files are the
+// entries: what to watch.
+func ResultsDir(cacheDir string) string { return filepath.Join(cacheDir, "results") }

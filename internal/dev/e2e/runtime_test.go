@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flatnet/flatnet/internal/dev/lab"
+)
+
+var (
+	cnitoolOnce sync.Once
+	cnitoolBin  string
+	cnitoolErr  error
+)
+
+// needCnitool builds the CNI project's cnitool, pinned in
+// internal/dev/tools.mod, once per run.
+func needCnitool(t testing.TB) string {
+	t.Helper()
+	cnitoolOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flatnet-cnitool-")
+		if err != nil {
+			cnitoolErr = err
+			return
+		}
+		cnitoolBin = filepath.Join(dir, "cnitool")
+		root := moduleRoot()
+		cmd := exec.Command("go", "build", "-modfile="+filepath.Join(root, "internal/dev/tools.mod"), "-o", cnitoolBin, "github.com/containernetworking/cni/cnitool")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cnitoolErr = fmt.Errorf("building cnitool: %w\n%s", err, out)
+		}
+	})
+	if cnitoolErr != nil {
+		t.Fatal(cnitoolErr)
+	}
+	return cnitoolBin
+}
+
+// moduleRoot is the directory of go.mod, from the test's directory.
+func moduleRoot() string {
+	wd, _ := os.Getwd()
+	for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return wd
+}
+
+// nadConf is a network defined only where flatnet does not look, as a
+// NetworkAttachmentDefinition is: Multus hands it to libcni straight.
+const nadConf = `{"cniVersion": "1.0.0", "name": "nadnet", "plugins": [{"type": "macvlan", "master": "eno1", "mode": "bridge",
+ "ipam": {"type": "host-local", "ranges": [[{"subnet": "192.168.0.0/16", "rangeStart": "192.168.3.1", "rangeEnd": "192.168.3.254", "gateway": "192.168.0.1"}]],
+ "routes": [{"dst": "0.0.0.0/0"}]}}]}`
+
+// TestRunTimeNetwork: a pod attached the way Multus attaches one (cnitool,
+// from a conflist in a directory flatnet is not told about, so the network
+// exists only in libcni's cache) is found with no flatnet configuration at
+// all: routed, reached both ways, in flatnet status; cnitool del takes its
+// route away. Before the cache entry explains it, the state directory
+// host-local made is reported as unmatched by status (exit 1) and check.
+func TestRunTimeNetwork(t *testing.T) {
+	needFlatnet(t)
+	cnitool := needCnitool(t)
+	l := lab.NewT(t, lab.Options{NoIPv6: true})
+	nadDir := filepath.Join(l.Dir, "nad")
+	if err := os.MkdirAll(nadDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(nadDir, "nadnet.conflist"), []byte(nadConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fn := startFlatnet(t, l, "")
+	waitFor(t, 15*time.Second, "the shim", func() error { _, err := l.MAC(l.Node, l.Master+".host"); return err })
+
+	ns, err := l.NewNamespace("nadpod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Cnitool(cnitool, nadDir, "add", "nadnet", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips, err := lab.ResultIPs(out)
+	if err != nil || len(ips) != 1 {
+		t.Fatalf("cnitool add: %v %v", ips, err)
+	}
+	pod := ips[0].Addr()
+	entries, _ := filepath.Glob(filepath.Join(l.CacheDir(), "results", "nadnet-*"))
+	t.Logf("cnitool attached %s; libcni cached %v", pod, entries)
+	if len(entries) != 1 {
+		t.Fatalf("libcni's cache holds %v, want one entry of nadnet", entries)
+	}
+
+	waitFor(t, 15*time.Second, "flatnet routes the run-time network's pod", routedVia(l, pod, l.Master+".host"))
+	waitFor(t, 15*time.Second, "the node pings the pod", freshPings(l, l.Node, pod))
+	waitFor(t, 15*time.Second, "the pod pings the node", freshPings(l, ns, l.NodeIP))
+	startNodeHTTP(t, l, "node\n")
+	if body, err := l.HTTPGet(ns, "http://"+l.NodeIP.String()+":8080/"); err != nil || body != "node\n" {
+		t.Errorf("the pod fetches the node's page: %q, %v", body, err)
+	}
+	logOnce(t, fn, "route "+pod.String()+"/32 dev "+l.Master+".host added for container cnitool-")
+
+	sts, code := status(t, l)
+	found := false
+	for _, s := range sts {
+		if s.Name == "nadnet" {
+			found = true
+			if s.Routed != 1 || !strings.Contains(s.Source, "results/nadnet-") {
+				t.Errorf("status of nadnet: %+v", s)
+			}
+		}
+	}
+	if !found || code != 0 {
+		t.Errorf("flatnet status (exit %d) has no nadnet in sync: %+v", code, sts)
+	}
+
+	if _, err := l.Cnitool(cnitool, nadDir, "del", "nadnet", ns); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "cnitool del takes the route", notRouted(l, pod.String()))
+}
+
+// TestUnmatchedStateDir: allocations in a state directory that no known
+// network explains (a network defined where flatnet cannot see it, here
+// host-local's files alone) are never silent: flatnet status lists the
+// directory and exits 1, flatnet check fails with the fix, the journal
+// says it once; a [[network]] table then explains it and routes the pod,
+// and overrides nothing else: the discovered network stays mirrored.
+func TestUnmatchedStateDir(t *testing.T) {
+	l := lab.NewT(t, lab.Options{NoIPv6: true})
+	p := mustPod(t, l, "pod1")
+	fn := startFlatnet(t, l, "")
+	waitFor(t, 15*time.Second, "pod1 routed", routed(l, p.IP.String()))
+
+	ghost := filepath.Join(l.StateRoot, "ghost")
+	if err := os.MkdirAll(ghost, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddr("192.168.5.9")
+	if err := os.WriteFile(filepath.Join(ghost, addr.String()), []byte(containerID()+"\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, fn, ghost+" holds 1 allocations that no known network explains", 15*time.Second)
+
+	stdout, code := runFlatnet(t, l, "status", "--json")
+	var doc struct {
+		Unmatched []struct {
+			Dir       string `json:"dir"`
+			Allocated int    `json:"allocated"`
+		} `json:"unmatched"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if code != 1 || len(doc.Unmatched) != 1 || doc.Unmatched[0].Dir != ghost || doc.Unmatched[0].Allocated != 1 {
+		t.Errorf("flatnet status --json (exit %d): unmatched %+v", code, doc.Unmatched)
+	}
+	r, code := runCheck(t, l)
+	mustCheck(t, r, "unmatched ghost", "fail", ghost, "no network ghost")
+	if code != 1 {
+		t.Errorf("flatnet check exited %d with an unmatched state dir", code)
+	}
+
+	// A table explains it; the discovered network stays.
+	if _, err := l.WriteFlatnetConfig(fmt.Sprintf("[[network]]\nname = \"ghost\"\nmaster = %q\nranges = [\"192.168.5.0/24\"]\n", l.Master)); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, fn)
+	waitFor(t, 15*time.Second, "the table's network routed", routed(l, addr.String()))
+	waitFor(t, 15*time.Second, "the discovered network still routed", routed(l, p.IP.String()))
+	stdout, code = runFlatnet(t, l, "status", "--json")
+	if code != 0 || !bytes.Contains([]byte(stdout), []byte(`"unmatched": []`)) {
+		t.Errorf("after the table, flatnet status (exit %d):\n%s", code, stdout)
+	}
+}

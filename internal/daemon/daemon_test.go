@@ -282,7 +282,7 @@ func TestRunTimeNetwork(t *testing.T) {
 	if ok, full := r.step(); !ok || !full {
 		t.Fatalf("a directory in the state root: ok %v, full %v", ok, full)
 	}
-	if n := strings.Count(r.log.String(), "holds 1 allocations that no known network explains"); n != 1 {
+	if n := strings.Count(r.log.String(), "holds 1 allocation that no known network explains"); n != 1 {
 		t.Fatalf("the unexplained directory said %d times:\n%s", n, r.log)
 	}
 	r.k.took()

@@ -18,6 +18,7 @@ import (
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/flatnet/flatnet/internal/statedir"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // Kernel is what a pass needs of the kernel: one snapshot, and ops one by
@@ -310,7 +311,7 @@ func (p *pass) findUnmatched(known map[string]bool) {
 	}
 	for _, u := range um {
 		p.unmatched = append(p.unmatched, reconcile.Finding{Kind: reconcile.FindUnmatched, Level: slog.LevelError, Dir: u.Dir,
-			Msg: fmt.Sprintf("%s holds %d allocations that no known network explains: the node cannot reach those pods (flatnet check says how to add the network)", u.Dir, u.Allocated)})
+			Msg: fmt.Sprintf("%s holds %s that no known network explains: the node cannot reach those pods (flatnet check says how to add the network)", u.Dir, text.Plural(u.Allocated, "allocation", "allocations"))})
 	}
 }
 

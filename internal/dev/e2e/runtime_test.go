@@ -151,7 +151,7 @@ func TestUnmatchedStateDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ghost, addr.String()), []byte(containerID()+"\r\neth0"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, fn, ghost+" holds 1 allocations that no known network explains", 15*time.Second)
+	waitLog(t, fn, ghost+" holds 1 allocation that no known network explains", 15*time.Second)
 
 	stdout, code := runFlatnet(t, l, "status", "--json")
 	var doc struct {

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +36,10 @@ import (
 
 // bg is the context of log calls that have none of their own.
 var bg = context.Background()
+
+// subscribeWait bounds how long the first pass waits for the kernel
+// subscriptions; they take a millisecond or two.
+const subscribeWait = time.Second
 
 // Options configures a [Daemon].
 type Options struct {
@@ -94,11 +99,28 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go w.Run(ctx)
+	// The first pass waits, briefly, for the kernel subscriptions: a
+	// snapshot taken before them must be taken again once they are in
+	// place (Subscribed), which on a node with many routes is a second
+	// full read of the kernel for nothing.
+	subscribed := make(chan struct{})
+	var once sync.Once
 	go func() {
-		if err := netlinkx.Watch(ctx, m.kernelEvent); err != nil {
+		err := netlinkx.Watch(ctx, func(ev netlinkx.Event) {
+			if ev.Kind == netlinkx.Subscribed {
+				once.Do(func() { close(subscribed) })
+			}
+			m.kernelEvent(ev)
+		})
+		once.Do(func() { close(subscribed) })
+		if err != nil {
 			d.log.Error("kernel notifications unavailable; relying on the resync timer", "err", err)
 		}
 	}()
+	select {
+	case <-subscribed:
+	case <-time.After(subscribeWait):
+	}
 	d.filterErr = netlinkx.ProbeFilter()
 	if d.filterErr == nil {
 		go func() {
@@ -152,9 +174,9 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 			d.reload()
 		case <-p.marks.wake:
 		case <-resync.C():
-			p.marks.all(p.watched)
+			p.marks.all(p.watched, "resync")
 		case <-retry.C():
-			p.marks.all(p.watched)
+			p.marks.all(p.watched, "retry")
 		case <-watchdog:
 			d.opts.Notifier.Watchdog()
 			continue
@@ -214,7 +236,7 @@ func (d *Daemon) reload() {
 	d.opts.Level.Set(cfg.LogLevel)
 	d.recordConfig()
 	d.chooseGuard(false)
-	d.p.marks.all(d.p.watched)
+	d.p.marks.all(d.p.watched, "reload")
 	d.log.Info("configuration reloaded", "config", cmp.Or(cfg.Path, "(defaults)"))
 }
 

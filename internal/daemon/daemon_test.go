@@ -333,7 +333,7 @@ func TestOwnDeletionEchoes(t *testing.T) {
 	// A pass deletes a route that had already gone without a word (its
 	// shim went down): no echo comes. The next pass reads the kernel...
 	m.expect([]netip.Prefix{p})
-	m.kernelDirty()
+	m.kernelDirty("test")
 	if !m.take().kernel {
 		t.Fatalf("the kernel is not marked")
 	}

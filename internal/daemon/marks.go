@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"net/netip"
 	"sync"
 
@@ -27,6 +28,7 @@ type marks struct {
 	kernel bool
 	lost   bool   // notifications were lost: say so once the pass runs
 	by     string // who changed flatnet's nftables table, when someone did
+	why    string // the first reason for a full pass since the last take, for the debug log
 	// cniDir, results (results/ dir -> its cache dir) and links say which
 	// events matter; the pass sets them.
 	cniDir  string
@@ -47,6 +49,7 @@ type marked struct {
 	kernel bool
 	lost   bool
 	by     string // who changed flatnet's nftables table
+	why    string // what first asked for a full pass
 }
 
 // full reports whether the pass must look at everything: anything but
@@ -55,7 +58,15 @@ func (m marked) full() bool { return m.cni || m.caches || m.kernel || len(m.dirs
 
 func newMarks() *marks {
 	return &marks{wake: make(chan struct{}, 1), names: map[string]map[string]bool{}, dirs: map[string]bool{},
-		cache: map[string]map[string]bool{}, cni: true, caches: true, kernel: true, expectDel: map[netip.Prefix]int{}}
+		cache: map[string]map[string]bool{}, cni: true, caches: true, kernel: true, why: "start", expectDel: map[netip.Prefix]int{}}
+}
+
+// because records the first reason for a full pass since the last take;
+// m.mu is held.
+func (m *marks) because(why string) {
+	if m.why == "" {
+		m.why = why
+	}
 }
 
 func (m *marks) kick() {
@@ -73,8 +84,10 @@ func (m *marks) file(dir, name string) {
 	switch {
 	case dir == m.cniDir:
 		m.cni = true
+		m.because("CNI configuration directory")
 	case inCache && name == "":
 		m.caches = true
+		m.because("cache directory " + dir)
 	case inCache:
 		if m.cache[cacheDir] == nil {
 			m.cache[cacheDir] = map[string]bool{}
@@ -82,6 +95,7 @@ func (m *marks) file(dir, name string) {
 		m.cache[cacheDir][name] = true
 	case name == "":
 		m.dirs[dir] = true
+		m.because("state directory " + dir)
 	default:
 		if _, err := hostlocal.ParseName(name); errors.Is(err, hostlocal.ErrNotAllocation) {
 			// host-local rewrites last_reserved_ip.N on every allocation:
@@ -123,17 +137,19 @@ func (m *marks) kernelEvent(ev netlinkx.Event) {
 		m.by = cmp.Or(ev.By, "another process")
 	}
 	m.kernel = true
+	m.because(ev.String())
 	m.mu.Unlock()
 	m.kick()
 }
 
-// all asks for everything to be read again (resync, reload, retry).
-func (m *marks) all(dirs []string) {
+// all asks for everything to be read again (resync, reload, retry: why).
+func (m *marks) all(dirs []string, why string) {
 	m.mu.Lock()
 	for _, d := range dirs {
 		m.dirs[d] = true
 	}
 	m.cni, m.caches, m.kernel = true, true, true
+	m.because(why)
 	m.mu.Unlock()
 }
 
@@ -145,13 +161,48 @@ func (m *marks) all(dirs []string) {
 func (m *marks) take() marked {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, cache: m.cache, caches: m.caches, kernel: m.kernel, lost: m.lost, by: m.by}
+	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, cache: m.cache, caches: m.caches, kernel: m.kernel, lost: m.lost, by: m.by, why: m.why}
 	m.names, m.dirs, m.cache = map[string]map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
-	m.cni, m.caches, m.kernel, m.lost, m.by = false, false, false, false, ""
+	m.cni, m.caches, m.kernel, m.lost, m.by, m.why = false, false, false, false, "", ""
 	if t.kernel {
 		clear(m.expectDel)
 	}
 	return t
+}
+
+// takeFiles moves every file mark made since take into t: for a full pass
+// about to read the files, after it set its watches.
+func (m *marks) takeFiles(t *marked) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t.names == nil {
+		t.names, t.dirs, t.cache = map[string]map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
+	}
+	for d, ns := range m.names {
+		if t.names[d] == nil {
+			t.names[d] = map[string]bool{}
+		}
+		maps.Copy(t.names[d], ns)
+	}
+	for d, ns := range m.cache {
+		if t.cache[d] == nil {
+			t.cache[d] = map[string]bool{}
+		}
+		maps.Copy(t.cache[d], ns)
+	}
+	maps.Copy(t.dirs, m.dirs)
+	t.cni, t.caches = t.cni || m.cni, t.caches || m.caches
+	m.names, m.dirs, m.cache = map[string]map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
+	m.cni, m.caches = false, false
+	m.settleWhy()
+}
+
+// settleWhy forgets the reason for a full pass once nothing left asks for
+// one; m.mu is held.
+func (m *marks) settleWhy() {
+	if !m.kernel && !m.cni && !m.caches && len(m.dirs) == 0 {
+		m.why = ""
+	}
 }
 
 // takeDirs moves the whole directories marked since take into t: new
@@ -163,6 +214,7 @@ func (m *marks) takeDirs(t *marked) {
 		t.dirs[d] = true
 	}
 	clear(m.dirs)
+	m.settleWhy()
 }
 
 // interest sets the CNI directory, the caches' results/ directories (and
@@ -183,8 +235,9 @@ func (m *marks) expect(dels []netip.Prefix) {
 }
 
 // kernelDirty asks the next pass to read the kernel again.
-func (m *marks) kernelDirty() {
+func (m *marks) kernelDirty(why string) {
 	m.mu.Lock()
 	m.kernel = true
+	m.because(why)
 	m.mu.Unlock()
 }

@@ -107,7 +107,7 @@ func (p *pass) run(m marked) (ok, full bool) {
 	} else {
 		ok, full = p.update(m)
 	}
-	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "networks", len(p.nets))
+	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "why", m.why, "networks", len(p.nets))
 	return ok, full
 }
 
@@ -153,6 +153,11 @@ func (p *pass) update(m marked) (ok, full bool) {
 
 // full is the safety net: everything read and decided again.
 func (p *pass) full(m marked) bool {
+	// The configuration's own directories are watched before they are
+	// read, so that nothing written in between goes unseen; what their
+	// new watches announce is read by this pass, not another.
+	p.follow(p.nets, p.snap, &m)
+	p.marks.takeFiles(&m)
 	if m.cni || p.confNets == nil {
 		p.readConf()
 	}
@@ -165,7 +170,7 @@ func (p *pass) full(m marked) bool {
 	snap, err := p.k.Snapshot()
 	if err != nil {
 		p.log.Error("reading the kernel's state failed", "err", err)
-		p.marks.kernelDirty()
+		p.marks.kernelDirty("the kernel's state unread")
 		return false
 	}
 	p.snap = snap
@@ -210,7 +215,11 @@ func (p *pass) full(m marked) bool {
 		// Links changed (their notifications wake the loop), or ops failed
 		// (the retry timer does; a failed delete sends no echo): the next
 		// pass reads the kernel again.
-		p.marks.kernelDirty()
+		why := "links changed"
+		if err != nil {
+			why = "failed changes"
+		}
+		p.marks.kernelDirty(why)
 	}
 	return err == nil
 }
@@ -240,7 +249,7 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	for _, n := range p.cniNets {
 		fromDefault = fromDefault || n.Master == ""
 	}
-	if fromDefault {
+	if fromDefault && snap != nil {
 		links[snap.DefaultRouteDev()] = true
 	}
 	p.marks.interest(dirs[0], results, links)

@@ -19,6 +19,31 @@ type Event struct {
 	By   string       // FilterChanged: the process that changed the table, when known
 }
 
+// String says what happened, for the debug log: "link eno1.host",
+// "route 192.168.1.2/32 deleted", "nftables table (by nft)".
+func (e Event) String() string {
+	switch e.Kind {
+	case LinkChanged:
+		return "link " + e.Link
+	case AddrChanged:
+		return "node address"
+	case RouteChanged:
+		return "route"
+	case OwnRouteDeleted:
+		return "route " + e.Dst.String() + " deleted"
+	case Lost:
+		return "lost notifications"
+	case Subscribed:
+		return "subscribed"
+	case FilterChanged:
+		if e.By != "" {
+			return "nftables table (by " + e.By + ")"
+		}
+		return "nftables table"
+	}
+	return "kernel"
+}
+
 // EventKind says what changed.
 type EventKind int
 
@@ -98,9 +123,16 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 				return true, nil
 			}
 			events(Event{Kind: LinkChanged, Link: u.Attrs().Name})
-		case _, ok := <-addrs:
+		case u, ok := <-addrs:
 			if !ok {
 				return true, nil
+			}
+			if u.LinkAddress.IP.IsLinkLocalUnicast() {
+				// Every link that comes up gets an IPv6 link-local address
+				// (a new shim too, a second after it is created), and no
+				// decision depends on one: link-local addresses are never
+				// routed (hostlocal.NotUnicast) nor proxied.
+				continue
 			}
 			events(Event{Kind: AddrChanged})
 		case u, ok := <-routes:
@@ -115,6 +147,13 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 					continue // our own addition coming back (the filter drops most)
 				}
 				events(Event{Kind: OwnRouteDeleted, Dst: u.dst})
+				continue
+			}
+			if b := u.dst.Bits(); b != 0 && b != u.dst.Addr().BitLen() {
+				// The reconciler looks only at host routes (a foreign one
+				// to a pod's address) and default routes (a master that
+				// is the default route's device). A link's own subnet
+				// routes (fe80::/64 when a shim comes up) change nothing.
 				continue
 			}
 			events(Event{Kind: RouteChanged})

@@ -56,3 +56,60 @@ func TestWatchSubscribedFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchIgnoresLinkLocalAddresses: a link-local address coming or going
+// (every link gets one when it comes up, a new shim too) wakes nothing, so
+// a node with many routes is not read again for it; a global address does.
+func TestWatchIgnoresLinkLocalAddresses(t *testing.T) {
+	l := lab.NewT(t, lab.Options{NoMaster: true})
+	events := make(chan netlinkx.Event, 1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Do(l.Node, func() error {
+			return netlinkx.Watch(ctx, func(e netlinkx.Event) { events <- e })
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	if e := <-events; e.Kind != netlinkx.Subscribed {
+		t.Fatalf("first event %+v, want Subscribed", e)
+	}
+	for _, argv := range [][]string{
+		{"ip", "link", "add", "fnll0", "type", "veth", "peer", "name", "fnll1"},
+		{"ip", "addr", "add", "fe80::1234/64", "dev", "fnll0", "nodad"},
+		{"ip", "addr", "add", "169.254.7.7/16", "dev", "fnll0"},
+		{"ip", "addr", "add", "fe80::5678/64", "dev", "fnll0", "nodad"},
+		{"ip", "addr", "add", "198.51.100.7/32", "dev", "fnll0"},
+	} {
+		if out, err := l.Exec(l.Node, argv...); err != nil {
+			t.Fatalf("%v: %v: %s", argv, err, out)
+		}
+	}
+	// The four additions arrive in order on one socket: had a link-local
+	// one woken the loop, its event would come first and others follow.
+	addrEvents := 0
+	timeout := time.After(10 * time.Second)
+	var quiet <-chan time.Time
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == netlinkx.AddrChanged {
+				addrEvents++
+				quiet = time.After(time.Second)
+			}
+			continue
+		case <-quiet:
+		case <-timeout:
+			t.Fatal("no event for the global address 198.51.100.7")
+		}
+		break
+	}
+	if addrEvents != 1 {
+		t.Fatalf("%d address events for three link-local additions and one global; want 1 (the global)", addrEvents)
+	}
+}

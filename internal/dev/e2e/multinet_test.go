@@ -171,12 +171,13 @@ func TestNetworksOnTwoMasters(t *testing.T) {
 	}
 }
 
-// TestNetworkRemovedFromConfig: with both networks named in flatnet.toml,
-// dropping one from the file and reloading (SIGHUP, what systemctl reload
-// does) removes its route and its shim; putting it back brings them back.
+// TestNetworkRemovedFromConfig: with discovery off and both networks named
+// in flatnet.toml, dropping one from the file and reloading (SIGHUP, what
+// systemctl reload does) removes its route and its shim; putting it back
+// brings them back.
 func TestNetworkRemovedFromConfig(t *testing.T) {
 	l, a1, s1 := twoMasters(t)
-	both := "[[network]]\nname = \"default\"\n\n[[network]]\nname = \"storage\"\n"
+	both := "discover = false\n\n[[network]]\nname = \"default\"\n\n[[network]]\nname = \"storage\"\n"
 	fn := startFlatnet(t, l, both)
 	bothMirrored(t, l, a1, s1)
 
@@ -189,7 +190,7 @@ func TestNetworkRemovedFromConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reload("[[network]]\nname = \"default\"\n")
+	reload("discover = false\n\n[[network]]\nname = \"default\"\n")
 	waitFor(t, 15*time.Second, "s1's route goes on reload", notRouted(l, s1.IP.String()))
 	waitFor(t, 15*time.Second, "eno2.host goes on reload", shimsAre(t, l, "eno1.host"))
 	if err := routedVia(l, a1.IP, "eno1.host")(); err != nil {

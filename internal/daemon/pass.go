@@ -151,8 +151,18 @@ func (p *pass) update(m marked) (ok, full bool) {
 	return true, false
 }
 
+// startGCPercent is the collector's GOGC during the first pass.
+const startGCPercent = 400
+
 // full is the safety net: everything read and decided again.
 func (p *pass) full(m marked) bool {
+	if p.snap == nil {
+		// The first pass builds the whole state at once, and on a node
+		// with tens of thousands of pods the collector would run many
+		// times over a heap that only grows; it runs less often, and the
+		// garbage is handed back at the end (FreeOSMemory below).
+		defer debug.SetGCPercent(debug.SetGCPercent(startGCPercent))
+	}
 	// The configuration's own directories are watched before they are
 	// read, so that nothing written in between goes unseen; what their
 	// new watches announce is read by this pass, not another.
@@ -366,7 +376,7 @@ func (p *pass) apply(ops []reconcile.Op) ([]reconcile.Op, error) {
 // lines, which take longer than the changes on a node starting with
 // thousands of pods.
 func (p *pass) report(done []reconcile.Op) {
-	p.notify.Status(statusLine(p.node.Status(), p.cfg))
+	p.notify.Status(statusLine(p.node.Summary(), p.cfg))
 	if !p.ready {
 		p.notify.Ready()
 		p.ready = true

@@ -76,7 +76,7 @@ func short(id string) string {
 }
 
 // statusLine is the STATUS= line: a few words per network.
-func statusLine(sts []reconcile.NetStatus, cfg config.Config) string {
+func statusLine(sts []reconcile.NetSummary, cfg config.Config) string {
 	if len(sts) == 0 {
 		return fmt.Sprintf("no macvlan + host-local network in %s", cfg.CNIConfDir)
 	}
@@ -87,8 +87,8 @@ func statusLine(sts []reconcile.NetStatus, cfg config.Config) string {
 			parts = append(parts, fmt.Sprintf("%s: %s", s.Name, s.Waiting))
 		default:
 			p := fmt.Sprintf("%s: %d pod routes via %s (master %s)", s.Name, s.Routed, s.Shim, s.Master)
-			if n := len(s.Missing) + len(s.Conflicts); n > 0 {
-				p += fmt.Sprintf(", %d not routed", n)
+			if s.NotRouted > 0 {
+				p += fmt.Sprintf(", %d not routed", s.NotRouted)
 			}
 			if s.Held {
 				p += ", state dir unreadable"

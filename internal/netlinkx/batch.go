@@ -12,16 +12,19 @@ import (
 )
 
 // batchSize is how many route requests go out in one sendmsg(2) before
-// their acknowledgements are read.
-const batchSize = 128
+// the answers are read.
+const batchSize = 256
 
 // batchSeq numbers batch requests; any start will do, it only has to
-// match requests with their acknowledgements.
+// match requests with their answers. Each batch takes a run of batchSize.
 var batchSeq atomic.Uint32
 
 // DoBatch carries out route ops (add, replace, delete) many at a time:
 // one request per op as `ip -batch` sends them, but batchSize of them per
-// system call, their acknowledgements read afterwards. A node starting with
+// system call. Only the last request of a batch asks for an
+// acknowledgement: the kernel answers the others only when they fail, and
+// handles a batch's requests in order, so once the last one is answered
+// every failure of the batch has been read. A node starting with
 // thousands of pods then costs the kernel's own work per route and little
 // else. It returns one error per op, nil for those done. Ops of other kinds
 // go through Do.
@@ -37,30 +40,39 @@ func (k *Kernel) DoBatch(ops []reconcile.Op) []error {
 		}
 		k.batchFD = fd
 	}
-	var buf []byte
-	seqOf := map[uint32]int{} // sequence number -> index in ops
+	var (
+		buf   []byte
+		idx   []int  // the index in ops of each request in buf
+		first uint32 // the sequence number of the first
+		last  int    // where the last request starts in buf
+		rbuf  []byte // answers
+	)
 	flush := func() {
-		if len(seqOf) == 0 {
+		if len(idx) == 0 {
 			return
 		}
-		if err := k.sendBatch(buf, seqOf, errs, ops); err != nil {
+		setAck(buf[last:], true)
+		if rbuf == nil {
+			rbuf = make([]byte, 1<<16)
+		}
+		if err := k.sendBatch(buf, first, idx, errs, ops, rbuf); err != nil {
 			// The socket is unusable: close it and let Do take the rest.
 			unix.Close(k.batchFD)
 			k.batchFD = 0
-			for _, i := range seqOf {
+			for _, i := range idx {
 				if errs[i] == nil {
 					errs[i] = err
 				}
 			}
 		}
-		buf, seqOf = buf[:0], map[uint32]int{}
+		buf, idx = buf[:0], idx[:0]
 	}
 	for i, op := range ops {
 		if !op.Kind.IsRoute() {
 			errs[i] = k.Do(op)
 			continue
 		}
-		idx, err := k.linkIndex(op.Dev)
+		oif, err := k.linkIndex(op.Dev)
 		if err != nil {
 			if op.Kind == reconcile.DelRoute && isNotFound(err) {
 				continue // gone with its device
@@ -68,10 +80,14 @@ func (k *Kernel) DoBatch(ops []reconcile.Op) []error {
 			errs[i] = err
 			continue
 		}
-		seq := batchSeq.Add(1)
-		buf, _ = appendRoute(buf, op, idx, seq)
-		seqOf[seq] = i
-		if len(seqOf) == batchSize {
+		if len(idx) == 0 {
+			first = batchSeq.Add(batchSize) - batchSize + 1
+		}
+		last = len(buf)
+		buf, _ = appendRoute(buf, op, oif, first+uint32(len(idx)))
+		setAck(buf[last:], false)
+		idx = append(idx, i)
+		if len(idx) == batchSize {
 			flush()
 		}
 	}
@@ -79,9 +95,20 @@ func (k *Kernel) DoBatch(ops []reconcile.Op) []error {
 	return errs
 }
 
+// setAck sets or clears NLM_F_ACK in the request that starts msg.
+func setAck(msg []byte, ack bool) {
+	flags := binary.NativeEndian.Uint16(msg[6:])
+	if ack {
+		flags |= unix.NLM_F_ACK
+	} else {
+		flags &^= unix.NLM_F_ACK
+	}
+	binary.NativeEndian.PutUint16(msg[6:], flags)
+}
+
 // openBatchSocket opens the rtnetlink socket batches go through:
-// acknowledgements without a copy of the request (NETLINK_CAP_ACK) and a
-// receive buffer for a whole batch of them.
+// answers without a copy of the request (NETLINK_CAP_ACK) and a receive
+// buffer for a whole batch of them, should every request fail.
 func openBatchSocket() (int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
@@ -96,13 +123,15 @@ func openBatchSocket() (int, error) {
 	return fd, nil
 }
 
-// sendBatch sends buf and records each acknowledgement's verdict in errs.
-func (k *Kernel) sendBatch(buf []byte, seqOf map[uint32]int, errs []error, ops []reconcile.Op) error {
+// sendBatch sends buf, whose requests are numbered from first and stand
+// for ops[idx[0]], ops[idx[1]], …, reads the answers into rbuf until the
+// last request's, and records each failure in errs.
+func (k *Kernel) sendBatch(buf []byte, first uint32, idx []int, errs []error, ops []reconcile.Op, rbuf []byte) error {
 	if err := unix.Sendto(k.batchFD, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sending routes: %w", err)
 	}
-	rbuf := make([]byte, 1<<16)
-	for acked := 0; acked < len(seqOf); {
+	lastSeq := first + uint32(len(idx)) - 1
+	for {
 		n, _, err := unix.Recvfrom(k.batchFD, rbuf, 0)
 		if err == unix.EINTR {
 			continue
@@ -110,26 +139,30 @@ func (k *Kernel) sendBatch(buf []byte, seqOf map[uint32]int, errs []error, ops [
 		if err != nil {
 			return fmt.Errorf("reading acknowledgements: %w", err)
 		}
+		done := false
 		for b := rbuf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
 			l := int(binary.NativeEndian.Uint32(b[0:]))
 			if l < unix.NLMSG_HDRLEN || l > len(b) {
 				break
 			}
 			typ := binary.NativeEndian.Uint16(b[4:])
-			i, mine := seqOf[binary.NativeEndian.Uint32(b[8:])]
-			if typ == unix.NLMSG_ERROR && mine && l >= unix.NLMSG_HDRLEN+4 {
-				acked++
+			seq := binary.NativeEndian.Uint32(b[8:])
+			if j := seq - first; typ == unix.NLMSG_ERROR && j < uint32(len(idx)) && l >= unix.NLMSG_HDRLEN+4 {
+				i := idx[j]
 				if code := int32(binary.NativeEndian.Uint32(b[16:])); code != 0 {
 					e := unix.Errno(-code)
 					if !(ops[i].Kind == reconcile.DelRoute && (errors.Is(e, unix.ESRCH) || errors.Is(e, unix.ENOENT))) {
 						errs[i] = os.NewSyscallError("rtnetlink", e)
 					}
 				}
+				done = done || seq == lastSeq
 			}
 			b = b[min((l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1), len(b)):]
 		}
+		if done {
+			return nil
+		}
 	}
-	return nil
 }
 
 // appendRoute appends a route op, encoded as vishvananda/netlink's

@@ -37,3 +37,25 @@ func benchmarkCompute(b *testing.B, n int) {
 
 func BenchmarkCompute1k(b *testing.B)  { benchmarkCompute(b, 1000) }
 func BenchmarkCompute10k(b *testing.B) { benchmarkCompute(b, 10000) }
+
+// BenchmarkColdStart is a start with n pods and none of their routes yet:
+// one full pass planning n additions, then the record of them done.
+func benchmarkColdStart(b *testing.B, n int) {
+	in := benchInput(n)
+	in.Snap.Routes = nil
+	b.ReportAllocs()
+	for b.Loop() {
+		node := NewNode()
+		p := node.Full(in)
+		if len(p.Ops) != n {
+			b.Fatalf("cold start planned %d ops, want %d", len(p.Ops), n)
+		}
+		node.Done(p.Ops)
+		if st := node.Status()[0]; st.Routed != n {
+			b.Fatalf("%d routed after the cold start, want %d", st.Routed, n)
+		}
+	}
+}
+
+func BenchmarkColdStart10k(b *testing.B) { benchmarkColdStart(b, 10000) }
+func BenchmarkColdStart65k(b *testing.B) { benchmarkColdStart(b, 65000) }

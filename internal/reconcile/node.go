@@ -28,8 +28,9 @@ import (
 type Node struct {
 	in       Input
 	shims    map[string]shimCheck
-	masters  []Link // by network
-	held     []bool // by network: state dir unreadable, routes held
+	masters  []Link                           // by network
+	held     []bool                           // by network: state dir unreadable, routes held
+	allocs   []map[netip.Addr]hostlocal.Owner // by network: in.States[StateDir].Allocs, looked up once
 	nodeAddr map[netip.Addr]bool
 	routes   map[netip.Addr]hostRoute
 
@@ -71,10 +72,11 @@ type decision struct {
 	keys  []FindingKey
 }
 
-// netCounts are one network's status, kept by delta.
+// netCounts are one network's status, kept by delta. The addresses behind
+// missing, stale and conflicts are in decided; Status lists them.
 type netCounts struct {
 	allocated, routed          int
-	missing, stale, conflicts  map[netip.Addr]struct{}
+	missing, stale, conflicts  int
 	rejectsListed, rejectsMore int
 }
 
@@ -85,8 +87,9 @@ func NewNode() *Node {
 
 // Full takes in as the whole truth and decides everything: the shims, the
 // egress filter, the proxy entries, every allocated address and every
-// route of flatnet's. It returns the plan: the ops, in the order Apply
-// wants them, and the networks' status and findings before any op ran.
+// route of flatnet's. It returns the plan's ops, in the order Apply wants
+// them; Status and Findings then say what holds before any op ran (the
+// plan's Networks and Findings are left for Compute to fill).
 func (n *Node) Full(in Input) *Plan {
 	n.in = in
 	snap := in.Snap
@@ -103,20 +106,21 @@ func (n *Node) Full(in Input) *Plan {
 	}
 	n.routes = make(map[netip.Addr]hostRoute, len(snap.Routes))
 	for i := range snap.Routes {
-		r := snap.Routes[i]
+		r := &snap.Routes[i] // the node keeps the snapshot (n.in): no copy
 		if !isHost(r.Dst) {
 			continue
 		}
 		hr := n.routes[r.Dst.Addr()]
 		if r.Protocol == Protocol {
-			hr.ours = &r
+			hr.ours = r
 		} else {
-			hr.foreign = &r
+			hr.foreign = r
 		}
 		n.routes[r.Dst.Addr()] = hr
 	}
 	n.masters = make([]Link, len(in.Networks))
 	n.held = make([]bool, len(in.Networks))
+	n.allocs = make([]map[netip.Addr]hostlocal.Owner, len(in.Networks))
 	n.counts = make([]netCounts, len(in.Networks))
 	// Findings not tied to an address: shims taken (planShims), state dirs
 	// that cannot be read; and what the caller found before (in.Found).
@@ -124,8 +128,9 @@ func (n *Node) Full(in Input) *Plan {
 	p.Findings = nil
 	for i, nw := range in.Networks {
 		n.masters[i], _ = snap.Link(nw.Master)
-		n.counts[i] = newCounts()
+		n.counts[i] = netCounts{}
 		ds, known := in.States[nw.StateDir]
+		n.allocs[i] = ds.Allocs
 		if !known || ds.Err != nil {
 			n.held[i] = true
 			why := "not read yet"
@@ -137,28 +142,38 @@ func (n *Node) Full(in Input) *Plan {
 		}
 	}
 
-	// Every address anyone may have a say on, each decided once.
-	addrs := make(map[netip.Addr]struct{}, len(n.routes))
+	// Every address anyone may have a say on, each decided once, in order:
+	// the ops come out sorted by address within each kind, as Apply wants
+	// them, without sorting the ops themselves (a start with 65,000 pods
+	// plans 65,000).
+	var addrs []netip.Addr
 	for ip, hr := range n.routes {
 		if hr.ours != nil {
-			addrs[ip] = struct{}{}
+			addrs = append(addrs, ip)
 		}
 	}
-	for i, nw := range in.Networks {
+	for i := range in.Networks {
 		if !n.held[i] {
-			for ip := range in.States[nw.StateDir].Allocs {
-				addrs[ip] = struct{}{}
+			for ip := range n.allocs[i] {
+				addrs = append(addrs, ip)
 			}
 		}
 	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
 	old := n.finds
 	n.finds = make(map[FindingKey]Finding, len(old))
 	n.decided = make(map[netip.Addr]decision, len(addrs))
-	var ops []Op
+	// The route additions follow the shim, filter and proxy ops planned so
+	// far, in the same slice, made big enough at once for the additions a
+	// start plans: no copy of a big plan.
+	ops := opBuckets{adds: p.Ops}
+	if routed := len(n.routes); len(addrs) > routed {
+		ops.adds = slices.Grow(ops.adds, len(addrs)-routed)
+	}
 	var rejects []Finding
-	for ip := range addrs {
-		d, dops, finds := n.decide(ip)
-		ops = append(ops, dops...)
+	for _, ip := range addrs {
+		d, finds := n.decide(ip, &ops)
 		for _, f := range finds {
 			if f.Kind == FindReject {
 				rejects = append(rejects, f) // listed below, lowest first
@@ -167,7 +182,7 @@ func (n *Node) Full(in Input) *Plan {
 			}
 			d.keys = append(d.keys, f.Key())
 		}
-		n.count(ip, d, 1)
+		n.count(d, 1)
 		if d.net >= 0 || len(d.keys) > 0 {
 			n.decided[ip] = d
 		}
@@ -205,8 +220,7 @@ func (n *Node) Full(in Input) *Plan {
 		}
 	}
 
-	sortOps(ops)
-	p.Ops = append(p.Ops, ops...)
+	p.Ops = ops.appendTo(nil)
 	// A shim whose master came back: the kernel dropped the shim's
 	// neighbour entries with the carrier, and packets sent meanwhile left
 	// entries that wait for the next ARP or NDP retry, up to a second
@@ -227,8 +241,6 @@ func (n *Node) Full(in Input) *Plan {
 		}
 	}
 	n.in.Reused, n.in.Released, n.in.CarrierBack = nil, nil, nil
-	p.Networks = n.Status()
-	p.Findings = n.Findings()
 	return p
 }
 
@@ -259,18 +271,30 @@ func (n *Node) SetFound(found []Finding) {
 func (n *Node) Update(ips []netip.Addr, reused map[netip.Addr]bool, released map[netip.Addr]hostlocal.Owner) []Op {
 	n.in.Reused, n.in.Released = reused, released
 	defer func() { n.in.Reused, n.in.Released = nil, nil }()
-	var ops []Op
-	for _, ip := range ips {
-		ops = append(ops, n.redecide(ip)...)
+	var ops opBuckets
+	for _, ip := range slices.SortedFunc(slices.Values(ips), netip.Addr.Compare) {
+		n.redecide(ip, &ops)
 	}
-	sortOps(ops)
-	return ops
+	return ops.appendTo(nil)
 }
 
 // Done records the ops that were carried out: routes in the index, shims
 // up. The addresses whose routes changed are decided again, which moves
 // them from missing to routed, or out of stale.
 func (n *Node) Done(done []Op) {
+	// The routes added, in one allocation rather than one each.
+	adds := 0
+	for _, op := range done {
+		if op.Kind == AddRoute || op.Kind == ReplaceRoute {
+			adds++
+		}
+	}
+	slab := make([]Route, 0, adds)
+	for _, op := range done {
+		if op.Kind == AddRoute || op.Kind == ReplaceRoute {
+			slab = append(slab, Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol, Src: op.Src})
+		}
+	}
 	for _, op := range done {
 		switch op.Kind {
 		case AddRoute, ReplaceRoute, DelRoute:
@@ -279,14 +303,23 @@ func (n *Node) Done(done []Op) {
 			if op.Kind == DelRoute {
 				hr.ours = nil
 			} else {
-				hr.ours = &Route{Dst: op.Dst, Dev: op.Dev, Protocol: Protocol, Src: op.Src}
+				hr.ours, slab = &slab[0], slab[1:]
 			}
 			if hr.ours == nil && hr.foreign == nil {
 				delete(n.routes, ip)
 			} else {
 				n.routes[ip] = hr
 			}
-			n.redecide(ip) // what it plans now was planned already
+			if d, ok := n.decided[ip]; ok && op.Kind != DelRoute && n.planned(d, op) {
+				// The route decide asked for is in place: the same decision,
+				// now routed (a start settles 65,000 of these).
+				n.count(d, -1)
+				d.class = classRouted
+				n.count(d, 1)
+				n.decided[ip] = d
+				continue
+			}
+			n.redecide(ip, nil) // what it plans now was planned already
 		case AddShim, SetUp:
 			if sc, ok := n.shims[op.Dev]; ok && sc.usable {
 				sc.up = true
@@ -296,15 +329,28 @@ func (n *Node) Done(done []Op) {
 	}
 }
 
-// redecide replaces the decision for ip, moving its counts and findings.
-func (n *Node) redecide(ip netip.Addr) []Op {
-	old := n.decided[ip]
-	if _, ok := n.decided[ip]; !ok {
+// planned reports whether op is the route decide planned with d: an
+// address missing its route, which op adds through the network's shim
+// with the source decide chose. Once op is done, deciding again would
+// find it routed with the same findings, since nothing else changed.
+func (n *Node) planned(d decision, op Op) bool {
+	if d.class != classMissing || d.net < 0 || int(d.net) >= len(n.in.Networks) {
+		return false
+	}
+	nw := &n.in.Networks[d.net]
+	return op.Dev == nw.Shim && op.Src == routeSrc(n.masters[d.net], op.Dst.Addr())
+}
+
+// redecide replaces the decision for ip, moving its counts and findings,
+// and adds the ops that follow to ops (nil: none wanted).
+func (n *Node) redecide(ip netip.Addr, ops *opBuckets) {
+	old, ok := n.decided[ip]
+	if !ok {
 		old.net = -1
 	}
-	d, ops, finds := n.decide(ip)
-	n.count(ip, old, -1)
-	n.count(ip, d, 1)
+	d, finds := n.decide(ip, ops)
+	n.count(old, -1)
+	n.count(d, 1)
 	for _, f := range finds {
 		d.keys = append(d.keys, f.Key())
 	}
@@ -320,17 +366,16 @@ func (n *Node) redecide(ip netip.Addr) []Op {
 	}
 	if d.net >= 0 || len(d.keys) > 0 {
 		n.decided[ip] = d
-	} else {
+	} else if ok {
 		delete(n.decided, ip)
 	}
-	return ops
 }
 
 // decide is the one decision for an address, the full pass's and the
 // event path's: which network claims it (the first, in order, that
 // allocates it and may route it), whether its route is right, what to do,
-// and what to report.
-func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
+// and what to report. The ops go into ops, unless it is nil.
+func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 	d := decision{net: -1}
 	hr := n.routes[ip]
 	var finds []Finding
@@ -341,7 +386,7 @@ func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
 		if n.held[i] {
 			continue
 		}
-		o, ok := n.in.States[nw.StateDir].Allocs[ip]
+		o, ok := n.allocs[i][ip]
 		if !ok {
 			continue
 		}
@@ -364,7 +409,7 @@ func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
 			d.class = classConflict
 			finds = append(finds, Finding{Kind: FindForeign, Level: slog.LevelWarn, Network: nw.Name, IP: ip,
 				Msg: fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, nw.Name, describeRoute(*hr.foreign))})
-			return d, nil, finds
+			return d, finds
 		}
 		sc := n.shims[nw.Shim]
 		if nw.Unusable != "" {
@@ -374,25 +419,24 @@ func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
 		switch {
 		case !sc.usable:
 			d.class = classMissing
-			return d, nil, finds
 		case hr.ours != nil && hr.ours.Dev == nw.Shim && hr.ours.Src == src:
 			d.class = classRouted
 			if n.in.Reused[ip] {
 				// Released and allocated again between two looks: the route
 				// is right but the neighbour entry is the old pod's.
-				return d, []Op{{Kind: FlushNeigh, Dev: nw.Shim, Dst: dst, Network: nw.Name, Owner: owner}}, finds
+				ops.flush(Op{Kind: FlushNeigh, Dev: nw.Shim, Dst: dst, Network: nw.Name, Owner: owner})
 			}
-			return d, nil, finds
 		case hr.ours != nil:
 			d.class = classMissing
-			return d, []Op{{Kind: ReplaceRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner}}, finds
+			ops.add(Op{Kind: ReplaceRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner})
 		default:
 			d.class = classMissing
-			return d, []Op{{Kind: AddRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner}}, finds
+			ops.add(Op{Kind: AddRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner})
 		}
+		return d, finds
 	}
 	if hr.ours == nil {
-		return d, nil, finds
+		return d, finds
 	}
 	// A route of ours nobody allocates: a network whose state dir cannot
 	// be read keeps the routes through its shim inside its ranges; any
@@ -401,7 +445,7 @@ func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
 	for i, nw := range n.in.Networks {
 		if n.held[i] && r.Dev == nw.Shim && inRanges(ip, nw.Ranges) {
 			d.net, d.class = int32(i), classHeld
-			return d, nil, finds
+			return d, finds
 		}
 	}
 	del := Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst, Owner: n.in.Released[ip]}
@@ -409,45 +453,34 @@ func (n *Node) decide(ip netip.Addr) (decision, []Op, []Finding) {
 		d.net, d.class = int32(i), classStale
 		del.Network = n.in.Networks[i].Name
 	}
-	ops := []Op{del}
+	ops.del(del)
 	if r.Dev != "" {
-		ops = append(ops, Op{Kind: FlushNeigh, Dev: r.Dev, Dst: r.Dst, Network: del.Network})
+		ops.flush(Op{Kind: FlushNeigh, Dev: r.Dev, Dst: r.Dst, Network: del.Network})
 	}
-	return d, ops, finds
+	return d, finds
 }
 
 func (n *Node) isNode(ip netip.Addr) bool { return n.nodeAddr[ip] }
 
-func newCounts() netCounts {
-	return netCounts{missing: map[netip.Addr]struct{}{}, stale: map[netip.Addr]struct{}{}, conflicts: map[netip.Addr]struct{}{}}
-}
-
 // count adds (sign 1) or takes away (-1) what decision d says of ip to its
 // network's status.
-func (n *Node) count(ip netip.Addr, d decision, sign int) {
+func (n *Node) count(d decision, sign int) {
 	if d.net < 0 || int(d.net) >= len(n.counts) {
 		return
 	}
 	c := &n.counts[d.net]
-	set := func(m map[netip.Addr]struct{}) {
-		if sign > 0 {
-			m[ip] = struct{}{}
-		} else {
-			delete(m, ip)
-		}
-	}
 	switch d.class {
 	case classRouted, classHeld:
 		c.allocated += sign
 		c.routed += sign
 	case classMissing:
 		c.allocated += sign
-		set(c.missing)
+		c.missing += sign
 	case classConflict:
 		c.allocated += sign
-		set(c.conflicts)
+		c.conflicts += sign
 	case classStale:
-		set(c.stale)
+		c.stale += sign
 	}
 }
 
@@ -519,22 +552,75 @@ func (n *Node) netIndex(name string) int {
 	return -1
 }
 
-// Status is every network's status now.
+// Status is every network's status now, with the addresses missing a
+// route, stale or in conflict listed. Listing them costs a look at every
+// address when there are any: it is for one-shot readers (Compute); the
+// daemon reports Summary after each pass.
 func (n *Node) Status() []NetStatus {
 	out := make([]NetStatus, len(n.in.Networks))
+	lists := false
 	for i, nw := range n.in.Networks {
 		st := NetStatus{Name: nw.Name, Master: nw.Master, Shim: nw.Shim, Source: nw.Source, Held: n.held[i]}
-		sc := n.shims[nw.Shim]
-		if nw.Unusable != "" {
-			sc = shimCheck{waiting: nw.Unusable}
-		}
-		st.ShimUp, st.Waiting = sc.up, sc.waiting
+		st.ShimUp, st.Waiting = n.shimState(nw)
 		c := n.counts[i]
 		st.Allocated, st.Routed = c.allocated, c.routed
-		st.Missing, st.Stale, st.Conflicts = sortedAddrs(c.missing), sortedAddrs(c.stale), sortedAddrs(c.conflicts)
+		lists = lists || c.missing+c.stale+c.conflicts > 0
 		out[i] = st
 	}
+	if !lists {
+		return out
+	}
+	for ip, d := range n.decided {
+		if d.net < 0 || int(d.net) >= len(out) {
+			continue
+		}
+		st := &out[d.net]
+		switch d.class {
+		case classMissing:
+			st.Missing = append(st.Missing, ip)
+		case classStale:
+			st.Stale = append(st.Stale, ip)
+		case classConflict:
+			st.Conflicts = append(st.Conflicts, ip)
+		}
+	}
+	for i := range out {
+		for _, l := range [][]netip.Addr{out[i].Missing, out[i].Stale, out[i].Conflicts} {
+			slices.SortFunc(l, netip.Addr.Compare)
+		}
+	}
 	return out
+}
+
+// NetSummary is a network's status in numbers, what the daemon reports
+// after every pass: it costs the same however many pods there are.
+type NetSummary struct {
+	Name, Master, Shim string
+	Waiting            string // as NetStatus.Waiting
+	Routed             int
+	NotRouted          int // allocations missing their route or taken by a foreign one
+	Held               bool
+}
+
+// Summary is every network's status in numbers.
+func (n *Node) Summary() []NetSummary {
+	out := make([]NetSummary, len(n.in.Networks))
+	for i, nw := range n.in.Networks {
+		c := n.counts[i]
+		_, waiting := n.shimState(nw)
+		out[i] = NetSummary{Name: nw.Name, Master: nw.Master, Shim: nw.Shim, Waiting: waiting,
+			Routed: c.routed, NotRouted: c.missing + c.conflicts, Held: n.held[i]}
+	}
+	return out
+}
+
+// shimState is whether nw's shim is up, and why nw cannot be mirrored.
+func (n *Node) shimState(nw Network) (up bool, waiting string) {
+	if nw.Unusable != "" {
+		return false, nw.Unusable
+	}
+	sc := n.shims[nw.Shim]
+	return sc.up, sc.waiting
 }
 
 // Findings are the findings that hold now, in a fixed order.
@@ -555,30 +641,34 @@ func (n *Node) TakeFresh() []Finding {
 	return out
 }
 
-func sortedAddrs(m map[netip.Addr]struct{}) []netip.Addr {
-	if len(m) == 0 {
-		return nil
+// opBuckets gathers route ops in the order Apply wants them: additions,
+// then deletions, then neighbour flushes, each in the order of the
+// addresses decided (by address: map order is random, plans are not). A
+// nil *opBuckets takes nothing.
+type opBuckets struct{ adds, dels, flushes []Op }
+
+func (b *opBuckets) add(op Op) {
+	if b != nil {
+		b.adds = append(b.adds, op)
 	}
-	return slices.SortedFunc(maps.Keys(m), netip.Addr.Compare)
 }
 
-// sortOps orders route ops as Apply wants them: additions, then deletions,
-// then neighbour flushes, each by address (map order is random; plans are
-// not).
-func sortOps(ops []Op) {
-	rank := func(k OpKind) int {
-		switch k {
-		case AddRoute, ReplaceRoute:
-			return 0
-		case DelRoute:
-			return 1
-		}
-		return 2
+func (b *opBuckets) del(op Op) {
+	if b != nil {
+		b.dels = append(b.dels, op)
 	}
-	slices.SortFunc(ops, func(a, b Op) int {
-		if ra, rb := rank(a.Kind), rank(b.Kind); ra != rb {
-			return ra - rb
-		}
-		return a.Dst.Addr().Compare(b.Dst.Addr())
-	})
+}
+
+func (b *opBuckets) flush(op Op) {
+	if b != nil {
+		b.flushes = append(b.flushes, op)
+	}
+}
+
+// appendTo appends the ops, in order, to ops.
+func (b *opBuckets) appendTo(ops []Op) []Op {
+	if len(ops) == 0 && len(b.dels) == 0 && len(b.flushes) == 0 {
+		return b.adds // the usual big plan, a start's: no copy
+	}
+	return slices.Concat(ops, b.adds, b.dels, b.flushes)
 }

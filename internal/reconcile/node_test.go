@@ -90,11 +90,15 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 			done, _ := Apply(k, ops)
 			node.Done(done)
 
-			full := NewNode().Full(Input{Networks: in.Networks, States: states, Snap: snapOf(node, base)})
+			full := Compute(Input{Networks: in.Networks, States: states, Snap: snapOf(node, base)})
 			got, want := node.Status(), full.Networks
+			sum := node.Summary()
 			for i := range want {
 				if !sameStatus(got[i], want[i]) {
 					t.Fatalf("round %d step %d: network %s by delta %+v, by a full pass %+v", round, step, want[i].Name, got[i], want[i])
+				}
+				if nr := len(want[i].Missing) + len(want[i].Conflicts); sum[i].NotRouted != nr || sum[i].Routed != want[i].Routed {
+					t.Fatalf("round %d step %d: network %s summary by delta %+v; a full pass finds %d routed, %d not routed", round, step, want[i].Name, sum[i], want[i].Routed, nr)
 				}
 			}
 			if g, w := findingNames(node.Findings()), findingNames(full.Findings); !slices.Equal(g, w) {

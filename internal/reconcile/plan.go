@@ -81,7 +81,10 @@ type shimCheck struct {
 // Compute decides what to do, from scratch: a full pass of a new [Node].
 // flatnet status and check use it to say what the daemon would do.
 func Compute(in Input) *Plan {
-	return NewNode().Full(in)
+	n := NewNode()
+	p := n.Full(in)
+	p.Networks, p.Findings = n.Status(), n.Findings()
+	return p
 }
 
 // routeSrc is the source address the node should use towards pod ip: for

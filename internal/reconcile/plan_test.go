@@ -305,7 +305,7 @@ func TestDoneSettles(t *testing.T) {
 	}
 	node := NewNode()
 	p := node.Full(in)
-	st := p.Networks[0]
+	st := node.Status()[0]
 	if st.Allocated != 2 || st.Routed != 0 || len(st.Missing) != 2 || len(st.Stale) != 1 || st.InSync() {
 		t.Fatalf("before: %+v", st)
 	}

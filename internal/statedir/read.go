@@ -155,7 +155,10 @@ func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.O
 		return none("not a regular file")
 	}
 	// O_NOFOLLOW and O_NONBLOCK: the entry may have been swapped for a
-	// symlink or a FIFO since it was listed.
+	// symlink or a FIFO since it was listed. No fstat(2) to check again: it
+	// would cost a system call per pod at start, and all it could add is a
+	// device node swapped in by root, which the size limit and the parser
+	// still keep out.
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return none("")
@@ -164,13 +167,6 @@ func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.O
 		return none(fmt.Sprintf("cannot be read: %v", err))
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return none("not a regular file")
-	}
-	if st.Size > hostlocal.MaxFileSize {
-		return none(fmt.Sprintf("larger than %d bytes, not host-local's", hostlocal.MaxFileSize))
-	}
 	var buf [hostlocal.MaxFileSize + 1]byte
 	n := 0
 	for n < len(buf) {
@@ -186,10 +182,10 @@ func readEntry(dirfd int, name string, typ fs.FileMode) (netip.Addr, hostlocal.O
 			break
 		}
 		n += m
-		// A short read of a regular file is its end, once we have at least
-		// the size fstat saw: no second read(2) just to be told so. A write
-		// still under way brings its own inotify event and another look.
-		if m < want && int64(n) >= st.Size {
+		// A short read of a regular file is its end: no second read(2)
+		// just to be told so. A write still under way brings its own
+		// inotify event and another look.
+		if m < want {
 			break
 		}
 	}

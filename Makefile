@@ -18,10 +18,10 @@ build: ## build bin/flatnet
 test: test-go test-package ## run every test (root): Go tests, then the package under a real systemd
 
 test-go: ## unit, fuzz seeds and real-kernel integration tests (root)
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags integration ./...
 
-unit: ## run the unit tests only (no root needed)
-	$(GO) test -count=1 -short ./...
+unit: ## run the unit tests only (no root needed; integration tests build only with -tags integration)
+	$(GO) test -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/internal/dev/lab"
+	"github.com/flatnet/flatnet/internal/dev/testenv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +30,7 @@ import (
 // recovery time as "recovery: <fault>: <duration>" (measured, never
 // asserted; docs/reliability.md lists them). Run one with, for example,
 //
-//	go test -count=1 -run 'TestFault/shim_deleted' -v ./internal/dev/e2e/
+//	go test -count=1 -tags integration -run 'TestFault/shim_deleted' -v ./internal/dev/e2e/
 
 // deadline is how long any outcome may take before a test fails: a safety
 // net, not a measurement.
@@ -971,9 +974,7 @@ func faultIPReused(t *testing.T) {
 // with real pods coming and going among them: flatnet converges to exactly
 // the set of files, no route leaked or missing.
 func faultChurn(t *testing.T) {
-	if testing.Short() {
-		t.Skip("30 s of churn; run without -short")
-	}
+	testenv.SkipShort(t, "30 s of churn")
 	r := lab.SeedRange()
 	r.RangeEnd = netip.MustParseAddr("192.168.3.254")
 	f := newFaultLab(t, lab.Options{Ranges: []lab.Range{r}}, "", 1)

@@ -250,8 +250,8 @@ func badJunkFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	made := time.Since(start)
-	// Until flatnet has seen them all, once: then the counts stop changing.
-	time.Sleep(time.Second)
+	// The pass after SIGHUP reads the whole directory, every file in it:
+	// from then on the counts stop changing.
 	hup(t, f.fn)
 	resyncs(t, f.fn, 2)
 	t.Logf("%d junk files made in %v while flatnet ran", n, made.Round(time.Millisecond))

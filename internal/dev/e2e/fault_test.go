@@ -171,22 +171,39 @@ func faultShimDown(t *testing.T) {
 	waitLog(t, f.fn, "shim "+f.shim+" was down; set up", deadline)
 }
 
-// master down, then up: flatnet's routes are usable again once it is up.
+// master down, then up: flatnet's routes never leave (none is deleted and
+// added again: a route set compared before and after could not tell), and
+// when the carrier comes back flatnet flushes the shim's neighbour
+// entries, so a stale entry left from the outage costs no pod its traffic.
 func faultMasterDownUp(t *testing.T) {
 	f := newFaultLab(t, lab.Options{}, "", 2)
+	p1, p2 := f.pods[0], f.pods[1]
 	before := flatnetRoutes(t, f.l)
 	master := f.link(t, f.l.Master)
 	// The baseline: the node's own traffic on the master, to the gateway.
 	gw := startProber(t, f.l, f.l.Node, f.l.Gateway)
+	down := time.Now()
 	if err := f.h.LinkSetDown(master); err != nil {
 		t.Fatal(err)
 	}
-	// flatnet has read the kernel with the master down.
+	// flatnet has read the kernel with the master down: it knows the shim
+	// lost its carrier.
 	readSince(t, f.l, f.w)
-	if err := f.l.Ping(f.l.Node, f.pods[0].IP); err == nil {
+	if err := f.l.Ping(f.l.Node, p1.IP); err == nil {
 		t.Logf("note: pod1 answered with the master down")
 	}
+	// An entry for pod2 with a MAC that is not pod2's, as an outage leaves
+	// behind: STALE, so the kernel would use it (and wait seconds before
+	// checking it) until someone flushes it.
+	bogus := net.HardwareAddr{0x02, 0, 0, 0, 0xbe, 0xef}
+	if _, err := f.l.Exec(f.l.Node, "ip", "neigh", "replace", p2.IP.String(), "lladdr", bogus.String(), "dev", f.shim, "nud", "stale"); err != nil {
+		t.Fatal(err)
+	}
+	if !hasNeighbour(t, f.l, f.shim, p2.IP, bogus) {
+		t.Fatalf("the stale entry for %s did not take", p2.IP)
+	}
 	running(t, f.fn)
+
 	t0 := time.Now()
 	if err := f.h.LinkSetUp(master); err != nil {
 		t.Fatal(err)
@@ -194,7 +211,13 @@ func faultMasterDownUp(t *testing.T) {
 	if err := f.l.MasterUp(); err != nil { // the default route, as networking would
 		t.Fatal(err)
 	}
-	recovery(t, f.l, nil, f.pr, f.pods[0], "master down, then up", t0, deadline)
+	flushed := "shim " + f.shim + " has its carrier back; its neighbour entries flushed"
+	waitLog(t, f.fn, flushed, deadline)
+	// flatnet logs an op once it is done: the entry is gone now.
+	if hasNeighbour(t, f.l, f.shim, p2.IP, bogus) {
+		t.Errorf("the shim still holds the stale entry %s lladdr %s after flatnet said it flushed its neighbours", p2.IP, bogus)
+	}
+	recovery(t, f.l, nil, f.pr, p1, "master down, then up", t0, deadline)
 	// The node's own traffic to its gateway waits for the kernel's next ARP
 	// retry (its neighbour entries went with the carrier too).
 	if end, lost := gw.outage(t, "master down, then up (baseline)", t0, deadline); !end.IsZero() {
@@ -204,6 +227,26 @@ func faultMasterDownUp(t *testing.T) {
 	if after := flatnetRoutes(t, f.l); !maps.Equal(before, after) {
 		t.Errorf("flatnet's routes before the master went down: %v; after it came up: %v", before, after)
 	}
+	for _, e := range podRouteEvents(f.w, down, f.pods...) {
+		t.Errorf("a pod's route changed while the master went down and up (flatnet's routes must stay as they are): %v", e)
+	}
+	logOnce(t, f.fn, flushed)
+}
+
+// hasNeighbour reports whether the node's neighbour table holds ip on dev
+// with MAC mac.
+func hasNeighbour(t testing.TB, l *lab.Lab, dev string, ip netip.Addr, mac net.HardwareAddr) bool {
+	t.Helper()
+	ns, err := l.Neighbours(l.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if n.Dev == dev && n.IP == ip && bytes.Equal(n.MAC, mac) {
+			return true
+		}
+	}
+	return false
 }
 
 // master deleted, later recreated with the same name (new ifindex): the

@@ -121,12 +121,15 @@ func TestFault(t *testing.T) {
 	t.Run("filter_flushed", faultFilterFlushed)
 	t.Run("foreign_route", faultForeignRoute)
 	t.Run("state_dir", faultStateDir)
+	t.Run("state_dir_unreadable", faultStateDirUnreadable)
 	t.Run("cni_config", faultCNIConfig)
 	t.Run("sigkill_restart", faultSIGKILL)
 	t.Run("sigterm_keep", faultSIGTERMKeep)
 	t.Run("sigterm_teardown", faultSIGTERMTeardown)
 	t.Run("sigterm_teardown_adopted", faultSIGTERMTeardownAdopted)
 	t.Run("ip_reused", faultIPReused)
+	t.Run("change_failed", faultChangeFailed)
+	t.Run("change_failed_retried", faultChangeFailedRetried)
 	t.Run("churn", faultChurn)
 }
 

@@ -172,13 +172,6 @@ func (p *prober) receive() {
 	}
 }
 
-// answeredAfter returns when the first reply to a request sent at or after
-// t0 came.
-func (p *prober) answeredAfter(t0 time.Time) (time.Time, bool) {
-	r, ok := p.firstReplySince(t0)
-	return r.got, ok
-}
-
 // firstReplySince returns the first reply to a request sent at or after t0.
 func (p *prober) firstReplySince(t0 time.Time) (probeReply, bool) {
 	p.mu.Lock()

@@ -134,11 +134,10 @@ func TestRouteWatchAndProcess(t *testing.T) {
 		}
 	}
 	deadlineEvents := func() []RouteEvent {
-		for range 200 {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); waitABit() {
 			if ev := w.Events(); len(ev) >= 2 {
 				return ev
 			}
-			waitABit()
 		}
 		return w.Events()
 	}
@@ -163,6 +162,8 @@ func TestRouteWatchAndProcess(t *testing.T) {
 	}
 }
 
+// waitABit is the pause between two looks of a poll; the polls have
+// deadlines of their own.
 func waitABit() { time.Sleep(10 * time.Millisecond) }
 
 func TestNoMasterThenAddMaster(t *testing.T) {

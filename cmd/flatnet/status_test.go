@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/dev/testenv"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/reconcile"
@@ -105,7 +106,12 @@ func TestStatusNoNetworks(t *testing.T) {
 	}
 }
 
+// TestColours: colour on a terminal (a pseudo-terminal of the test's own,
+// so this runs without one), never on a buffer, a file or a pipe, never
+// with NO_COLOR set or TERM=dumb.
 func TestColours(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "xterm")
 	if colours(&bytes.Buffer{}).on {
 		t.Error("colour for a buffer")
 	}
@@ -117,18 +123,26 @@ func TestColours(t *testing.T) {
 	if colours(f).on {
 		t.Error("colour for a regular file")
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
+	r, w, err := os.Pipe()
 	if err != nil {
-		t.Skip("no terminal to test with")
+		t.Fatal(err)
 	}
-	defer tty.Close()
-	t.Setenv("NO_COLOR", "")
-	t.Setenv("TERM", "xterm")
+	defer r.Close()
+	defer w.Close()
+	if colours(w).on {
+		t.Error("colour for a pipe")
+	}
+	tty, _ := testenv.PTY(t)
 	if !colours(tty).on {
 		t.Error("no colour on a terminal")
 	}
 	t.Setenv("NO_COLOR", "1")
 	if colours(tty).on {
-		t.Error("colour despite NO_COLOR")
+		t.Error("colour on a terminal despite NO_COLOR=1")
+	}
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "dumb")
+	if colours(tty).on {
+		t.Error("colour on a terminal with TERM=dumb")
 	}
 }

@@ -1,8 +1,9 @@
+//go:build integration
+
 package netlinkx
 
 import (
 	"context"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -10,32 +11,7 @@ import (
 
 	"github.com/flatnet/flatnet/internal/dev/lab"
 	"github.com/flatnet/flatnet/internal/reconcile"
-	"github.com/google/nftables/expr"
 )
-
-func TestParseDrop(t *testing.T) {
-	mac := net.HardwareAddr{2, 0x68, 0xe4, 0xf9, 0xd5, 0xec}
-	full := dropExprs(mac)
-	if got, _, ok := parseDrop(full); !ok || got != mac.String() {
-		t.Errorf("parseDrop(dropExprs) = %q, %v", got, ok)
-	}
-	// Without nft's device type check, and without the counter.
-	bare := []expr.Any{full[2], full[3], full[5]}
-	if got, _, ok := parseDrop(bare); !ok || got != mac.String() {
-		t.Errorf("parseDrop(bare) = %q, %v", got, ok)
-	}
-	for name, es := range map[string][]expr.Any{
-		"accept":      {full[0], full[1], full[2], full[3], &expr.Verdict{Kind: expr.VerdictAccept}},
-		"daddr":       {&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6}, full[3], full[5]},
-		"no verdict":  {full[2], full[3]},
-		"other first": {&expr.Counter{}, full[2], full[3], full[5]},
-		"empty":       nil,
-	} {
-		if _, _, ok := parseDrop(es); ok {
-			t.Errorf("parseDrop(%s) took it for flatnet's rule", name)
-		}
-	}
-}
 
 // TestFilterOnTheKernel: in a lab node, the probe finds the egress hook and
 // leaves nothing behind; the table flatnet writes reads back as written,

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,15 +258,26 @@ func TestDualStack(t *testing.T) {
 		}
 	}
 	// The pods reach the node through the shim: they know the node's
-	// addresses by the shim's MAC.
+	// addresses by the shim's MAC. pod1 resolves both afresh, so its table
+	// must hold both.
 	shimMAC := mustMAC(t, l, l.Node, shim)
+	if _, err := l.Exec(p1.NS, "ip", "neigh", "flush", "all"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{l.NodeIP, node6} {
+		waitFor(t, 15*time.Second, "pod1 pings the node's "+a.String()+", resolving it afresh", pings(l, p1.NS, a))
+	}
 	table, err := l.Neighbours(p1.NS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range table {
-		if (n.IP == node6 || n.IP == l.NodeIP) && !bytes.Equal(n.MAC, shimMAC) {
-			t.Errorf("pod1 knows the node as %v, want the shim's %s", n, shimMAC)
+	for _, a := range []netip.Addr{l.NodeIP, node6} {
+		i := slices.IndexFunc(table, func(n lab.Neighbour) bool { return n.IP == a })
+		switch {
+		case i < 0:
+			t.Errorf("pod1 pinged the node's %s but has no neighbour entry for it: %v", a, table)
+		case !bytes.Equal(table[i].MAC, shimMAC):
+			t.Errorf("pod1 knows the node as %v, want the shim's %s", table[i], shimMAC)
 		}
 	}
 
@@ -295,10 +309,14 @@ func TestDualStack(t *testing.T) {
 	// here, not asserted; with rp_filter 0 (this lab's) the LAN still
 	// reaches the node meanwhile, as the node accepts its address on the
 	// shim (with rp_filter 1 or 2 it would not, until the LAN re-checks).
+	// The LAN takes every ARP message as news (locktime 0; the kernel's
+	// default ignores news of an entry less than a second old).
+	if err := l.Sysctl(l.LAN, "net/ipv4/neigh/"+l.Bridge+"/locktime", "0"); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Ping(l.LAN, l.NodeIP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // the LAN's locktime: a newer answer would be kept
 	if err := l.FlushNeighbour(l.Node, p1.IP); err != nil {
 		t.Fatal(err)
 	}

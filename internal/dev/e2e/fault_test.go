@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/internal/dev/lab"
+	"github.com/flatnet/flatnet/internal/dev/testenv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +30,7 @@ import (
 // recovery time as "recovery: <fault>: <duration>" (measured, never
 // asserted; docs/reliability.md lists them). Run one with, for example,
 //
-//	go test -count=1 -run 'TestFault/shim_deleted' -v ./internal/dev/e2e/
+//	go test -count=1 -tags integration -run 'TestFault/shim_deleted' -v ./internal/dev/e2e/
 
 // deadline is how long any outcome may take before a test fails: a safety
 // net, not a measurement.
@@ -118,12 +121,15 @@ func TestFault(t *testing.T) {
 	t.Run("filter_flushed", faultFilterFlushed)
 	t.Run("foreign_route", faultForeignRoute)
 	t.Run("state_dir", faultStateDir)
+	t.Run("state_dir_unreadable", faultStateDirUnreadable)
 	t.Run("cni_config", faultCNIConfig)
 	t.Run("sigkill_restart", faultSIGKILL)
 	t.Run("sigterm_keep", faultSIGTERMKeep)
 	t.Run("sigterm_teardown", faultSIGTERMTeardown)
 	t.Run("sigterm_teardown_adopted", faultSIGTERMTeardownAdopted)
 	t.Run("ip_reused", faultIPReused)
+	t.Run("change_failed", faultChangeFailed)
+	t.Run("change_failed_retried", faultChangeFailedRetried)
 	t.Run("churn", faultChurn)
 }
 
@@ -168,22 +174,39 @@ func faultShimDown(t *testing.T) {
 	waitLog(t, f.fn, "shim "+f.shim+" was down; set up", deadline)
 }
 
-// master down, then up: flatnet's routes are usable again once it is up.
+// master down, then up: flatnet's routes never leave (none is deleted and
+// added again: a route set compared before and after could not tell), and
+// when the carrier comes back flatnet flushes the shim's neighbour
+// entries, so a stale entry left from the outage costs no pod its traffic.
 func faultMasterDownUp(t *testing.T) {
 	f := newFaultLab(t, lab.Options{}, "", 2)
+	p1, p2 := f.pods[0], f.pods[1]
 	before := flatnetRoutes(t, f.l)
 	master := f.link(t, f.l.Master)
 	// The baseline: the node's own traffic on the master, to the gateway.
 	gw := startProber(t, f.l, f.l.Node, f.l.Gateway)
+	down := time.Now()
 	if err := f.h.LinkSetDown(master); err != nil {
 		t.Fatal(err)
 	}
-	// Down long enough for flatnet to see it and any pass to run.
-	time.Sleep(500 * time.Millisecond)
-	if err := f.l.Ping(f.l.Node, f.pods[0].IP); err == nil {
+	// flatnet has read the kernel with the master down: it knows the shim
+	// lost its carrier.
+	readSince(t, f.l, f.w)
+	if err := f.l.Ping(f.l.Node, p1.IP); err == nil {
 		t.Logf("note: pod1 answered with the master down")
 	}
+	// An entry for pod2 with a MAC that is not pod2's, as an outage leaves
+	// behind: STALE, so the kernel would use it (and wait seconds before
+	// checking it) until someone flushes it.
+	bogus := net.HardwareAddr{0x02, 0, 0, 0, 0xbe, 0xef}
+	if _, err := f.l.Exec(f.l.Node, "ip", "neigh", "replace", p2.IP.String(), "lladdr", bogus.String(), "dev", f.shim, "nud", "stale"); err != nil {
+		t.Fatal(err)
+	}
+	if !hasNeighbour(t, f.l, f.shim, p2.IP, bogus) {
+		t.Fatalf("the stale entry for %s did not take", p2.IP)
+	}
 	running(t, f.fn)
+
 	t0 := time.Now()
 	if err := f.h.LinkSetUp(master); err != nil {
 		t.Fatal(err)
@@ -191,24 +214,42 @@ func faultMasterDownUp(t *testing.T) {
 	if err := f.l.MasterUp(); err != nil { // the default route, as networking would
 		t.Fatal(err)
 	}
-	recovery(t, f.l, nil, f.pr, f.pods[0], "master down, then up", t0, deadline)
-	// Both wait for the kernel's next ARP retry (neighbour entries are
-	// dropped with the carrier; retrans_time_ms, 1 s): flatnet has nothing
-	// to mend here, its routes never left.
-	waitFor(t, deadline, "the gateway answers the node again", func() error {
-		if _, ok := gw.answeredAfter(t0); !ok {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-	time.Sleep(100 * time.Millisecond)
-	if end, lost := gw.outageEnd(t0, time.Now().Add(-50*time.Millisecond)); !end.IsZero() {
+	flushed := "shim " + f.shim + " has its carrier back; its neighbour entries flushed"
+	waitLog(t, f.fn, flushed, deadline)
+	// flatnet logs an op once it is done: the entry is gone now.
+	if hasNeighbour(t, f.l, f.shim, p2.IP, bogus) {
+		t.Errorf("the shim still holds the stale entry %s lladdr %s after flatnet said it flushed its neighbours", p2.IP, bogus)
+	}
+	recovery(t, f.l, nil, f.pr, p1, "master down, then up", t0, deadline)
+	// The node's own traffic to its gateway waits for the kernel's next ARP
+	// retry (its neighbour entries went with the carrier too).
+	if end, lost := gw.outage(t, "master down, then up (baseline)", t0, deadline); !end.IsZero() {
 		t.Logf("recovery: master down, then up (baseline, the node to its gateway): %v (%d echo requests lost)", end.Sub(t0).Round(100*time.Microsecond), lost)
 	}
 	f.allReachable(t)
 	if after := flatnetRoutes(t, f.l); !maps.Equal(before, after) {
 		t.Errorf("flatnet's routes before the master went down: %v; after it came up: %v", before, after)
 	}
+	for _, e := range podRouteEvents(f.w, down, f.pods...) {
+		t.Errorf("a pod's route changed while the master went down and up (flatnet's routes must stay as they are): %v", e)
+	}
+	logOnce(t, f.fn, flushed)
+}
+
+// hasNeighbour reports whether the node's neighbour table holds ip on dev
+// with MAC mac.
+func hasNeighbour(t testing.TB, l *lab.Lab, dev string, ip netip.Addr, mac net.HardwareAddr) bool {
+	t.Helper()
+	ns, err := l.Neighbours(l.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if n.Dev == dev && n.IP == ip && bytes.Equal(n.MAC, mac) {
+			return true
+		}
+	}
+	return false
 }
 
 // master deleted, later recreated with the same name (new ifindex): the
@@ -225,7 +266,8 @@ func faultMasterReplaced(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // the node without its NIC for a moment
+	// flatnet has read the kernel without the master, before it comes back.
+	readSince(t, f.l, f.w)
 	running(t, f.fn)
 
 	t0 := time.Now()
@@ -307,7 +349,9 @@ func faultMasterLate(t *testing.T) {
 		t.Errorf("flatnet status with no master: %+v (exit %d), want waiting for %s (exit 1)", sts, code, l.Master)
 	}
 
-	time.Sleep(time.Second) // "minutes later", scaled down
+	// The sleep is the scenario, not a wait for anything: the master
+	// appears "minutes later", scaled down.
+	time.Sleep(time.Second)
 	running(t, fn)
 	t0 := time.Now()
 	if err := l.AddMaster(); err != nil {
@@ -579,10 +623,12 @@ func faultForeignRoute(t *testing.T) {
 func faultStateDir(t *testing.T) {
 	f := newFaultLab(t, lab.Options{}, "", 0)
 	dir := f.l.StateDir()
+	// flatnet's first pass has read the state dir, absent, and watches the
+	// nearest directory above it.
+	waitLog(t, f.fn, "msg=reconciled", deadline)
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("state dir %s exists before the first pod: %v", dir, err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	first := lab.SeedRange().RangeStart // host-local's first address
 	pr := startProber(t, f.l, f.l.Node, first)
 	t0 := time.Now()
@@ -651,8 +697,9 @@ func faultCNIConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn := startFlatnet(t, l, "")
+	// The first pass read the CNI dir and the state dirs; a route it
+	// wrongly made would be in the kernel by now (a pass logs after acting).
 	waitLog(t, fn, "msg=reconciled", deadline)
-	time.Sleep(300 * time.Millisecond)
 	if rs := flatnetRoutes(t, l); len(rs) != 0 {
 		t.Fatalf("routes with no CNI config: %v", rs)
 	}
@@ -764,7 +811,9 @@ func faultSIGKILL(t *testing.T) {
 	if again := f.link(t, f.shim); again.Attrs().Index != shim.Attrs().Index {
 		t.Errorf("the shim was recreated (ifindex %d, was %d)", again.Attrs().Index, shim.Attrs().Index)
 	}
-	lost, sent := f.pr.unanswered(killed, time.Now().Add(-200*time.Millisecond))
+	// Every request sent since the kill has its reply, or a long deadline
+	// passed for it.
+	lost, sent := f.pr.settle(killed, deadline)
 	t.Logf("SIGKILL, then start: %d of %d echo requests to pod1 unanswered", lost, sent)
 	if lost > 0 {
 		t.Errorf("%d of %d echo requests to pod1 went unanswered across the restart", lost, sent)
@@ -794,7 +843,7 @@ func faultSIGTERMKeep(t *testing.T) {
 			t.Errorf("ping %s with flatnet stopped: %v", p.Name, err)
 		}
 	}
-	lost, sent := f.pr.unanswered(stopped, time.Now().Add(-200*time.Millisecond))
+	lost, sent := f.pr.settle(stopped, deadline)
 	if lost > 0 {
 		t.Errorf("%d of %d echo requests to pod1 unanswered after SIGTERM with on_stop = keep", lost, sent)
 	}
@@ -971,9 +1020,7 @@ func faultIPReused(t *testing.T) {
 // with real pods coming and going among them: flatnet converges to exactly
 // the set of files, no route leaked or missing.
 func faultChurn(t *testing.T) {
-	if testing.Short() {
-		t.Skip("30 s of churn; run without -short")
-	}
+	testenv.SkipShort(t, "30 s of churn")
 	r := lab.SeedRange()
 	r.RangeEnd = netip.MustParseAddr("192.168.3.254")
 	f := newFaultLab(t, lab.Options{Ranges: []lab.Range{r}}, "", 1)
@@ -988,6 +1035,7 @@ func faultChurn(t *testing.T) {
 	allocs, releases, podOps := 0, 0, 0
 	start := time.Now()
 	for step := 1; allocs < 1000 && time.Since(start) < 30*time.Second; step++ {
+		// Random pacing is the workload under test, not a wait for anything.
 		time.Sleep(time.Duration(rand.N(20)) * time.Millisecond)
 		switch {
 		case step%50 == 0:
@@ -1063,10 +1111,14 @@ func faultChurn(t *testing.T) {
 	}
 	waitFor(t, deadline, "routes are exactly the files", converged)
 	t.Logf("recovery: churn (last change to converged): %v", time.Since(t0).Round(time.Millisecond))
-	hup(t, f.fn) // a full pass must find nothing to do
-	time.Sleep(300 * time.Millisecond)
+	// A full pass (the one SIGHUP makes) must find nothing to do, and
+	// leave the routes as they are.
+	pass := hup(t, f.fn)
 	if err := converged(); err != nil {
 		t.Errorf("after a full resync: %v", err)
+	}
+	if !strings.Contains(pass, " ops=0 ") {
+		t.Errorf("the full pass after SIGHUP changed something: %s", pass)
 	}
 	f.pods = append(f.pods, pods...)
 	f.allReachable(t)

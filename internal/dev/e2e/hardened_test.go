@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -115,17 +117,25 @@ func TestARPIgnoreDefault(t *testing.T) {
 
 	// Set on the shim later (by hand, a sysctl.d glob): flatnet's next full
 	// pass puts it back (a sysctl write makes no event; a reload, the resync
-	// timer or a restart makes that pass).
+	// timer or a restart makes that pass). First the fault itself, with
+	// flatnet stopped (SIGSTOP) so that no pass can mend it meanwhile: with
+	// the shim's arp_ignore at 1, the pod cannot resolve the node.
+	if err := fn.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Sysctl(l.Node, "net/ipv4/conf/"+l.Master+".host/arp_ignore", "1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := freshPings(l, p.NS, l.NodeIP)(); err == nil {
-		// Any kernel event makes flatnet look again, so it may be back.
-		t.Log("the pod resolved the node at once: flatnet had already set arp_ignore back")
+		t.Error("with the shim's arp_ignore at 1 (flatnet stopped), the pod still resolved the node: the fault this test mends is not reproduced")
 	}
-	if err := fn.Signal(syscall.SIGHUP); err != nil {
+	if v, err := l.ReadSysctl(l.Node, "net/ipv4/conf/"+l.Master+".host/arp_ignore"); err != nil || v != "1" {
+		t.Fatalf("the shim's arp_ignore changed with flatnet stopped: %q (%v)", v, err)
+	}
+	if err := fn.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	hup(t, fn)
 	waitFor(t, 15*time.Second, "flatnet sets the shim's arp_ignore back to 0", func() error {
 		if v, err := l.ReadSysctl(l.Node, "net/ipv4/conf/"+l.Master+".host/arp_ignore"); err != nil || v != "0" {
 			return fmt.Errorf("arp_ignore %q (%v)", v, err)

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -89,7 +91,7 @@ func watchLAN(t *testing.T, l *lab.Lab, from *lab.Lab, ns, dev string) func() la
 	pr := startProberEvery(t, from, ns, l.NodeIP, lanProbeEvery)
 	return func() lanView {
 		t.Helper()
-		lost, sent := pr.settle(3 * time.Second)
+		lost, sent := pr.settle(time.Time{}, deadline)
 		_ = capture.Close()
 		// What the node sent: frames the LAN's port received.
 		frames := capture.Frames(func(f lab.Frame) bool { return !f.Out })

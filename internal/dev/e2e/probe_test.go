@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -114,10 +116,12 @@ func (p *prober) send() {
 	}
 }
 
-// settle stops sending, waits until every request sent has its reply or
-// timeout passed since (a safety net: a reply that comes late is not lost),
-// and returns how many requests went unanswered, of how many.
-func (p *prober) settle(timeout time.Duration) (lost, sent int) {
+// settle stops sending, waits until every request sent since from (the
+// zero time: since the start) has its reply or timeout passed (a safety
+// net: a reply that comes late is not lost), and returns how many of those
+// requests went unanswered, of how many. Only then may a test assert a
+// count of lost requests.
+func (p *prober) settle(from time.Time, timeout time.Duration) (lost, sent int) {
 	select {
 	case <-p.quiet:
 	default:
@@ -125,7 +129,7 @@ func (p *prober) settle(timeout time.Duration) (lost, sent int) {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		lost, sent = p.unanswered(time.Time{}, time.Now().Add(time.Hour))
+		lost, sent = p.unanswered(from, time.Now().Add(time.Hour))
 		if lost == 0 || time.Now().After(deadline) {
 			return lost, sent
 		}
@@ -168,23 +172,52 @@ func (p *prober) receive() {
 	}
 }
 
-// answeredAfter returns when the first reply to a request sent at or after
-// t0 came.
-func (p *prober) answeredAfter(t0 time.Time) (time.Time, bool) {
+// firstReplySince returns the first reply to a request sent at or after t0.
+func (p *prober) firstReplySince(t0 time.Time) (probeReply, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.replies {
 		if !r.sent.Before(t0) {
-			return r.got, true
+			return r, true
 		}
 	}
-	return time.Time{}, false
+	return probeReply{}, false
+}
+
+// outage waits (up to timeout, a safety net) until the target answers
+// again after the fault at t0, and then for the reply to a request sent
+// after that first reply came: from then on the path is known to work. It
+// returns when the outage ended, the reply to the first request after the
+// last one lost (t0 when none was lost), and how many were lost, of the
+// requests sent from t0 up to that confirming one. A request counts as
+// lost only once a request sent after it has had its reply: the lab's path
+// returns replies in order, so it is no longer in flight. Nothing here
+// depends on how long a reply took.
+func (p *prober) outage(t testing.TB, what string, t0 time.Time, timeout time.Duration) (end time.Time, lost int) {
+	t.Helper()
+	var first, confirm probeReply
+	waitFor(t, timeout, what+": "+p.target.String()+" answers again", func() error {
+		var ok bool
+		if first, ok = p.firstReplySince(t0); !ok {
+			return fmt.Errorf("no echo reply from %s since the fault", p.target)
+		}
+		return nil
+	})
+	waitFor(t, timeout, what+": "+p.target.String()+" keeps answering", func() error {
+		var ok bool
+		if confirm, ok = p.firstReplySince(first.got); !ok {
+			return fmt.Errorf("no reply to a request sent after the first reply since the fault (%v)", first.got)
+		}
+		return nil
+	})
+	return p.outageEnd(t0, confirm.sent.Add(time.Nanosecond))
 }
 
 // outageEnd looks at the requests sent from t0 until settled: it returns
 // when the reply came to the first request after the last one that went
-// unanswered (the end of the outage; t0 when none was lost) and how many
-// were lost.
+// unanswered (the end of the outage; t0 when none was lost; the zero time
+// when the last one is unanswered) and how many were lost. Every request
+// before settled must have had its reply by now or be lost (see outage).
 func (p *prober) outageEnd(t0, settled time.Time) (end time.Time, lost int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -250,27 +283,18 @@ func icmpChecksum(b []byte) uint16 {
 // and has flatnet's route to it, failing the test otherwise. It returns and
 // logs, in a line starting "recovery: <fault>:", how long after t0 the
 // outage ended: when the reply came to the first echo request after the
-// last one lost (0 when none was lost); with a route watch, also when
-// flatnet's route to the pod came back. Those are the measurements the
-// reliability doc reports.
+// last one lost (0 when none was lost; see prober.outage, which waits for
+// replies rather than looking at a window of time); with a route watch,
+// also when flatnet's route to the pod came back. Those are the
+// measurements the reliability doc reports; they are logged, never
+// asserted.
 func recovery(t testing.TB, l *lab.Lab, w *lab.RouteWatch, pr *prober, pod *lab.Pod, fault string, t0 time.Time, timeout time.Duration) time.Duration {
 	t.Helper()
 	route := ""
 	if w != nil {
 		route = fmt.Sprintf("route back %v, ", routeBack(t, w, pod.IP, t0, timeout).Round(10*time.Microsecond))
 	}
-	waitFor(t, timeout, fault+": "+pod.Name+" answers again", func() error {
-		if _, ok := pr.answeredAfter(t0); !ok {
-			return fmt.Errorf("no echo reply from %s since the fault", pod.IP)
-		}
-		return nil
-	})
-	// Replies keep coming: the outage is over.
-	time.Sleep(100 * time.Millisecond)
-	end, lost := pr.outageEnd(t0, time.Now().Add(-50*time.Millisecond))
-	if end.IsZero() {
-		t.Fatalf("%s: %s stopped answering again after the fault", fault, pod.Name)
-	}
+	end, lost := pr.outage(t, fault+": "+pod.Name, t0, timeout)
 	d := end.Sub(t0)
 	t.Logf("recovery: %s: %spod answers %v (%d echo requests lost)", fault, route, d.Round(100*time.Microsecond), lost)
 	if d > time.Second {
@@ -388,19 +412,46 @@ func resyncs(t testing.TB, p *lab.Process, count int) {
 	})
 }
 
-// hup sends SIGHUP (reload and full resync) and waits for the reload.
-func hup(t testing.TB, p *lab.Process) {
+// hup sends SIGHUP (reload and full resync), waits for the reload and
+// returns the line of the pass that followed it (flatnet logs a debug line
+// "reconciled" at the end of each pass, log_level "debug" in the lab's
+// configuration): what the node looks like then is that pass's work.
+func hup(t testing.TB, p *lab.Process) string {
 	t.Helper()
-	before := countLog(p, "configuration reloaded") + countLog(p, "configuration not reloaded")
+	reloads := func(lines []string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, "configuration reloaded") || strings.Contains(l, "configuration not reloaded") {
+				n++
+			}
+		}
+		return n
+	}
+	before := reloads(strings.Split(p.Log(), "\n"))
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
-	waitFor(t, 10*time.Second, "flatnet handles SIGHUP", func() error {
-		if countLog(p, "configuration reloaded")+countLog(p, "configuration not reloaded") == before {
-			return errors.New("no reload logged yet")
+	var pass string
+	waitFor(t, deadline, "flatnet reloads on SIGHUP and makes a pass", func() error {
+		lines := strings.Split(p.Log(), "\n")
+		for i, l := range lines {
+			if !strings.Contains(l, "configuration reloaded") && !strings.Contains(l, "configuration not reloaded") {
+				continue
+			}
+			if reloads(lines[:i+1]) <= before {
+				continue
+			}
+			for _, after := range lines[i+1:] {
+				if strings.Contains(after, "msg=reconciled") {
+					pass = after
+					return nil
+				}
+			}
+			return errors.New("reloaded; no pass logged since")
 		}
-		return nil
+		return errors.New("no reload logged yet")
 	})
+	return pass
 }
 
 // launchFlatnet starts flatnet with the configuration already written (see

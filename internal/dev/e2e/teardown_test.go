@@ -1,8 +1,13 @@
+//go:build integration
+
 package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,5 +165,65 @@ func appendFile(t testing.TB, path, s string) {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTeardownWarnsWhenFlatnetRuns: `flatnet teardown` while `flatnet run`
+// runs in the same network namespace says so on stderr, naming that
+// process's pid and telling the operator to stop it first; a flatnet
+// running in another node's namespace is not named, and once the local one
+// is stopped the warning goes. The warning is right: the running flatnet
+// puts back what teardown removed.
+func TestTeardownWarnsWhenFlatnetRuns(t *testing.T) {
+	a := lab.NewT(t, lab.Options{})
+	b := lab.NewT(t, lab.Options{JoinLAN: a, NodeAddr: netip.MustParsePrefix("192.168.0.6/16"), NodeAddr6: netip.MustParsePrefix("fd00::6/64"),
+		MachineID: "0123456789abcdef0123456789abcdef"})
+	p1 := mustPod(t, a, "pod1")
+	fnA := startFlatnet(t, a, "")
+	fnB := startFlatnet(t, b, "")
+	waitFor(t, deadline, "flatnet routes pod1", routed(a, p1.IP.String()))
+	waitFor(t, deadline, "the other node's flatnet has its shim", func() error {
+		_, err := b.MAC(b.Node, b.Master+".host")
+		return err
+	})
+	running(t, fnB)
+
+	w, err := a.WatchRoutes(a.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runFlatnetOut(t, a, "teardown")
+	t.Logf("flatnet teardown with flatnet running (pid %d here, %d in the other node):\nstdout:\n%sstderr:\n%s", fnA.PID, fnB.PID, out, stderr)
+	if code != 0 {
+		t.Errorf("teardown exited %d", code)
+	}
+	m := regexp.MustCompile(`flatnet run \(pid ([0-9, ]+)\) is running here`).FindStringSubmatch(stderr)
+	switch {
+	case m == nil:
+		t.Errorf("teardown does not say that flatnet run is running: %q", stderr)
+	case m[1] != strconv.Itoa(fnA.PID):
+		t.Errorf("teardown names pid %s, want only %d, the flatnet of this node (%d runs in another node's namespace)", m[1], fnA.PID, fnB.PID)
+	}
+	if !strings.Contains(stderr, "stop it first") {
+		t.Errorf("teardown does not say to stop flatnet first: %q", stderr)
+	}
+	if !strings.Contains(out, "removed route "+p1.IP.String()+"/32") {
+		t.Errorf("teardown did not remove pod1's route: %q", out)
+	}
+	// What the warning is about: the running flatnet puts it back.
+	routeBack(t, w, p1.IP, time.Time{}, deadline)
+	waitFor(t, deadline, "flatnet puts pod1's route back", routed(a, p1.IP.String()))
+	running(t, fnA)
+
+	if err := fnA.Stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = runFlatnetOut(t, a, "teardown")
+	t.Logf("flatnet teardown with flatnet stopped:\nstdout:\n%sstderr:\n%s", out, stderr)
+	if code != 0 || strings.Contains(stderr, "is running here") {
+		t.Errorf("teardown with flatnet stopped: exit %d, stderr %q", code, stderr)
+	}
+	if rs := flatnetRoutes(t, a); len(rs) != 0 {
+		t.Errorf("flatnet's routes after teardown with flatnet stopped: %v", rs)
 	}
 }

@@ -109,9 +109,18 @@ func firstPing(l *lab.Lab, ip netip.Addr) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ping %s: %w", ip, err)
 	}
+	rtt, err := pingRTT(out)
+	if err != nil {
+		return 0, fmt.Errorf("ping %s: %w", ip, err)
+	}
+	return rtt, nil
+}
+
+// pingRTT reads the round trip of the first reply in ping's output.
+func pingRTT(out string) (time.Duration, error) {
 	m := pingTime.FindStringSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("ping %s: no time in %q", ip, strings.TrimSpace(out))
+		return 0, fmt.Errorf("no time in %q", strings.TrimSpace(out))
 	}
 	ms, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {

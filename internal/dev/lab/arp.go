@@ -12,15 +12,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ARPWindow is how long ARPProbe collects replies.
+// ARPWindow is how long ARPProbe keeps collecting replies after the first:
+// the window in which a second answer (ARP flux) would show. Nothing that
+// must arrive is timed by it.
 const ARPWindow = 500 * time.Millisecond
+
+// ProbeDeadline is how long ARPProbe and NDPProbe wait for a first answer
+// before they return none: a safety net, not a measurement.
+const ProbeDeadline = 10 * time.Second
 
 // ARPProbe sends ONE broadcast ARP request "who has target?" out of dev in a
 // lab namespace, from dev's MAC and first IPv4 address, and returns the
-// distinct sender MACs of all replies that arrive within ARPWindow, in
-// arrival order. It is how the LAN sees the node: exactly one answer for
-// the node's address is right; two are "ARP flux" (the shim answering for
-// the NIC's address too).
+// distinct sender MACs of the replies, in arrival order: it waits up to
+// ProbeDeadline for the first, then collects for ARPWindow more. It is how
+// the LAN sees the node: exactly one answer for the node's address is
+// right; two are "ARP flux" (the shim answering for the NIC's address too).
 //
 // The request carries a real sender address on purpose: the kernel answers
 // a request from 0.0.0.0 (duplicate address detection) without consulting
@@ -94,7 +100,7 @@ func (l *Lab) ARPProbe(ns, dev string, target netip.Addr) ([]net.HardwareAddr, e
 	}
 
 	var macs []net.HardwareAddr
-	deadline := time.Now().Add(ARPWindow)
+	deadline := time.Now().Add(ProbeDeadline)
 	buf := make([]byte, 1500)
 	for {
 		left := time.Until(deadline)
@@ -133,6 +139,9 @@ func (l *Lab) ARPProbe(ns, dev string, target netip.Addr) ([]net.HardwareAddr, e
 			}
 		}
 		if !dup {
+			if len(macs) == 0 {
+				deadline = time.Now().Add(ARPWindow)
+			}
 			macs = append(macs, sha)
 		}
 	}

@@ -31,6 +31,8 @@
 // are no longer alive left behind, and HandleInterrupt closes every open lab
 // on SIGINT or SIGTERM.
 //
-// The package needs root, iproute2, iputils ping and the CNI plugins
-// (Debian's containernetworking-plugins); Require skips a test without them.
+// The package needs root, iproute2, iputils ping, nft and the CNI plugins
+// (Debian's containernetworking-plugins); Require skips a test without
+// them, or fails it under CI (testenv.Skip). Its own tests that build labs
+// carry the integration build tag.
 package lab

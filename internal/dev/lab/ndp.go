@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NDPWindow is how long NDPProbe collects advertisements: longer than the
-// kernel's proxy_delay (0.8 s), after which a proxy answers at the latest.
+// NDPWindow is how long NDPProbe keeps collecting advertisements after the
+// first: longer than the kernel's proxy_delay (0.8 s), within which a
+// proxy answers, late on purpose. Nothing that must arrive is timed by it.
 const NDPWindow = 2 * time.Second
 
 // NA is an IPv6 neighbour advertisement a lab namespace received.
@@ -190,8 +191,9 @@ func (w *NDPWatch) stop() error {
 }
 
 // NDPProbe sends ONE neighbour solicitation for target out of dev in a lab
-// namespace and returns the advertisements for target received within
-// NDPWindow, in arrival order: how the LAN sees the node's IPv6 address.
+// namespace and returns the advertisements for target, in arrival order: it
+// waits up to ProbeDeadline for the first, then collects until NDPWindow
+// after it. It is how the LAN sees the node's IPv6 address.
 // With flatnet, two come for a node address: the NIC's at once, with the
 // Override flag, and the shim's proxy answer, late and without it, which a
 // neighbour table that learnt the NIC's keeps ignoring (RFC 4861 7.2.5).
@@ -204,6 +206,15 @@ func (l *Lab) NDPProbe(ns, dev string, target netip.Addr) ([]NA, error) {
 	if err := w.Solicit(dev, target); err != nil {
 		return nil, err
 	}
-	time.Sleep(NDPWindow)
-	return w.For(target), nil
+	for deadline := time.Now().Add(ProbeDeadline); ; time.Sleep(10 * time.Millisecond) {
+		if nas := w.For(target); len(nas) > 0 {
+			// The window for a late answer (a proxy's), or one that must
+			// not come: only a wait can show that.
+			time.Sleep(time.Until(nas[0].Time.Add(NDPWindow)))
+			return w.For(target), nil
+		}
+		if time.Now().After(deadline) {
+			return nil, nil
+		}
+	}
 }

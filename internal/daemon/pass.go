@@ -83,6 +83,7 @@ type pass struct {
 	watched   []string
 	carrier   map[string]shimCarrier // the shims as the last snapshot showed them
 	ready     bool                   // READY=1 sent
+	ops       int                    // the changes the current pass made, for the debug line
 }
 
 // shimCarrier is a shim's ifindex and carrier in a snapshot.
@@ -102,25 +103,27 @@ func (p *pass) run(m marked) (ok, full bool) {
 		p.log.Info("flatnet's nftables table was changed by " + m.by + "; looking again")
 	}
 	full = m.full() || p.snap == nil
+	p.ops = 0
 	if full {
 		ok = p.full(m)
 	} else {
-		ok, full = p.update(m)
+		ok, full = p.update(&m)
 	}
-	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "why", m.why, "networks", len(p.nets))
+	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "why", m.why, "ops", p.ops, "networks", len(p.nets))
 	return ok, full
 }
 
 // update is the event path: only entries of state directories or of
 // libcni's caches changed. A directory never read whole, or unreadable,
 // makes it a full pass, as do cache entries that change the networks.
-func (p *pass) update(m marked) (ok, full bool) {
+func (p *pass) update(m *marked) (ok, full bool) {
 	if len(m.cache) > 0 {
 		p.readCaches(m.cache)
 		p.combine()
 		nets, found := reconcile.Resolve(p.cfg, p.cniNets, p.snap)
 		if !reflect.DeepEqual(nets, p.nets) {
-			return p.full(m), true // a network came or went: everything anew
+			m.why = "a network came or went in libcni's cache"
+			return p.full(*m), true // everything anew
 		}
 		p.node.SetFound(slices.Concat(found, p.cniFound, p.unmatched))
 	}
@@ -128,7 +131,8 @@ func (p *pass) update(m marked) (ok, full bool) {
 	for dir := range m.names {
 		if !p.cache.Known(dir) {
 			m.dirs[dir] = true
-			return p.full(m), true
+			m.why = "entries of " + dir + ", not read whole yet"
+			return p.full(*m), true
 		}
 	}
 	for dir, names := range m.names {
@@ -376,6 +380,7 @@ func (p *pass) apply(ops []reconcile.Op) ([]reconcile.Op, error) {
 // lines, which take longer than the changes on a node starting with
 // thousands of pods.
 func (p *pass) report(done []reconcile.Op) {
+	p.ops += len(done)
 	p.notify.Status(statusLine(p.node.Summary(), p.cfg))
 	if !p.ready {
 		p.notify.Ready()
@@ -390,6 +395,9 @@ func (p *pass) report(done []reconcile.Op) {
 		logOp(p.log, op)
 	}
 	for _, f := range p.node.TakeFresh() {
+		if f.Kind == reconcile.FindHeld {
+			continue // statedir.Cache said it, with the error, once
+		}
 		var attrs []any
 		if f.Network != "" {
 			attrs = append(attrs, "network", f.Network)

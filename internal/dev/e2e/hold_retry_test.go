@@ -38,7 +38,7 @@ func faultStateDirUnreadable(t *testing.T) {
 			t.Fatalf("exchanging %s and %s: %v", dir, swap, err)
 		}
 	}
-	held := "cannot read state dir; holding its routes"
+	held := "cannot read state dir " + dir + "; holding its routes"
 	before := flatnetRoutes(t, f.l)
 	t0 := time.Now()
 	exchange()
@@ -58,7 +58,7 @@ func faultStateDirUnreadable(t *testing.T) {
 
 	// Readable again: said once, and followed again, both ways.
 	exchange()
-	waitLog(t, f.fn, "state dir readable again", deadline)
+	waitLog(t, f.fn, "state dir "+dir+" readable again", deadline)
 	p3 := mustPod(t, f.l, "pod3")
 	reachable(t, f.l, p3, deadline)
 	if err := f.l.DelPod(f.pods[1]); err != nil {
@@ -67,7 +67,7 @@ func faultStateDirUnreadable(t *testing.T) {
 	waitFor(t, deadline, "pod2's route goes once its state dir is read again", notRouted(f.l, f.pods[1].IP.String()))
 	f.pods = []*lab.Pod{f.pods[0], p3}
 	f.allReachable(t)
-	logOnce(t, f.fn, held, "state dir readable again")
+	logOnce(t, f.fn, held, "state dir "+dir+" readable again")
 }
 
 // a change that fails: a foreign macvlan on the master holds the MAC the

@@ -462,8 +462,8 @@ func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 
 func (n *Node) isNode(ip netip.Addr) bool { return n.nodeAddr[ip] }
 
-// count adds (sign 1) or takes away (-1) what decision d says of ip to its
-// network's status.
+// count adds (sign 1) or takes away (-1) what decision d says of its
+// address to its network's status.
 func (n *Node) count(d decision, sign int) {
 	if d.net < 0 || int(d.net) >= len(n.counts) {
 		return

@@ -186,3 +186,27 @@ func TestUnmatchedStateDir(t *testing.T) {
 		t.Errorf("after the table, flatnet status (exit %d):\n%s", code, stdout)
 	}
 }
+
+// TestTableOverridesDiscovered: a [[network]] table named like a
+// discovered network overrides what discovery found, here its ranges: a
+// pod outside the table's ranges loses its route, and says why; without
+// the table the discovered ranges apply again.
+func TestTableOverridesDiscovered(t *testing.T) {
+	l := lab.NewT(t, lab.Options{NoIPv6: true})
+	p := mustPod(t, l, "pod1") // 192.168.1.2, in the conflist's pool
+	fn := startFlatnet(t, l, "")
+	waitFor(t, 15*time.Second, "pod1 routed", routed(l, p.IP.String()))
+
+	if _, err := l.WriteFlatnetConfig("[[network]]\nname = \"default\"\nranges = [\"192.168.1.128/25\"]\n"); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, fn)
+	waitFor(t, 15*time.Second, "pod1's route goes: the table's ranges leave it out", notRouted(l, p.IP.String()))
+	waitLog(t, fn, "not routing "+p.IP.String()+" of network default", 15*time.Second)
+
+	if _, err := l.WriteFlatnetConfig(""); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, fn)
+	waitFor(t, 15*time.Second, "pod1 routed again without the table", routed(l, p.IP.String()))
+}

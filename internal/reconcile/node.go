@@ -92,14 +92,49 @@ func NewNode() *Node {
 // plan's Networks and Findings are left for Compute to fill).
 func (n *Node) Full(in Input) *Plan {
 	n.in = in
-	snap := in.Snap
 	p := &Plan{}
 	shimOps, shims := p.planShims(in)
 	n.shims = shims
 	p.planFilter(in, shims)
 	p.Ops = append(p.Ops, shimOps...)
 	p.planProxies(in, shims)
+	n.index(in.Snap)
+	// Findings not tied to an address: shims taken (planShims), state dirs
+	// that cannot be read.
+	global := append(p.Findings, n.networks(in)...)
+	p.Findings = nil
 
+	old := n.finds
+	n.finds = make(map[FindingKey]Finding, len(old))
+	ops, rejects := n.decideAll(p.Ops)
+	n.settleFindings(old, rejects, global, in.Found)
+
+	p.Ops = ops.appendTo(nil)
+	// A shim whose master came back: the kernel dropped the shim's
+	// neighbour entries with the carrier, and packets sent meanwhile left
+	// entries that wait for the next ARP or NDP retry, up to a second
+	// away. Flushed, the next packet resolves at once.
+	for _, name := range slices.Sorted(maps.Keys(in.CarrierBack)) {
+		if shims[name].up {
+			p.Ops = append(p.Ops, Op{Kind: FlushNeighs, Dev: name})
+		}
+	}
+	// Last, the shims flatnet made that no network uses any more.
+	used := map[string]bool{}
+	for _, nw := range in.Networks {
+		used[nw.Shim] = true
+	}
+	for _, l := range in.Snap.Links {
+		if l.Alias == ShimAlias && !used[l.Name] {
+			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: l.Name})
+		}
+	}
+	n.in.Reused, n.in.Released, n.in.CarrierBack = nil, nil, nil
+	return p
+}
+
+// index takes the node's addresses and host routes from snap.
+func (n *Node) index(snap *Snapshot) {
 	n.nodeAddr = make(map[netip.Addr]bool, len(snap.Addrs))
 	for _, a := range snap.Addrs {
 		n.nodeAddr[a.Unmap()] = true
@@ -118,17 +153,19 @@ func (n *Node) Full(in Input) *Plan {
 		}
 		n.routes[r.Dst.Addr()] = hr
 	}
+}
+
+// networks sets up what the node keeps by network (master, allocations,
+// counts) and returns a finding for each network whose state dir is not
+// readable, whose routes are held.
+func (n *Node) networks(in Input) []Finding {
+	var held []Finding
 	n.masters = make([]Link, len(in.Networks))
 	n.held = make([]bool, len(in.Networks))
 	n.allocs = make([]map[netip.Addr]hostlocal.Owner, len(in.Networks))
 	n.counts = make([]netCounts, len(in.Networks))
-	// Findings not tied to an address: shims taken (planShims), state dirs
-	// that cannot be read; and what the caller found before (in.Found).
-	global := p.Findings
-	p.Findings = nil
 	for i, nw := range in.Networks {
-		n.masters[i], _ = snap.Link(nw.Master)
-		n.counts[i] = netCounts{}
+		n.masters[i], _ = in.Snap.Link(nw.Master)
 		ds, known := in.States[nw.StateDir]
 		n.allocs[i] = ds.Allocs
 		if !known || ds.Err != nil {
@@ -137,22 +174,28 @@ func (n *Node) Full(in Input) *Plan {
 			if ds.Err != nil {
 				why = ds.Err.Error()
 			}
-			global = append(global, Finding{Kind: FindHeld, Level: slog.LevelWarn, Network: nw.Name,
+			held = append(held, Finding{Kind: FindHeld, Level: slog.LevelWarn, Network: nw.Name,
 				Msg: fmt.Sprintf("state dir %s unreadable, keeping its routes as they are: %s", nw.StateDir, why)})
 		}
 	}
+	return held
+}
 
-	// Every address anyone may have a say on, each decided once, in order:
-	// the ops come out sorted by address within each kind, as Apply wants
-	// them, without sorting the ops themselves (a start with 65,000 pods
-	// plans 65,000).
+// decideAll decides every address anyone may have a say on, each once, in
+// order: the ops come out sorted by address within each kind, as Apply
+// wants them, without sorting the ops themselves (a start with 65,000
+// pods plans 65,000). The route additions follow before (the shim,
+// filter and proxy ops) in the same slice, made big enough at once for
+// the additions a start plans: no copy of a big plan. It returns the ops
+// and the rejected addresses' findings, which settleFindings lists.
+func (n *Node) decideAll(before []Op) (opBuckets, []Finding) {
 	var addrs []netip.Addr
 	for ip, hr := range n.routes {
 		if hr.ours != nil {
 			addrs = append(addrs, ip)
 		}
 	}
-	for i := range in.Networks {
+	for i := range n.in.Networks {
 		if !n.held[i] {
 			for ip := range n.allocs[i] {
 				addrs = append(addrs, ip)
@@ -161,13 +204,8 @@ func (n *Node) Full(in Input) *Plan {
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	addrs = slices.Compact(addrs)
-	old := n.finds
-	n.finds = make(map[FindingKey]Finding, len(old))
 	n.decided = make(map[netip.Addr]decision, len(addrs))
-	// The route additions follow the shim, filter and proxy ops planned so
-	// far, in the same slice, made big enough at once for the additions a
-	// start plans: no copy of a big plan.
-	ops := opBuckets{adds: p.Ops}
+	ops := opBuckets{adds: before}
 	if routed := len(n.routes); len(addrs) > routed {
 		ops.adds = slices.Grow(ops.adds, len(addrs)-routed)
 	}
@@ -176,7 +214,7 @@ func (n *Node) Full(in Input) *Plan {
 		d, finds := n.decide(ip, &ops)
 		for _, f := range finds {
 			if f.Kind == FindReject {
-				rejects = append(rejects, f) // listed below, lowest first
+				rejects = append(rejects, f) // listed by settleFindings, lowest first
 			} else {
 				n.finds[f.Key()] = f
 			}
@@ -187,9 +225,15 @@ func (n *Node) Full(in Input) *Plan {
 			n.decided[ip] = d
 		}
 	}
-	// The lowest MaxRejectsListed rejected addresses of each network are
-	// findings of their own, the others are counted: the same ones on every
-	// full pass, whatever the map order.
+	return ops, rejects
+}
+
+// settleFindings completes a full pass's findings: the rejected addresses
+// (the lowest MaxRejectsListed of each network listed, the others counted:
+// the same ones on every full pass, whatever the map order), those not tied
+// to an address (global) and the caller's (found). What holds now and did
+// not before the pass (old), or was fresh and not yet taken, is fresh.
+func (n *Node) settleFindings(old map[FindingKey]Finding, rejects, global, found []Finding) {
 	slices.SortFunc(rejects, compareFindings)
 	pending := n.fresh
 	for _, f := range rejects {
@@ -201,12 +245,10 @@ func (n *Node) Full(in Input) *Plan {
 		n.finds[f.Key()] = f
 		n.global = append(n.global, f.Key())
 	}
-	for _, f := range in.Found {
+	for _, f := range found {
 		n.finds[f.Key()] = f
 		n.found = append(n.found, f.Key())
 	}
-	// Fresh: what was fresh and not yet taken, if it still holds, and what
-	// this pass found that the last did not.
 	fresh := n.fresh
 	n.fresh = nil
 	for _, f := range fresh {
@@ -219,29 +261,6 @@ func (n *Node) Full(in Input) *Plan {
 			n.fresh = append(n.fresh, f)
 		}
 	}
-
-	p.Ops = ops.appendTo(nil)
-	// A shim whose master came back: the kernel dropped the shim's
-	// neighbour entries with the carrier, and packets sent meanwhile left
-	// entries that wait for the next ARP or NDP retry, up to a second
-	// away. Flushed, the next packet resolves at once.
-	for _, name := range slices.Sorted(maps.Keys(in.CarrierBack)) {
-		if shims[name].up {
-			p.Ops = append(p.Ops, Op{Kind: FlushNeighs, Dev: name})
-		}
-	}
-	// Last, the shims flatnet made that no network uses any more.
-	used := map[string]bool{}
-	for _, nw := range in.Networks {
-		used[nw.Shim] = true
-	}
-	for _, l := range snap.Links {
-		if l.Alias == ShimAlias && !used[l.Name] {
-			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: l.Name})
-		}
-	}
-	n.in.Reused, n.in.Released, n.in.CarrierBack = nil, nil, nil
-	return p
 }
 
 // SetFound replaces the findings Full took from Input.Found with found;

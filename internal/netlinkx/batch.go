@@ -41,21 +41,21 @@ func (k *Kernel) DoBatch(ops []reconcile.Op) []error {
 		k.batchFD = fd
 	}
 	var (
-		buf   []byte
+		buf   = k.sbuf[:0]
 		idx   []int  // the index in ops of each request in buf
 		first uint32 // the sequence number of the first
 		last  int    // where the last request starts in buf
-		rbuf  []byte // answers
 	)
+	defer func() { k.sbuf = buf[:0] }()
 	flush := func() {
 		if len(idx) == 0 {
 			return
 		}
 		setAck(buf[last:], true)
-		if rbuf == nil {
-			rbuf = make([]byte, 1<<16)
+		if k.rbuf == nil {
+			k.rbuf = make([]byte, 1<<16)
 		}
-		if err := k.sendBatch(buf, first, idx, errs, ops, rbuf); err != nil {
+		if err := k.sendBatch(buf, first, idx, errs, ops, k.rbuf); err != nil {
 			// The socket is unusable: close it and let Do take the rest.
 			unix.Close(k.batchFD)
 			k.batchFD = 0

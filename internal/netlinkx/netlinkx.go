@@ -42,8 +42,12 @@ type Kernel struct {
 	// applying thousands of route ops does not cost a link lookup each.
 	// A stale entry makes an op fail and the next pass mend it.
 	index map[string]int
-	// batchFD is the rtnetlink socket of DoBatch, opened on first use.
-	batchFD int
+	// batchFD is the rtnetlink socket of DoBatch, opened on first use;
+	// sbuf and rbuf its request and answer buffers, kept between calls
+	// (a pod coming or going is one DoBatch: it should not cost 64 KiB of
+	// garbage).
+	batchFD    int
+	sbuf, rbuf []byte
 	// sysctlRoot is /proc/sys/net; a variable for tests.
 	sysctlRoot string
 }

@@ -265,21 +265,11 @@ func (l *Lab) DelPod(p *Pod) error {
 	return err
 }
 
-// CNI runs the macvlan plugin for a pod with CNI_COMMAND cmd ("ADD",
-// "DEL", "CHECK") and returns what it printed. AddPod and DelPod use it;
-// tests may call it to release a pod's address while its namespace stays.
-func (l *Lab) CNI(cmd string, p *Pod) ([]byte, error) {
-	l.ops.RLock()
-	defer l.ops.RUnlock()
-	if err := l.checkNS(p.NS); err != nil {
-		return nil, err
-	}
-	return l.cni(cmd, p)
-}
-
-// cni runs the macvlan plugin inside the node namespace (`ip netns exec`,
-// as the runtime's own namespace is the node's), in a private mount
-// namespace that maps /var/lib to the lab when the conflist has no dataDir.
+// cni runs the macvlan plugin for a pod with CNI_COMMAND command ("ADD",
+// "DEL") and returns what it printed; AddPod and DelPod use it. It runs
+// inside the node namespace (`ip netns exec`, as the runtime's own
+// namespace is the node's), in a private mount namespace that maps
+// /var/lib to the lab when the conflist has no dataDir.
 func (l *Lab) cni(command string, p *Pod) ([]byte, error) {
 	plugin := filepath.Join(l.CNIPath, "macvlan")
 	argv := []string{"ip", "netns", "exec", l.Node, plugin}

@@ -110,16 +110,32 @@ func TestWatcherOverflow(t *testing.T) {
 	if err := w.Set([]string{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, ch, note{a, ""}) // the new watches announce their directories
-	wait(t, ch, note{b, ""})
+	// The new watches announce their directories, in no set order.
+	waitAll(t, ch, "the new watches", note{a, ""}, note{b, ""})
 	w.fs.Errors <- fsnotify.ErrEventOverflow
+	waitAll(t, ch, "after an overflow", note{a, ""}, note{b, ""})
+}
+
+// waitAll returns once every note in want has arrived, in any order; it
+// fails after a generous deadline.
+func waitAll(t *testing.T, ch <-chan note, what string, want ...note) {
+	t.Helper()
 	got := map[note]bool{}
-	for deadline := time.After(10 * time.Second); !got[note{a, ""}] || !got[note{b, ""}]; {
+	missing := func() []note {
+		var m []note
+		for _, n := range want {
+			if !got[n] {
+				m = append(m, n)
+			}
+		}
+		return m
+	}
+	for deadline := time.After(10 * time.Second); len(missing()) > 0; {
 		select {
 		case n := <-ch:
 			got[n] = true
 		case <-deadline:
-			t.Fatalf("after an overflow, notes %v; want both directories whole", got)
+			t.Fatalf("%s: notes %v; missing %v", what, got, missing())
 		}
 	}
 }

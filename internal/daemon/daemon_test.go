@@ -388,36 +388,43 @@ func TestLoopRetriesAndResyncs(t *testing.T) {
 	go func() { done <- r.d.loop(ctx, r.clk, make(chan os.Signal), r.k) }()
 
 	resync, retry := r.clk.timer(t, 0), r.clk.timer(t, 1)
+	// Every full pass restarts the resync interval: counting those
+	// restarts tells when the pass a fired timer caused is done.
+	fullPasses := func() int { _, resets := resync.state(); return len(resets) }
 	waitState(t, "a retry 1 s after the failed first pass", func() error {
 		if armed, _ := retry.state(); armed != time.Second {
 			return fmt.Errorf("retry armed %v", armed)
 		}
 		return nil
 	})
-	for _, want := range []time.Duration{2 * time.Second, 3 * time.Second, 3 * time.Second} {
+	fireRetry := func(what string, want time.Duration, cond func() error) {
+		t.Helper()
+		n := fullPasses()
 		retry.fire()
-		waitState(t, fmt.Sprintf("backing off to %v (at most the resync interval)", want), func() error {
+		waitState(t, what, func() error {
+			if fullPasses() == n {
+				return errors.New("no full pass yet")
+			}
 			if armed, _ := retry.state(); armed != want {
 				return fmt.Errorf("retry armed %v", armed)
 			}
-			return nil
+			return cond()
 		})
 	}
-	_, snapsBefore := r.k.took()
+	for _, want := range []time.Duration{2 * time.Second, 3 * time.Second, 3 * time.Second} {
+		fireRetry(fmt.Sprintf("backing off to %v (at most the resync interval)", want), want, func() error { return nil })
+	}
+	r.k.took() // counts from here
 	r.k.mu.Lock()
 	delete(r.k.fail, reconcile.AddRoute)
 	r.k.mu.Unlock()
-	retry.fire()
-	waitState(t, "the route, and the retry stopped", func() error {
-		if armed, _ := retry.state(); armed != 0 {
-			return fmt.Errorf("retry still armed %v", armed)
-		}
+	fireRetry("the route, and the retry stopped", 0, func() error {
 		if !strings.Contains(r.log.String(), "route 192.168.1.2/32 dev eno1.host added") {
 			return errors.New("no route added yet")
 		}
 		return nil
 	})
-	if _, snaps := r.k.took(); snaps == snapsBefore {
+	if _, snaps := r.k.took(); snaps == 0 {
 		t.Errorf("a retry pass did not read the kernel")
 	}
 
@@ -430,7 +437,7 @@ func TestLoopRetriesAndResyncs(t *testing.T) {
 		return nil
 	})
 	if _, resets := resync.state(); len(resets) != len(resetsBefore) {
-		t.Errorf("an update pass restarted the resync interval")
+		t.Errorf("an update pass restarted the resync interval: %v -> %v", resetsBefore, resets)
 	}
 
 	r.d.p.marks.kernelEvent(netlinkx.Event{Kind: netlinkx.Lost})

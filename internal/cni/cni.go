@@ -28,9 +28,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -187,17 +189,43 @@ type pluginHead struct {
 	} `json:"cni.dev/valid-attachments"`
 }
 
+// Names returns, sorted and once each, the name of every network that the
+// usable files of a configuration directory define and that a cache entry
+// is attached to, whatever its plugins: a bridge or flannel network as
+// well as a macvlan one. host-local keeps every network's allocations
+// under the same state root, by name, so a directory named like one of
+// these belongs to a network the node knows; only the others are a
+// network flatnet cannot see (statedir.FindUnmatched).
+func Names(files []File, entries []CacheEntry) []string {
+	set := map[string]bool{} // thousands of entries name a few networks
+	for _, f := range files {
+		if !hasCNIExt(f.Name) || f.Err != nil {
+			continue
+		}
+		if list, err := readList(f.Name, f.Data); err == nil && list.name != "" {
+			set[list.name] = true
+		}
+	}
+	for _, e := range entries {
+		if e.NetworkName != "" {
+			set[e.NetworkName] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// readList reads a file as a network list: a .conflist as one, any other
+// as a single plugin.
+func readList(name string, data []byte) (netList, error) {
+	if filepath.Ext(name) == ".conflist" {
+		return parseConfList(data)
+	}
+	return parseConf(data)
+}
+
 // parseFile reads one file and returns its macvlan + host-local networks.
 func parseFile(name string, data []byte) ([]Network, error) {
-	var (
-		list netList
-		err  error
-	)
-	if filepath.Ext(name) == ".conflist" {
-		list, err = parseConfList(data)
-	} else {
-		list, err = parseConf(data)
-	}
+	list, err := readList(name, data)
 	if err != nil {
 		return nil, err
 	}

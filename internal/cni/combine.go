@@ -23,6 +23,9 @@ type Discovery struct {
 	// Problems are the files that could not be used and the disagreements
 	// between sources; every Err matches one of the package's Err* values.
 	Problems []Problem
+	// Names are the names of every network of the files and the cache,
+	// whatever its plugins (see Names); DiscoverAll sets it.
+	Names []string
 }
 
 // FromCache reports whether n was found in libcni's cache rather than in a
@@ -54,6 +57,7 @@ func DiscoverAll(files []File, cache []CacheFile) Discovery {
 	}
 	d := Combine(nets, entries)
 	d.Problems = append(problems, d.Problems...)
+	d.Names = Names(files, entries)
 	return d
 }
 

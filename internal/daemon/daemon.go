@@ -73,7 +73,8 @@ type Daemon struct {
 	// filterErr is why the kernel cannot filter a master's egress (nil
 	// when it can), from the probe at start.
 	filterErr error
-	failures  int // passes failed in a row
+	failures  int       // passes failed in a row
+	recheckAt time.Time // when the recheck timer is armed for; zero when stopped
 }
 
 // New prepares a daemon; Run starts it.
@@ -141,7 +142,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now func() time.Time) *pass {
 	return &pass{
 		cfg: d.opts.Config, log: d.log, k: k, notify: d.opts.Notifier, marks: m, now: now, mid: sd.MachineID(), watch: watch,
-		cache: statedir.NewCache(), disc: cni.NewLastGood(), caches: cni.NewCacheSet(), node: reconcile.NewNode(),
+		cache: statedir.NewCache(), disc: cni.NewLastGood(), caches: cni.NewCacheSet(), node: reconcile.NewNode(), since: map[string]time.Time{},
 	}
 }
 
@@ -153,16 +154,17 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 	d.recordConfig()
 	d.chooseGuard(true)
 
-	resync, retry := clk.NewTimer(), clk.NewTimer()
+	resync, retry, recheck := clk.NewTimer(), clk.NewTimer(), clk.NewTimer()
 	defer resync.Stop()
 	defer retry.Stop()
+	defer recheck.Stop()
 	var watchdog <-chan time.Time
 	if iv := sd.WatchdogInterval(); iv > 0 {
 		t := time.NewTicker(iv)
 		defer t.Stop()
 		watchdog = t.C
 	}
-	d.step(retry, resync) // sends READY=1 once the kernel is mended, whatever the outcome
+	d.step(retry, resync, recheck) // sends READY=1 once the kernel is mended, whatever the outcome
 	for {
 		select {
 		case <-ctx.Done():
@@ -177,20 +179,33 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 			p.marks.all(p.watched, "resync")
 		case <-retry.C():
 			p.marks.all(p.watched, "retry")
+		case <-recheck.C():
+			d.recheckAt = time.Time{}
+			p.marks.recountUnknown()
 		case <-watchdog:
 			d.opts.Notifier.Watchdog()
 			continue
 		}
-		d.step(retry, resync)
+		d.step(retry, resync, recheck)
 	}
 }
 
 // step runs one pass and arms the timers: a failed pass is tried again
 // soon, backing off to the resync interval; a full pass starts the resync
 // interval afresh (update passes do not: however busy the node, a full
-// pass comes at least every resync interval).
-func (d *Daemon) step(retry, resync Timer) {
+// pass comes at least every resync interval); recheck wakes the loop when
+// an unexplained state directory's grace ends, and is armed only when
+// that moment changes, so that passes in between do not put it off.
+func (d *Daemon) step(retry, resync, recheck Timer) {
 	ok, full := d.p.run(d.p.marks.take())
+	if at := d.p.recheckAt; !at.Equal(d.recheckAt) {
+		d.recheckAt = at
+		if at.IsZero() {
+			recheck.Stop()
+		} else {
+			recheck.Reset(max(at.Sub(d.p.now()), 0))
+		}
+	}
 	iv := d.p.cfg.ResyncInterval
 	if full {
 		resync.Reset(iv)

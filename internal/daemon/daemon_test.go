@@ -88,13 +88,25 @@ func (k *fakeKernel) took() (ops []string, snapshots int) {
 	return ops, snapshots
 }
 
-// fakeClock hands out timers that fire only when a test fires them.
+// fakeClock hands out timers that fire only when a test fires them; its
+// time moves only when a test advances it.
 type fakeClock struct {
 	mu     sync.Mutex
 	timers []*fakeTimer
+	now    time.Duration // since the Unix epoch
 }
 
-func (c *fakeClock) Now() time.Time { return time.Unix(0, 0) }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Unix(0, 0).Add(c.now)
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now += d
+}
 
 func (c *fakeClock) NewTimer() Timer {
 	c.mu.Lock()
@@ -266,9 +278,10 @@ const nadnetEntry = `{"kind":"cniCacheV1","containerId":"c9","config":"ewogICJjb
 
 // TestRunTimeNetwork: a network defined only in libcni's cache (nothing
 // in the configuration directory) is found when its entry appears: a full
-// pass, as the networks changed, then its pod routed. A state directory
-// no network explains is reported once; when the cache entry explains it,
-// the report goes. A cache entry that changes nothing is an update pass.
+// pass, as the networks changed, then its pod routed. Its state directory
+// and first allocation come before the entry (libcni writes it once the
+// ADD is done): they are watched and counted, and not an error within
+// unmatchedGrace. A cache entry that changes nothing is an update pass.
 func TestRunTimeNetwork(t *testing.T) {
 	r := newRig(t)
 	r.step()
@@ -277,13 +290,20 @@ func TestRunTimeNetwork(t *testing.T) {
 	if err := os.MkdirAll(nadDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r.write(t, filepath.Join(nadDir, "192.168.3.1"), "c9\r\neth0")
 	r.d.p.marks.file(filepath.Dir(r.stateDir), "nadnet") // the state root's event
 	if ok, full := r.step(); !ok || !full {
 		t.Fatalf("a directory in the state root: ok %v, full %v", ok, full)
 	}
-	if n := strings.Count(r.log.String(), "holds 1 allocation that no known network explains"); n != 1 {
-		t.Fatalf("the unexplained directory said %d times:\n%s", n, r.log)
+	if !slices.Contains(r.d.p.watched, nadDir) {
+		t.Fatalf("the unexplained directory is not watched: %q", r.d.p.watched)
+	}
+	r.write(t, filepath.Join(nadDir, "192.168.3.1"), "c9\r\neth0")
+	r.d.p.marks.file(nadDir, "192.168.3.1")
+	if ok, full := r.step(); !ok || full {
+		t.Fatalf("an allocation in an unexplained directory: ok %v, full %v", ok, full)
+	}
+	if want := r.clk.Now().Add(unmatchedGrace); !r.d.p.recheckAt.Equal(want) {
+		t.Errorf("recheck at %v, want %v", r.d.p.recheckAt, want)
 	}
 	r.k.took()
 
@@ -303,8 +323,14 @@ func TestRunTimeNetwork(t *testing.T) {
 	if !slices.Contains(names, "nadnet "+filepath.Join(r.cacheDir, "results", name)) {
 		t.Errorf("networks %q", names)
 	}
-	if slices.ContainsFunc(r.d.p.node.Findings(), func(f reconcile.Finding) bool { return f.Kind == reconcile.FindUnmatched }) {
-		t.Errorf("the directory is still unexplained")
+	if !r.d.p.recheckAt.IsZero() || slices.Contains(r.d.p.unknown, nadDir) {
+		t.Errorf("the explained directory still waits (recheck at %v) or is unknown (%q)", r.d.p.recheckAt, r.d.p.unknown)
+	}
+	r.clk.advance(unmatchedGrace)
+	r.d.p.marks.recountUnknown()
+	r.step()
+	if strings.Contains(r.log.String(), "no known network explains") {
+		t.Errorf("the first pod of a run-time network was reported unexplained:\n%s", r.log)
 	}
 
 	// The same entry written again (a second interface of the pod, say,
@@ -314,6 +340,88 @@ func TestRunTimeNetwork(t *testing.T) {
 		t.Errorf("an entry that changes nothing: ok %v, full %v", ok, full)
 	}
 }
+
+// TestUnexplainedDirectory: a directory of the state root that no
+// network explains is watched; once it has held allocations for
+// unmatchedGrace the journal says so, once, and the recheck timer wakes
+// the loop for that moment, armed when the moment changes and not put off
+// by passes in between. A directory named like a network of another
+// plugin (a bridge's) is that network's: neither reported nor watched.
+func TestUnexplainedDirectory(t *testing.T) {
+	r := newRig(t)
+	r.write(t, filepath.Join(r.cniDir, "87-podman.conflist"), `{"cniVersion":"0.4.0","name":"podman","plugins":[{"type":"bridge","bridge":"cni-podman0","ipam":{"type":"host-local","ranges":[[{"subnet":"10.88.0.0/16"}]]}}]}`)
+	root := filepath.Dir(r.stateDir)
+	ghost, podman := filepath.Join(root, "ghost"), filepath.Join(root, "podman")
+	for _, d := range []string{ghost, podman} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.write(t, filepath.Join(podman, "10.88.0.2"), "p1\r\neth0")
+	r.write(t, filepath.Join(ghost, "192.168.5.9"), "g1\r\neth0")
+	resync, retry, recheck := r.clk.NewTimer(), r.clk.NewTimer(), r.clk.NewTimer().(*fakeTimer)
+	said := func() int { return strings.Count(r.log.String(), "holds 1 allocation that no known network explains") }
+
+	r.d.step(retry, resync, recheck)
+	if !slices.Contains(r.d.p.watched, ghost) || slices.Contains(r.d.p.watched, podman) {
+		t.Errorf("watched %q: want ghost and not podman", r.d.p.watched)
+	}
+	if armed, _ := recheck.state(); armed != unmatchedGrace || said() != 0 {
+		t.Fatalf("at first sight: recheck armed %v, said %d times; want %v and 0", armed, said(), unmatchedGrace)
+	}
+	// Passes in between do not put the recheck off.
+	r.clk.advance(unmatchedGrace / 2)
+	r.write(t, filepath.Join(ghost, "192.168.5.10"), "g2\r\neth0")
+	r.d.p.marks.file(ghost, "192.168.5.10")
+	r.d.step(retry, resync, recheck)
+	if _, resets := recheck.state(); len(resets) != 1 || said() != 0 {
+		t.Fatalf("a pass within the grace: recheck armed %v, said %d times", resets, said())
+	}
+	r.clk.advance(unmatchedGrace / 2)
+	r.d.p.marks.recountUnknown() // what the loop does when recheck fires
+	r.d.step(retry, resync, recheck)
+	n := strings.Count(r.log.String(), ghost+" holds 2 allocations that no known network explains")
+	if armed, _ := recheck.state(); n != 1 || armed != 0 {
+		t.Fatalf("grace over: said %d times, recheck armed %v; want once and stopped\n%s", n, armed, r.log)
+	}
+	if strings.Contains(r.log.String(), podman) {
+		t.Errorf("a bridge network's directory was reported:\n%s", r.log)
+	}
+	r.d.p.marks.recountUnknown()
+	r.d.step(retry, resync, recheck)
+	if n := strings.Count(r.log.String(), "no known network explains"); n != 1 {
+		t.Errorf("said %d times after another pass, want once", n)
+	}
+
+	// A bridge known only from libcni's cache (a Multus attachment of
+	// another plugin): its entry comes after its directory and explains
+	// it, though the networks flatnet mirrors stay the same.
+	nad := filepath.Join(root, "bridgenad")
+	if err := os.MkdirAll(nad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.write(t, filepath.Join(nad, "10.99.0.2"), "b1\r\nnet1")
+	r.d.p.marks.file(root, "bridgenad")
+	r.d.step(retry, resync, recheck)
+	if !slices.Contains(r.d.p.unknown, nad) {
+		t.Fatalf("unknown %q, want the bridge's directory before its entry", r.d.p.unknown)
+	}
+	r.write(t, filepath.Join(r.cacheDir, "results", "bridgenad-b1-net1"), bridgeEntry)
+	r.d.p.marks.file(filepath.Join(r.cacheDir, "results"), "bridgenad-b1-net1")
+	r.d.step(retry, resync, recheck)
+	if slices.Contains(r.d.p.unknown, nad) || slices.Contains(r.d.p.watched, nad) {
+		t.Errorf("the bridge's entry did not explain its directory: unknown %q, watched %q", r.d.p.unknown, r.d.p.watched)
+	}
+	r.clk.advance(unmatchedGrace)
+	r.d.p.marks.recountUnknown()
+	r.d.step(retry, resync, recheck)
+	if strings.Contains(r.log.String(), nad) {
+		t.Errorf("the bridge's directory was reported:\n%s", r.log)
+	}
+}
+
+// bridgeEntry is libcni's cache entry of a bridge network's attachment.
+const bridgeEntry = `{"kind":"cniCacheV1","containerId":"b1","config":"eyJjbmlWZXJzaW9uIjogIjEuMC4wIiwgIm5hbWUiOiAiYnJpZGdlbmFkIiwgInBsdWdpbnMiOiBbeyJ0eXBlIjogImJyaWRnZSIsICJicmlkZ2UiOiAiYnItbmFkIiwgImlwYW0iOiB7InR5cGUiOiAiaG9zdC1sb2NhbCIsICJyYW5nZXMiOiBbW3sic3VibmV0IjogIjEwLjk5LjAuMC8xNiJ9XV19fV19","ifName":"net1","networkName":"bridgenad","netns":"/run/netns/podb","result":{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.2/16"}]}}`
 
 // TestOwnDeletionEchoes: the echo of a deletion flatnet made is dropped;
 // any other deletion of one of its routes marks the kernel, also when an

@@ -26,9 +26,12 @@ type marks struct {
 	cache  map[string]map[string]bool // cache dir -> entries of its results/
 	caches bool                       // every cache dir, whole
 	kernel bool
-	lost   bool   // notifications were lost: say so once the pass runs
-	by     string // who changed flatnet's nftables table, when someone did
-	why    string // the first reason for a full pass since the last take, for the debug log
+	// recount: the state root's directories no network explains are to
+	// be counted again (an unmatched one's grace ended).
+	recount bool
+	lost    bool   // notifications were lost: say so once the pass runs
+	by      string // who changed flatnet's nftables table, when someone did
+	why     string // the first reason for a full pass since the last take, for the debug log
 	// cniDir, results (results/ dir -> its cache dir) and links say which
 	// events matter; the pass sets them.
 	cniDir  string
@@ -41,15 +44,16 @@ type marks struct {
 
 // marked is what one pass takes.
 type marked struct {
-	names  map[string]map[string]bool
-	dirs   map[string]bool
-	cni    bool
-	cache  map[string]map[string]bool
-	caches bool
-	kernel bool
-	lost   bool
-	by     string // who changed flatnet's nftables table
-	why    string // what first asked for a full pass
+	names   map[string]map[string]bool
+	dirs    map[string]bool
+	cni     bool
+	cache   map[string]map[string]bool
+	caches  bool
+	kernel  bool
+	recount bool
+	lost    bool
+	by      string // who changed flatnet's nftables table
+	why     string // what first asked for a full pass
 }
 
 // full reports whether the pass must look at everything: anything but
@@ -142,6 +146,14 @@ func (m *marks) kernelEvent(ev netlinkx.Event) {
 	m.kick()
 }
 
+// recountUnknown asks for the state root's unexplained directories to be
+// counted again: an update pass's work.
+func (m *marks) recountUnknown() {
+	m.mu.Lock()
+	m.recount = true
+	m.mu.Unlock()
+}
+
 // all asks for everything to be read again (resync, reload, retry: why).
 func (m *marks) all(dirs []string, why string) {
 	m.mu.Lock()
@@ -161,9 +173,9 @@ func (m *marks) all(dirs []string, why string) {
 func (m *marks) take() marked {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, cache: m.cache, caches: m.caches, kernel: m.kernel, lost: m.lost, by: m.by, why: m.why}
+	t := marked{names: m.names, dirs: m.dirs, cni: m.cni, cache: m.cache, caches: m.caches, kernel: m.kernel, recount: m.recount, lost: m.lost, by: m.by, why: m.why}
 	m.names, m.dirs, m.cache = map[string]map[string]bool{}, map[string]bool{}, map[string]map[string]bool{}
-	m.cni, m.caches, m.kernel, m.lost, m.by, m.why = false, false, false, false, "", ""
+	m.cni, m.caches, m.kernel, m.recount, m.lost, m.by, m.why = false, false, false, false, false, "", ""
 	if t.kernel {
 		clear(m.expectDel)
 	}

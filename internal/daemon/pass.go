@@ -69,14 +69,25 @@ type pass struct {
 	// The CNI networks: confNets from the configuration directory (disc
 	// keeps each file's last good ones), caches libcni's cache entries;
 	// cniNets the two combined (cni.Combine), cniFound what was wrong with
-	// them; unmatched what the last full pass found of state directories
-	// no network explains.
+	// them, found what reconcile.Resolve said of them. names are the
+	// names of every network of both sources, whatever its plugins
+	// (cni.Names; confNames the directory's).
 	disc      *cni.LastGood
 	caches    *cni.CacheSet
 	confNets  []cni.Network
+	confNames []string
+	names     []string
 	cniNets   []cni.Network
 	cniFound  []reconcile.Finding
+	found     []reconcile.Finding
+	// The state root's directories that no network explains (unknown,
+	// watched), since when each has held allocations, and the findings
+	// for those that held them longer than unmatchedGrace; recheckAt is
+	// when the next one will have, zero when none waits.
+	unknown   []string
+	since     map[string]time.Time
 	unmatched []reconcile.Finding
+	recheckAt time.Time
 	node      *reconcile.Node
 	snap      *reconcile.Snapshot
 	nets      []reconcile.Network
@@ -125,15 +136,30 @@ func (p *pass) update(m *marked) (ok, full bool) {
 			m.why = "a network came or went in libcni's cache"
 			return p.full(*m), true // everything anew
 		}
-		p.node.SetFound(slices.Concat(found, p.cniFound, p.unmatched))
+		p.found = found
+		if !slices.Equal(p.unexplained(nets), p.unknown) {
+			// A network of another plugin came or went (a name explains a
+			// directory, or no longer): the watches change.
+			m.why = "a network's name came or went in libcni's cache"
+			return p.full(*m), true
+		}
 	}
 	var changed []netip.Addr
 	for dir := range m.names {
+		if slices.Contains(p.unknown, dir) {
+			delete(m.names, dir) // no network's: only its count matters
+			m.recount = true
+			continue
+		}
 		if !p.cache.Known(dir) {
 			m.dirs[dir] = true
 			m.why = "entries of " + dir + ", not read whole yet"
 			return p.full(*m), true
 		}
+	}
+	if m.recount {
+		p.findUnmatched()
+		p.node.SetFound(slices.Concat(p.found, p.cniFound, p.unmatched))
 	}
 	for dir, names := range m.names {
 		ips, notes := p.cache.ReadNames(dir, names)
@@ -189,8 +215,9 @@ func (p *pass) full(m marked) bool {
 	}
 	p.snap = snap
 	nets, found := reconcile.Resolve(p.cfg, p.cniNets, snap)
-	p.nets = nets
-	p.follow(nets, snap, &m)
+	p.nets, p.found = nets, found
+	p.unknown = p.unexplained(nets)
+	p.follow(nets, snap, &m) // watches the unknown directories before they are counted
 
 	states := map[string]reconcile.DirState{}
 	keep := map[string]bool{}
@@ -206,7 +233,7 @@ func (p *pass) full(m marked) bool {
 		states[n.StateDir], _ = p.cache.State(dir)
 	}
 	p.cache.Keep(keep)
-	p.findUnmatched(keep)
+	p.findUnmatched()
 
 	reused, released := p.cache.TakeChanges()
 	plan := p.node.Full(reconcile.Input{
@@ -243,8 +270,11 @@ func (p *pass) full(m marked) bool {
 // (and the default route's device when a master comes from it).
 func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *marked) {
 	// The state root too: a directory appearing there (a network the
-	// node does not know) makes a full pass, which reports it.
+	// node does not know) makes a full pass, which looks at it; and the
+	// directories there no network explains, whose allocations are
+	// counted again when they change.
 	dirs := []string{filepath.Clean(p.cfg.CNIConfDir), filepath.Clean(p.cfg.StateRoot)}
+	dirs = append(dirs, p.unknown...)
 	results := map[string]string{}
 	for _, c := range p.cfg.CNICacheDirs {
 		r := cni.ResultsDir(c)
@@ -295,6 +325,7 @@ func (p *pass) readConf() {
 		nets = []cni.Network{}
 	}
 	p.confNets = nets
+	p.confNames = cni.Names(files, nil)
 	for _, n := range notes {
 		p.log.Log(bg, n.Level, n.Msg, "file", n.File)
 	}
@@ -312,7 +343,9 @@ func (p *pass) readCaches(names map[string]map[string]bool) {
 // stays while its state directory holds allocations, so nothing allocated
 // becomes unexplained because a cache entry went first.
 func (p *pass) combine() {
-	d := cni.Combine(p.confNets, p.caches.Entries())
+	entries := p.caches.Entries()
+	d := cni.Combine(p.confNets, entries)
+	p.names = slices.Concat(p.confNames, cni.Names(nil, entries))
 	held := func(n cni.Network) bool {
 		st, ok := p.cache.State(filepath.Join(cmp.Or(n.DataDir, p.cfg.StateRoot), n.Name))
 		return ok && len(st.Allocs) > 0
@@ -324,18 +357,61 @@ func (p *pass) combine() {
 	}
 }
 
-// findUnmatched looks for state directories under the state root that
-// hold allocations no network explains (known: the networks' state dirs).
-func (p *pass) findUnmatched(known map[string]bool) {
-	p.unmatched = p.unmatched[:0]
-	um, err := statedir.FindUnmatched(filepath.Clean(p.cfg.StateRoot), known)
+// unmatchedGrace is how long a directory of the state root that no
+// network explains may hold allocations before the journal says so. A
+// network defined at run time (Multus) is explained by its cache entry,
+// which libcni writes only once the whole ADD is done, after host-local
+// wrote the allocation: the first pod of such a network is not an error.
+const unmatchedGrace = 5 * time.Second
+
+// unexplained lists the directories of the state root that no network
+// explains: neither a state directory of nets nor named like a network of
+// the CNI configuration or of libcni's caches, whatever its plugins (a
+// bridge or flannel network's allocations are no concern of flatnet's).
+func (p *pass) unexplained(nets []reconcile.Network) []string {
+	root := filepath.Clean(p.cfg.StateRoot)
+	known := make(map[string]bool, len(nets)+len(p.names))
+	for _, n := range nets {
+		known[filepath.Clean(n.StateDir)] = true
+	}
+	for _, name := range p.names {
+		known[filepath.Join(root, name)] = true
+	}
+	dirs, err := statedir.Unexplained(root, known)
 	if err != nil {
 		p.log.Warn("cannot list the state root", "dir", p.cfg.StateRoot, "err", err)
 	}
-	for _, u := range um {
-		p.unmatched = append(p.unmatched, reconcile.Finding{Kind: reconcile.FindUnmatched, Level: slog.LevelError, Dir: u.Dir,
-			Msg: fmt.Sprintf("%s holds %s that no known network explains: the node cannot reach those pods (flatnet check says how to add the network)", u.Dir, text.Plural(u.Allocated, "allocation", "allocations"))})
+	return dirs
+}
+
+// findUnmatched counts the allocations of the unknown directories and
+// makes a finding of each that has held some for unmatchedGrace; recheckAt
+// is when the next of the others will have.
+func (p *pass) findUnmatched() {
+	now := p.now()
+	p.unmatched, p.recheckAt = p.unmatched[:0], time.Time{}
+	held := map[string]bool{}
+	for _, dir := range p.unknown {
+		n := statedir.Allocated(dir)
+		if n == 0 {
+			continue
+		}
+		held[dir] = true
+		since, ok := p.since[dir]
+		if !ok {
+			since = now
+			p.since[dir] = now
+		}
+		if due := since.Add(unmatchedGrace); due.After(now) {
+			if p.recheckAt.IsZero() || due.Before(p.recheckAt) {
+				p.recheckAt = due
+			}
+			continue
+		}
+		p.unmatched = append(p.unmatched, reconcile.Finding{Kind: reconcile.FindUnmatched, Level: slog.LevelError, Dir: dir,
+			Msg: fmt.Sprintf("%s holds %s that no known network explains: the node cannot reach those pods (flatnet check says how to add the network)", dir, text.Plural(n, "allocation", "allocations"))})
 	}
+	maps.DeleteFunc(p.since, func(dir string, _ time.Time) bool { return !held[dir] })
 }
 
 // carrierBack returns the networks' shims that had no carrier in the

@@ -93,6 +93,11 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 			o.Bad[n.StateDir] = bad
 		}
 	}
+	// A directory named like any network of the files or the cache,
+	// whatever its plugins, is that network's (cni.Names).
+	for _, name := range all.Names {
+		known[filepath.Join(filepath.Clean(cfg.StateRoot), name)] = true
+	}
 	o.Unmatched, _ = statedir.FindUnmatched(filepath.Clean(cfg.StateRoot), known)
 	o.FilterErr = netlinkx.ProbeFilter()
 	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)

@@ -215,6 +215,22 @@ type Unmatched struct {
 // or removed from the configuration while its pods live. It counts names
 // only: cheap, and enough to say something is there.
 func FindUnmatched(root string, known map[string]bool) ([]Unmatched, error) {
+	dirs, err := Unexplained(root, known)
+	var out []Unmatched
+	for _, dir := range dirs {
+		if n := Allocated(dir); n > 0 {
+			out = append(out, Unmatched{Dir: dir, Allocated: n})
+		}
+	}
+	return out, err
+}
+
+// Unexplained lists the directories of root that are not in known (cleaned
+// paths), in name order; a root that does not exist has none. The daemon
+// watches them before it counts what they hold (Allocated), so that an
+// allocation written after the directory appeared is not missed:
+// host-local makes the directory first and writes the file after.
+func Unexplained(root string, known map[string]bool) ([]string, error) {
 	ents, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -222,25 +238,27 @@ func FindUnmatched(root string, known map[string]bool) ([]Unmatched, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Unmatched
+	var out []string
 	for _, e := range ents {
-		dir := filepath.Join(root, e.Name())
-		if !e.IsDir() || known[dir] {
-			continue
-		}
-		names, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		n := 0
-		for _, f := range names {
-			if _, err := hostlocal.ParseName(f.Name()); err == nil && f.Type().IsRegular() {
-				n++
-			}
-		}
-		if n > 0 {
-			out = append(out, Unmatched{Dir: dir, Allocated: n})
+		if dir := filepath.Join(root, e.Name()); e.IsDir() && !known[dir] {
+			out = append(out, dir)
 		}
 	}
 	return out, nil
+}
+
+// Allocated counts the regular files of dir named by an address; 0 when
+// dir cannot be read.
+func Allocated(dir string) int {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, f := range names {
+		if _, err := hostlocal.ParseName(f.Name()); err == nil && f.Type().IsRegular() {
+			n++
+		}
+	}
+	return n
 }

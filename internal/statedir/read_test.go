@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,5 +126,42 @@ func TestReadLimit(t *testing.T) {
 	_, all, more, err := ReadLimit(dir, -1)
 	if err != nil || len(all) != junk || more != 0 {
 		t.Errorf("ReadLimit without a limit: %d unusable listed, %d more, %v", len(all), more, err)
+	}
+}
+
+// TestFindUnmatched: the root's directories not in known are listed in
+// name order, empty ones too (the daemon watches them before counting);
+// only those holding a file named by an address are unmatched, counted by
+// those names (not host-local's lock and last_reserved_ip files, not
+// subdirectories). A root that does not exist has none.
+func TestFindUnmatched(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"default", "ghost", "empty", "books", "ghost/192.168.9.9"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(root, "default"), "192.168.1.2", "c1")
+	write(t, filepath.Join(root, "ghost"), "192.168.5.9", "c2\r\neth0")
+	write(t, filepath.Join(root, "ghost"), "fd00::9", "c3\r\neth0")
+	write(t, filepath.Join(root, "ghost"), "lock", "")
+	write(t, filepath.Join(root, "ghost"), "last_reserved_ip.0", "192.168.5.9")
+	write(t, filepath.Join(root, "books"), "lock", "")
+	write(t, root, "192.168.7.7", "a file in the root itself")
+	known := map[string]bool{filepath.Join(root, "default"): true}
+
+	dirs, err := Unexplained(root, known)
+	if want := []string{filepath.Join(root, "books"), filepath.Join(root, "empty"), filepath.Join(root, "ghost")}; err != nil || !slices.Equal(dirs, want) {
+		t.Errorf("Unexplained = %q, %v; want %q", dirs, err, want)
+	}
+	um, err := FindUnmatched(root, known)
+	if want := []Unmatched{{Dir: filepath.Join(root, "ghost"), Allocated: 2}}; err != nil || !slices.Equal(um, want) {
+		t.Errorf("FindUnmatched = %+v, %v; want %+v", um, err, want)
+	}
+	if n := Allocated(filepath.Join(root, "absent")); n != 0 {
+		t.Errorf("Allocated of a missing directory = %d", n)
+	}
+	if dirs, err := Unexplained(filepath.Join(root, "absent"), nil); err != nil || dirs != nil {
+		t.Errorf("Unexplained of a missing root = %q, %v", dirs, err)
 	}
 }

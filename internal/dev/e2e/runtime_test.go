@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -69,8 +70,8 @@ const nadConf = `{"cniVersion": "1.0.0", "name": "nadnet", "plugins": [{"type": 
 // from a conflist in a directory flatnet is not told about, so the network
 // exists only in libcni's cache) is found with no flatnet configuration at
 // all: routed, reached both ways, in flatnet status; cnitool del takes its
-// route away. Before the cache entry explains it, the state directory
-// host-local made is reported as unmatched by status (exit 1) and check.
+// route away. host-local writes the allocation before libcni writes the
+// entry that explains it: that first pod is never reported unexplained.
 func TestRunTimeNetwork(t *testing.T) {
 	needFlatnet(t)
 	cnitool := needCnitool(t)
@@ -127,33 +128,87 @@ func TestRunTimeNetwork(t *testing.T) {
 		t.Errorf("flatnet status (exit %d) has no nadnet in sync: %+v", code, sts)
 	}
 
+	// host-local wrote the allocation before libcni wrote the entry that
+	// explains it: no error for that. An allocation no network explains,
+	// written after, is reported once its grace is over, so the journal
+	// is read once that one shows.
+	ghost := filepath.Join(l.StateRoot, "ghost")
+	if err := os.MkdirAll(ghost, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ghost, "192.168.5.9"), []byte(containerID()+"\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, fn, ghost+" holds 1 allocation that no known network explains", 15*time.Second)
+	if n := countLog(fn, filepath.Join(l.StateRoot, "nadnet")+" holds"); n != 0 {
+		t.Errorf("the run-time network's first pod was reported unexplained %d times", n)
+	}
+
 	if _, err := l.Cnitool(cnitool, nadDir, "del", "nadnet", ns); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "cnitool del takes the route", notRouted(l, pod.String()))
 }
 
+// bridgeConf is podman's default network with its CNI backend: a bridge
+// with host-local, whose allocations sit under the same state root.
+const bridgeConf = `{"cniVersion": "0.4.0", "name": "podman", "plugins": [{"type": "bridge", "bridge": "cni-podman0",
+ "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]]}}]}`
+
 // TestUnmatchedStateDir: allocations in a state directory that no known
 // network explains (a network defined where flatnet cannot see it, here
 // host-local's files alone) are never silent: flatnet status lists the
 // directory and exits 1, flatnet check fails with the fix, the journal
-// says it once; a [[network]] table then explains it and routes the pod,
-// and overrides nothing else: the discovered network stays mirrored.
+// says it once, also when the allocation comes after the directory (as
+// host-local makes them) and after flatnet looked at it; a [[network]]
+// table then explains it and routes the pod, and overrides nothing else:
+// the discovered network stays mirrored. A network of another plugin (a
+// bridge, with a real pod) is explained by its name: never reported.
 func TestUnmatchedStateDir(t *testing.T) {
+	cnitool := needCnitool(t)
 	l := lab.NewT(t, lab.Options{NoIPv6: true})
 	p := mustPod(t, l, "pod1")
 	fn := startFlatnet(t, l, "")
 	waitFor(t, 15*time.Second, "pod1 routed", routed(l, p.IP.String()))
 
+	if err := os.WriteFile(filepath.Join(l.CNIConfDir, "87-podman.conflist"), []byte(bridgeConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bns, err := l.NewNamespace("bridgepod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Cnitool(cnitool, l.CNIConfDir, "add", "podman", bns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = l.Cnitool(cnitool, l.CNIConfDir, "del", "podman", bns) })
+	podman := filepath.Join(l.StateRoot, "podman")
+	if n, _ := filepath.Glob(filepath.Join(podman, "10.88.*")); len(n) != 1 {
+		t.Fatalf("the bridge plugin's host-local left %v in %s", n, podman)
+	}
+
+	// The directory first; flatnet looks at it (a pass for the state
+	// root's entry) while it is empty; the allocation after.
+	passes := func() int { return countLog(fn, "why=\"entries of "+l.StateRoot) }
+	before := passes()
 	ghost := filepath.Join(l.StateRoot, "ghost")
 	if err := os.MkdirAll(ghost, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 15*time.Second, "a pass for the new directory", func() error {
+		if passes() == before {
+			return errors.New("none yet")
+		}
+		return nil
+	})
 	addr := netip.MustParseAddr("192.168.5.9")
 	if err := os.WriteFile(filepath.Join(ghost, addr.String()), []byte(containerID()+"\r\neth0"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, fn, ghost+" holds 1 allocation that no known network explains", 15*time.Second)
+	if n := countLog(fn, podman+" holds"); n != 0 {
+		t.Errorf("the bridge network's directory was reported %d times", n)
+	}
 
 	stdout, code := runFlatnet(t, l, "status", "--json")
 	var doc struct {
@@ -172,6 +227,11 @@ func TestUnmatchedStateDir(t *testing.T) {
 	mustCheck(t, r, "unmatched ghost", "fail", ghost, "no network ghost")
 	if code != 1 {
 		t.Errorf("flatnet check exited %d with an unmatched state dir", code)
+	}
+	for _, c := range r.Checks {
+		if strings.Contains(c.Name+c.Detail, podman) && c.Status != "ok" {
+			t.Errorf("flatnet check on the bridge network's directory: %+v", c)
+		}
 	}
 
 	// A table explains it; the discovered network stays.

@@ -339,6 +339,12 @@ func TestRunTimeNetwork(t *testing.T) {
 	if ok, full := r.step(); !ok || full {
 		t.Errorf("an entry that changes nothing: ok %v, full %v", ok, full)
 	}
+	// An entry libcni could not have written is said by that update pass.
+	r.write(t, filepath.Join(r.cacheDir, "results", "junk-c1-eth0"), `{"kind":"cniCacheV1"}`)
+	r.d.p.marks.file(filepath.Join(r.cacheDir, "results"), "junk-c1-eth0")
+	if ok, full := r.step(); !ok || full || !strings.Contains(r.log.String(), "junk-c1-eth0") {
+		t.Errorf("a junk entry: ok %v, full %v, said: %v", ok, full, strings.Contains(r.log.String(), "junk-c1-eth0"))
+	}
 }
 
 // TestUnexplainedDirectory: a directory of the state root that no

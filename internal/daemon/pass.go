@@ -129,6 +129,7 @@ func (p *pass) run(m marked) (ok, full bool) {
 // makes it a full pass, as do cache entries that change the networks.
 func (p *pass) update(m *marked) (ok, full bool) {
 	if len(m.cache) > 0 {
+		names := p.names
 		p.readCaches(m.cache)
 		p.combine()
 		nets, found := reconcile.Resolve(p.cfg, p.cniNets, p.snap)
@@ -136,13 +137,14 @@ func (p *pass) update(m *marked) (ok, full bool) {
 			m.why = "a network came or went in libcni's cache"
 			return p.full(*m), true // everything anew
 		}
-		p.found = found
-		if !slices.Equal(p.unexplained(nets), p.unknown) {
-			// A network of another plugin came or went (a name explains a
-			// directory, or no longer): the watches change.
+		if !slices.Equal(names, p.names) && !slices.Equal(p.unexplained(nets), p.unknown) {
+			// A network of another plugin came or went (its name explains
+			// a directory, or no longer does): the watches change.
 			m.why = "a network's name came or went in libcni's cache"
 			return p.full(*m), true
 		}
+		p.found = found
+		p.node.SetFound(slices.Concat(found, p.cniFound, p.unmatched))
 	}
 	var changed []netip.Addr
 	for dir := range m.names {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -15,13 +16,35 @@ import (
 // Watcher watches a set of directories, each of which may not exist yet,
 // and reports changes in them. It reports (dir, name) for a change to one
 // entry and (dir, "") when the whole directory must be read again.
+//
+// inotify watches inodes, and fsnotify keeps one path per watch: adding a
+// path whose directory is already watched under another path (a directory
+// renamed, default -> default.away, while both paths are wanted) returns
+// the old watch, still named by the old path, and fsnotify removes it when
+// it reads the rename's IN_MOVE_SELF. So the watcher drops a watch itself
+// as soon as an event says its path was renamed or removed, and before it
+// adds a path, drops any watched path that named the same directory and no
+// longer does. (Two live paths of one directory, through a symlink, still
+// share one watch, whose events name the first.)
 type Watcher struct {
 	fs     *fsnotify.Watcher
 	notify func(dir, name string)
 
 	mu      sync.Mutex
-	want    map[string]bool // the directories asked for
-	watched map[string]bool // paths with an inotify watch: wanted dirs or their ancestors
+	want    map[string]bool   // the directories asked for
+	watched map[string]fileID // paths with an inotify watch (wanted dirs or their ancestors), with the directory watched
+}
+
+// fileID names a directory whatever its path.
+type fileID struct{ dev, ino uint64 }
+
+// idOf returns the fileID of path's directory.
+func idOf(path string) (fileID, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fileID{}, false
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
 // NewWatcher starts an inotify instance; notify is called from the
@@ -31,7 +54,7 @@ func NewWatcher(notify func(dir, name string)) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{fs: w, notify: notify, want: map[string]bool{}, watched: map[string]bool{}}, nil
+	return &Watcher{fs: w, notify: notify, want: map[string]bool{}, watched: map[string]fileID{}}, nil
 }
 
 // Set makes dirs the directories watched. Directories newly watched are
@@ -54,14 +77,20 @@ func (w *Watcher) syncLocked() error {
 	var errs []error
 	for d := range w.want {
 		for p, tries := d, 0; ; p = filepath.Dir(p) {
-			if w.watched[p] {
+			if _, ok := w.watched[p]; ok {
 				need[p] = true
 				break
+			}
+			id, _ := idOf(p)
+			for q, qid := range w.watched {
+				if now, _ := idOf(q); qid == id && id != (fileID{}) && now != id {
+					w.drop(q) // the same directory under the name it had
+				}
 			}
 			err := w.fs.Add(p)
 			if err == nil {
 				need[p] = true
-				w.watched[p] = true
+				w.watched[p] = id
 				if p == d {
 					w.notify(d, "") // new watch: read what is already there
 					break
@@ -83,11 +112,16 @@ func (w *Watcher) syncLocked() error {
 	}
 	for p := range w.watched {
 		if !need[p] {
-			_ = w.fs.Remove(p) // may already be gone with its directory
-			delete(w.watched, p)
+			w.drop(p)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// drop removes path's watch; it may already be gone with its directory.
+func (w *Watcher) drop(path string) {
+	_ = w.fs.Remove(path)
+	delete(w.watched, path)
 }
 
 // Run handles events until ctx is done.
@@ -122,7 +156,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	defer w.mu.Unlock()
 	path := filepath.Clean(ev.Name)
 	dir, name := filepath.Dir(path), filepath.Base(path)
-	if w.want[dir] && w.watched[dir] {
+	if _, ok := w.watched[dir]; ok && w.want[dir] {
 		w.notify(dir, name)
 	}
 	// The event may concern a wanted directory itself or one of its
@@ -132,13 +166,13 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		if d == path || strings.HasPrefix(d, path+"/") {
 			structural = true
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				delete(w.watched, d)
+				w.drop(d)
 				w.notify(d, "") // gone: its allocations are gone too
 			}
 		}
 	}
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-		delete(w.watched, path)
+		w.drop(path)
 	}
 	if structural {
 		_ = w.syncLocked()

@@ -2,6 +2,7 @@ package statedir
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,7 +35,7 @@ func waitWatched(t *testing.T, w *Watcher, dir string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		w.mu.Lock()
-		ok := w.watched[dir]
+		_, ok := w.watched[dir]
 		w.mu.Unlock()
 		if ok {
 			return
@@ -137,5 +138,44 @@ func waitAll(t *testing.T, ch <-chan note, what string, want ...note) {
 		case <-deadline:
 			t.Fatalf("%s: notes %v; missing %v", what, got, missing())
 		}
+	}
+}
+
+// TestWatcherRenameBetweenWanted: one directory renamed back and forth
+// between two wanted paths (a state directory renamed away and back while
+// flatnet watches both names) stays watched under its current name: a file
+// written after each rename is reported. inotify watches the inode, and a
+// watch left under the old name made the new name's events go missing.
+func TestWatcherRenameBetweenWanted(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "default"), filepath.Join(root, "default.away")
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan note, 1000)
+	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	if err := w.Set([]string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, ch, "the watch", note{a, ""})
+	from, to := a, b
+	for i := range 30 {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+		waitAll(t, ch, fmt.Sprintf("rename %d", i), note{to, ""})
+		waitWatched(t, w, to)
+		name := fmt.Sprintf("192.168.1.%d", i+2)
+		if err := os.WriteFile(filepath.Join(to, name), []byte("id"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitAll(t, ch, fmt.Sprintf("a file after rename %d", i), note{to, name})
+		from, to = to, from
 	}
 }

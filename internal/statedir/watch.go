@@ -118,10 +118,13 @@ func (w *Watcher) syncLocked() error {
 	return errors.Join(errs...)
 }
 
-// drop removes path's watch; it may already be gone with its directory.
+// drop removes path's watch, when it has one (it may already be gone
+// with its directory); a file of a watched directory has none.
 func (w *Watcher) drop(path string) {
-	_ = w.fs.Remove(path)
-	delete(w.watched, path)
+	if _, ok := w.watched[path]; ok {
+		_ = w.fs.Remove(path)
+		delete(w.watched, path)
+	}
 }
 
 // Run handles events until ctx is done.

@@ -44,20 +44,28 @@ func waitWatched(t *testing.T, w *Watcher, dir string) {
 	t.Fatalf("%s never watched", dir)
 }
 
-func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
-	root := t.TempDir()
-	dir := filepath.Join(root, "networks", "default")
-	ch := make(chan note, 100)
+// startWatcher runs a Watcher of dirs until the test ends; its notes
+// arrive on the channel.
+func startWatcher(t *testing.T, dirs ...string) (*Watcher, <-chan note) {
+	t.Helper()
+	ch := make(chan note, 1000)
 	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go w.Run(ctx)
-	if err := w.Set([]string{dir}); err != nil {
+	if err := w.Set(dirs); err != nil {
 		t.Fatal(err)
 	}
+	return w, ch
+}
+
+func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "networks", "default")
+	w, ch := startWatcher(t, dir)
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -100,17 +108,7 @@ func TestWatcherOverflow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch := make(chan note, 100)
-	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
-	if err := w.Set([]string{a, b}); err != nil {
-		t.Fatal(err)
-	}
+	w, ch := startWatcher(t, a, b)
 	// The new watches announce their directories, in no set order.
 	waitAll(t, ch, "the new watches", note{a, ""}, note{b, ""})
 	w.fs.Errors <- fsnotify.ErrEventOverflow
@@ -152,17 +150,7 @@ func TestWatcherRenameBetweenWanted(t *testing.T) {
 	if err := os.Mkdir(a, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan note, 1000)
-	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
-	if err := w.Set([]string{a, b}); err != nil {
-		t.Fatal(err)
-	}
+	w, ch := startWatcher(t, a, b)
 	waitAll(t, ch, "the watch", note{a, ""})
 	from, to := a, b
 	for i := range 30 {

@@ -81,11 +81,9 @@ func (w *Watcher) syncLocked() error {
 				need[p] = true
 				break
 			}
-			id, _ := idOf(p)
-			for q, qid := range w.watched {
-				if now, _ := idOf(q); qid == id && id != (fileID{}) && now != id {
-					w.drop(q) // the same directory under the name it had
-				}
+			id, exists := idOf(p)
+			if exists {
+				w.dropRenamed(id)
 			}
 			err := w.fs.Add(p)
 			if err == nil {
@@ -116,6 +114,20 @@ func (w *Watcher) syncLocked() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dropRenamed drops the watches of paths that named directory id and no
+// longer do: it was renamed while watched, and adding its new name would
+// get the old watch back (see Watcher).
+func (w *Watcher) dropRenamed(id fileID) {
+	for q, qid := range w.watched {
+		if qid != id {
+			continue
+		}
+		if now, _ := idOf(q); now != id {
+			w.drop(q)
+		}
+	}
 }
 
 // drop removes path's watch, when it has one (it may already be gone

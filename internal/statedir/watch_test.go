@@ -167,3 +167,39 @@ func TestWatcherRenameBetweenWanted(t *testing.T) {
 		from, to = to, from
 	}
 }
+
+// TestWatcherRenamedBeforeItsEvent: a directory renamed to another wanted
+// name, and that name added before the watcher has read the rename's
+// events (a pass that lists the state root can come first), gets a watch
+// of its own: adding it drops the watch still held under the old name.
+// Run starts only after, so the order is certain: fsnotify reads no
+// further than the first event until someone receives it.
+func TestWatcherRenamedBeforeItsEvent(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "default"), filepath.Join(root, "default.away")
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan note, 1000)
+	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set([]string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set([]string{a, b}); err != nil { // b exists now: watched
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	waitAll(t, ch, "the renamed directory", note{b, ""})
+	if err := os.WriteFile(filepath.Join(b, "192.168.1.2"), []byte("id"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, ch, "a file in the renamed directory", note{b, "192.168.1.2"})
+}

@@ -151,6 +151,9 @@ func checkNetwork(t *testing.T, n Network) {
 		if r.Gateway.IsValid() && !s.Contains(r.Gateway) {
 			t.Fatalf("range %v: gateway outside the subnet", r)
 		}
+		if !r.Contains(r.Start) || !r.Contains(r.End) {
+			t.Fatalf("range %v does not contain its own ends", r)
+		}
 	}
 }
 

@@ -136,19 +136,7 @@ func TestDiscoverCacheGolden(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			d, cache := readCase(t, dir)
 			got := renderEntries(cache) + renderDiscovery(d)
-			golden := dir + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("DiscoverAll(%s):\n--- got\n%s--- want\n%s", dir, got, want)
-			}
+			golden(t, dir+".golden", got, "DiscoverAll("+dir+")")
 		})
 	}
 	if n < 5 {

@@ -51,23 +51,29 @@ func TestDiscoverGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := render(Discover(files))
-			golden := dir + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("Discover(%s):\n--- got\n%s--- want\n%s", dir, got, want)
-			}
+			golden(t, dir+".golden", got, "Discover("+dir+")")
 		})
 	}
 	if n < 4 {
 		t.Fatalf("found %d golden cases, want at least 4", n)
+	}
+}
+
+// golden compares got with the golden file path (rewritten first with
+// -update); what names the call that made got.
+func golden(t *testing.T, path, got, what string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s:\n--- got\n%s--- want\n%s", what, got, want)
 	}
 }
 

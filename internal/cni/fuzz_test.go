@@ -37,36 +37,10 @@ func FuzzDiscover(f *testing.F) {
 			if n.File != "10-a.conflist" && n.File != "20-b.conf" && n.File != "30-c.json" {
 				t.Fatalf("network from file %q", n.File)
 			}
-			if n.Master != "" && config.ValidIfName(n.Master) != nil {
-				t.Fatalf("invalid master %q", n.Master)
-			}
-			if n.DataDir != "" && (!filepath.IsAbs(n.DataDir) || filepath.Clean(n.DataDir) != n.DataDir) {
-				t.Fatalf("bad dataDir %q", n.DataDir)
-			}
-			base := n.DataDir
-			if base == "" {
-				base = "/var/lib/cni/networks"
-			}
-			if dir := filepath.Join(cmp.Or(n.DataDir, "/var/lib/cni/networks"), n.Name); filepath.Dir(dir) != base || filepath.Base(dir) != n.Name {
+			checkNetwork(t, n)
+			base := cmp.Or(n.DataDir, "/var/lib/cni/networks")
+			if dir := filepath.Join(base, n.Name); filepath.Dir(dir) != base || filepath.Base(dir) != n.Name {
 				t.Fatalf("state dir %q is not <dataDir>/<name>", dir)
-			}
-			if len(n.Ranges) == 0 {
-				t.Fatalf("network %q without ranges", n.Name)
-			}
-			for _, r := range n.Ranges {
-				s := r.Subnet
-				if !s.IsValid() || s.Masked() != s || s.Addr().Is4In6() {
-					t.Fatalf("bad subnet in %v", r)
-				}
-				if !s.Contains(r.Start) || !s.Contains(r.End) || r.End.Less(r.Start) {
-					t.Fatalf("range %v: start and end not ordered inside the subnet", r)
-				}
-				if r.Gateway.IsValid() && !s.Contains(r.Gateway) {
-					t.Fatalf("range %v: gateway outside the subnet", r)
-				}
-				if !r.Contains(r.Start) || !r.Contains(r.End) {
-					t.Fatalf("range %v does not contain its own ends", r)
-				}
 			}
 		}
 		for _, p := range problems {

@@ -150,8 +150,9 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-// fixCommand is the command a fix starts with, up to the explanation.
-func fixCommand(t testing.TB, fix string) []string {
+// applyFix runs, in the node, the command a fix starts with (up to the
+// explanation), as an operator would paste it.
+func applyFix(t testing.TB, l *lab.Lab, fix string) {
 	t.Helper()
 	cmd := fix
 	for _, sep := range []string{" (", " — ", ";", ", and"} {
@@ -163,7 +164,10 @@ func fixCommand(t testing.TB, fix string) []string {
 	if len(argv) == 0 || (argv[0] != "sysctl" && argv[0] != "ip") {
 		t.Fatalf("fix %q does not start with a command", fix)
 	}
-	return argv
+	t.Logf("applying the fix: %s", strings.Join(argv, " "))
+	if _, err := l.Exec(l.Node, argv...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // podPingsNode is whether a pod can open a conversation with the node:
@@ -354,11 +358,7 @@ func TestCheckARPIgnore(t *testing.T) {
 	c := mustCheck(t, r, "arp_ignore eno1.host", "fail", "arp_ignore 1", "all 1")
 	onlyProblems(t, r, "arp_ignore eno1.host")
 
-	argv := fixCommand(t, c.Fix)
-	t.Logf("applying the fix: %s", strings.Join(argv, " "))
-	if _, err := l.Exec(l.Node, argv...); err != nil {
-		t.Fatal(err)
-	}
+	applyFix(t, l, c.Fix)
 	if err := podPingsNode(t, l, p); err != nil {
 		t.Errorf("after the fix the pod still cannot reach the node: %v", err)
 	}
@@ -399,11 +399,7 @@ func TestCheckStrictRPFilterRouted(t *testing.T) {
 	mustCheck(t, r, "cni 00-default.conflist", "warn", "does not hold eno1's address")
 	onlyProblems(t, r, "rp_filter default", "cni 00-default.conflist")
 
-	argv := fixCommand(t, c.Fix)
-	t.Logf("applying the fix: %s", strings.Join(argv, " "))
-	if _, err := l.Exec(l.Node, argv...); err != nil {
-		t.Fatal(err)
-	}
+	applyFix(t, l, c.Fix)
 	if err := podPingsNode(t, l, p); err != nil {
 		t.Errorf("after the fix the pod still cannot reach the node: %v", err)
 	}
@@ -475,11 +471,7 @@ func TestCheckDriftWhileStopped(t *testing.T) {
 	out, _ := runFlatnet(t, l, "status", "--json")
 	checkStatusShape(t, out)
 
-	argv := fixCommand(t, foreign.Fix)
-	t.Logf("applying the fix: %s", strings.Join(argv, " "))
-	if _, err := l.Exec(l.Node, argv...); err != nil {
-		t.Fatal(err)
-	}
+	applyFix(t, l, foreign.Fix)
 	if err := os.Remove(leaked); err != nil {
 		t.Fatal(err)
 	}

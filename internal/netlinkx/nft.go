@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/google/nftables"
@@ -33,9 +34,16 @@ import (
 //   - google/nftables reads a chain's hook number back but not its device
 //     (NFTA_HOOK_DEV is only written), so flatnet names each chain after
 //     the master it is bound to and reads the master from the name.
-//   - A batch is one transaction: "add table; delete table; add table ..."
-//     replaces the table atomically, and a batch with any failing message
-//     commits nothing and notifies no one, which is what ProbeFilter uses.
+//   - A batch is one transaction: "delete chain X; add chain X ..."
+//     replaces a chain in one commit, as "add table; delete table; add
+//     table ..." (what flatnet wrote before its mark) replaced the table,
+//     and a batch with any failing message commits nothing and notifies
+//     no one, which is what ProbeFilter uses.
+//   - So whose a chain is can only be told from its shape and its rules:
+//     an egress chain someone else binds to another device under a
+//     master's name looks like flatnet's. Tables are told apart by
+//     flatnet's mark, their comment, which google/nftables cannot handle:
+//     see nft_table.go.
 
 // nftConn opens a connection to nf_tables in this network namespace.
 func nftConn() (*nftables.Conn, error) {
@@ -83,6 +91,44 @@ func ProbeFilter() error {
 	return fmt.Errorf("probing nftables: %w", err)
 }
 
+// nftTable is flatnet's table as read: its handle and userdata, and its
+// chains with their rules.
+type nftTable struct {
+	tableInfo
+	chains []nftChain
+}
+
+// nftChain is a chain of the table, with its rules.
+type nftChain struct {
+	*nftables.Chain
+	rules []*nftables.Rule
+}
+
+// readTable reads the table named reconcile.FilterTable: nil when there
+// is none (or no nf_tables at all).
+func readTable(c *nftables.Conn) (*nftTable, error) {
+	info, err := getTable()
+	if err != nil || info == nil {
+		return nil, err
+	}
+	t := &nftTable{tableInfo: *info}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return nil, fmt.Errorf("listing nftables chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != reconcile.FilterTable {
+			continue
+		}
+		rules, err := c.GetRules(filterTable(), ch)
+		if err != nil {
+			return nil, fmt.Errorf("listing the rules of chain %s: %w", ch.Name, err)
+		}
+		t.chains = append(t.chains, nftChain{Chain: ch, rules: rules})
+	}
+	return t, nil
+}
+
 // readFilter reads flatnet's table: nil when there is none (or no
 // nf_tables at all).
 func readFilter() (*reconcile.Filter, error) {
@@ -90,40 +136,87 @@ func readFilter() (*reconcile.Filter, error) {
 	if err != nil {
 		return nil, nil
 	}
-	t := filterTable()
-	if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
-		if isNotFound(err) || errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("reading nftables table %s: %w", t.Name, err)
-	}
-	chains, err := c.ListChainsOfTableFamily(t.Family)
+	t, err := readTable(c)
 	if err != nil {
-		return nil, fmt.Errorf("listing nftables chains: %w", err)
+		return nil, err
 	}
-	f := &reconcile.Filter{}
-	for _, ch := range chains {
-		if ch.Table == nil || ch.Table.Name != t.Name {
-			continue
-		}
-		if ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookEgress {
-			f.Other = true
-			continue
-		}
-		rules, err := c.GetRules(t, ch)
-		if err != nil {
-			return nil, fmt.Errorf("listing the rules of chain %s: %w", ch.Name, err)
-		}
-		for _, r := range rules {
-			mac, packets, ok := parseDrop(r.Exprs)
+	f, _ := judge(t)
+	return f, nil
+}
+
+// flatnetMark reports whether a comment is flatnet's mark.
+func flatnetMark(comment string, ok bool) bool {
+	return ok && strings.HasPrefix(comment, reconcile.FilterMark)
+}
+
+// judge tells whose the table t is and what of it is flatnet's (see
+// reconcile.Filter): the Filter, and the names of flatnet's chains. nil
+// for no table.
+func judge(t *nftTable) (*reconcile.Filter, map[string]bool) {
+	if t == nil {
+		return nil, nil
+	}
+	f, ours := &reconcile.Filter{}, map[string]bool{}
+	if flatnetMark(udataComment(t.udata)) {
+		for _, ch := range t.chains {
+			drops, ok := flatnetChain(ch, true)
 			if !ok {
-				f.Other = true
+				f.Other = append(f.Other, ch.Name)
 				continue
 			}
-			f.Drops = append(f.Drops, reconcile.Drop{Master: ch.Name, MAC: mac, Packets: packets})
+			ours[ch.Name] = true
+			f.Drops = append(f.Drops, drops...)
 		}
+		slices.Sort(f.Other)
+		return f, ours
 	}
-	return f, nil
+	// No mark: the table of an older flatnet (every chain one it made,
+	// none empty, and no userdata at all), or not flatnet's.
+	legacy := len(t.udata) == 0 && len(t.chains) > 0
+	var all []reconcile.Drop
+	for _, ch := range t.chains {
+		drops, ok := flatnetChain(ch, false)
+		if !ok || len(drops) == 0 {
+			legacy = false
+			break
+		}
+		all = append(all, drops...)
+	}
+	if !legacy {
+		return &reconcile.Filter{Foreign: true}, nil
+	}
+	for _, ch := range t.chains {
+		ours[ch.Name] = true
+	}
+	return &reconcile.Filter{Drops: all, Legacy: true}, ours
+}
+
+// flatnetChain reads ch as a chain flatnet made: an egress filter chain
+// of flatnet's shape whose rules are all flatnet's drops (marked ones
+// when marked), with the master the chain's name. ok is false for any
+// other chain.
+func flatnetChain(ch nftChain, marked bool) (drops []reconcile.Drop, ok bool) {
+	if !egressChain(ch.Chain) {
+		return nil, false
+	}
+	for _, r := range ch.rules {
+		mac, packets, ok := parseDrop(r.Exprs)
+		if !ok || marked && !flatnetMark(udataComment(r.UserData)) {
+			return nil, false
+		}
+		drops = append(drops, reconcile.Drop{Master: ch.Name, MAC: mac, Packets: packets})
+	}
+	return drops, true
+}
+
+// egressChain reports whether ch is a base chain as flatnet makes them:
+// type filter, hook egress, priority filter (0), policy accept.
+// google/nftables does not read a chain's device back (see above).
+func egressChain(ch *nftables.Chain) bool {
+	return ch.Type == nftables.ChainTypeFilter &&
+		ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookEgress &&
+		ch.Priority != nil && *ch.Priority == *nftables.ChainPriorityFilter &&
+		(ch.Policy == nil || *ch.Policy == nftables.ChainPolicyAccept)
 }
 
 // dropExprs is the rule `ether saddr MAC counter drop`, as nft(8) writes
@@ -182,37 +275,95 @@ func parseDrop(es []expr.Any) (mac string, packets uint64, ok bool) {
 	return got.String(), packets, true
 }
 
-// setFilter makes flatnet's table hold exactly drops, in one transaction;
-// with none, the table goes.
+// setFilter makes flatnet's chains in flatnet's table hold exactly drops,
+// and touches nothing else: another party's chain stays as it is, and a
+// table flatnet did not make (Foreign) is an error, never written. The
+// chains are written in one transaction: each of flatnet's chains wanted
+// is deleted and made anew in it, so no master that keeps a drop is ever
+// without its filter; flatnet's chains not wanted go. The table is made,
+// with its mark, when there is none (an empty table of its own first: it
+// has no effect on traffic), and deleted when it is left without a chain.
+//
+// What cannot be helped: between reading the table and writing it, a
+// chain another party adds to flatnet's table is deleted with the table
+// when flatnet deletes it (the kernel has no "delete if empty").
 func setFilter(drops []reconcile.Drop) error {
+	var masters []string
+	for _, d := range drops {
+		if _, err := net.ParseMAC(d.MAC); err != nil {
+			return fmt.Errorf("filter for %s: %w", d.Master, err)
+		}
+		if !slices.Contains(masters, d.Master) {
+			masters = append(masters, d.Master)
+		}
+	}
 	c, err := nftConn()
 	if err != nil {
 		return err
 	}
-	t := filterTable()
-	c.AddTable(t)
-	c.DelTable(t)
-	if len(drops) > 0 {
-		c.AddTable(t)
-		chains := map[string]*nftables.Chain{}
-		for _, d := range drops {
-			mac, err := net.ParseMAC(d.MAC)
-			if err != nil {
-				return fmt.Errorf("filter for %s: %w", d.Master, err)
-			}
-			ch := chains[d.Master]
-			if ch == nil {
-				ch = c.AddChain(&nftables.Chain{
-					Name: d.Master, Table: t, Type: nftables.ChainTypeFilter,
-					Hooknum: nftables.ChainHookEgress, Priority: nftables.ChainPriorityFilter, Device: d.Master,
-				})
-				chains[d.Master] = ch
-			}
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: dropExprs(mac)})
+	t, err := readTable(c)
+	if err != nil {
+		return err
+	}
+	f, ours := judge(t)
+	if f != nil && f.Foreign {
+		return fmt.Errorf("nftables table netdev %s was not made by flatnet: left alone", reconcile.FilterTable)
+	}
+	for _, m := range masters {
+		if f != nil && slices.Contains(f.Other, m) {
+			return fmt.Errorf("chain %s in nftables table netdev %s was not made by flatnet: left alone, %s gets no filter", m, reconcile.FilterTable, m)
 		}
 	}
+	switch {
+	case t == nil:
+		if len(drops) == 0 {
+			return nil
+		}
+		if err := tableBatch(nil, true); err != nil {
+			return fmt.Errorf("creating nftables table netdev %s: %w", reconcile.FilterTable, err)
+		}
+	case f.Legacy:
+		// An older flatnet's table gets the mark by being made anew (the
+		// kernel never changes a table's userdata), then its chains in the
+		// next transaction: between the two, once after an upgrade, the
+		// masters go unfiltered. (Deleting that table, every chain of which
+		// flatnet made, touches no one else's.)
+		if err := tableBatch(&t.tableInfo, len(drops) > 0); err != nil {
+			return fmt.Errorf("making nftables table netdev %s anew with flatnet's mark: %w", reconcile.FilterTable, err)
+		}
+		if len(drops) == 0 {
+			return nil
+		}
+		t = nil
+	}
+	tbl := filterTable()
+	switch {
+	case t == nil: // made just now, empty
+	case len(drops) == 0 && len(f.Other) == 0:
+		c.DelTable(tbl) // only flatnet's chains in it: it goes with them
+	default:
+		for _, ch := range t.chains {
+			if ours[ch.Name] {
+				// The wanted ones are made anew below, in this transaction.
+				c.DelChain(&nftables.Chain{Name: ch.Name, Table: tbl})
+			}
+		}
+	}
+	chains := map[string]*nftables.Chain{}
+	for _, d := range drops {
+		mac, _ := net.ParseMAC(d.MAC)
+		ch := chains[d.Master]
+		if ch == nil {
+			ch = c.AddChain(&nftables.Chain{
+				Name: d.Master, Table: tbl, Type: nftables.ChainTypeFilter,
+				Hooknum: nftables.ChainHookEgress, Priority: nftables.ChainPriorityFilter, Device: d.Master,
+			})
+			chains[d.Master] = ch
+		}
+		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: dropExprs(mac), UserData: commentUdata(reconcile.FilterRuleComment)})
+	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("writing nftables table %s: %w", t.Name, err)
+		return fmt.Errorf("writing nftables table netdev %s: %w", reconcile.FilterTable, err)
 	}
 	return nil
 }

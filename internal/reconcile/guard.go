@@ -3,6 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -106,24 +107,107 @@ type Drop struct {
 
 func (d Drop) key() string { return d.Master + " " + d.MAC }
 
-// Filter is flatnet's nftables table as read from the kernel.
+// flatnet's mark on its table: FilterComment, the table's comment as
+// nft(8) shows it (kept in the table's userdata, which the kernel stores
+// from Linux 5.10, long before the egress hook). A table named
+// [FilterTable] whose comment does not start with FilterMark is not
+// flatnet's (but see [Filter]'s Legacy). Each of flatnet's rules carries
+// FilterRuleComment, which starts with FilterMark too.
+const (
+	FilterMark        = "flatnet:"
+	FilterComment     = FilterMark + " LAN guard of its shims; flatnet teardown removes it"
+	FilterRuleComment = FilterMark + " shim"
+)
+
+// Filter is the nftables table named [FilterTable] as read from the
+// kernel, as flatnet sees it: whose it is, flatnet's rules in it, and
+// what else it holds.
+//
+// A chain flatnet made is an egress filter chain (type filter, hook
+// egress, priority filter, policy accept) named after its master, whose
+// rules are all flatnet's drops (`ether saddr MAC counter drop`, marked
+// with [FilterRuleComment]; unmarked in a Legacy table).
 type Filter struct {
-	// Drops are the rules flatnet recognises, by master then MAC.
+	// Drops are flatnet's rules, in flatnet's chains, by chain then rule.
+	// Empty when Foreign.
 	Drops []Drop
-	// Other is set when the table holds anything else (a chain or rule
-	// flatnet would not have written): the table is written anew.
-	Other bool
+	// Foreign: the table is not flatnet's. It lacks flatnet's mark and is
+	// not a Legacy table either. flatnet never writes or deletes it, and
+	// cannot put its egress filter in place while it is there.
+	Foreign bool
+	// Legacy: the table an older flatnet wrote, before the mark: no mark
+	// (no userdata at all), at least one chain, and every chain one that
+	// flatnet made holding at least one drop (unmarked). Its chains are
+	// flatnet's; the next write makes the table anew, with the mark.
+	Legacy bool
+	// Other names the chains in flatnet's (marked) table that flatnet did
+	// not make: a chain that is not an egress chain of flatnet's shape, or
+	// that holds any rule that is not one of flatnet's marked drops.
+	// Sorted. flatnet leaves them alone, keeps the table while they are
+	// there, and does not filter a master whose name one of them holds.
+	Other []string
 }
 
-// FilterScript prints drops as the nft(8) commands that make flatnet's
-// table hold exactly them, replacing what it held in one transaction (no
-// moment without the filter); with no drops, the table is deleted.
+// FilterFinding is what the table gives to report: the table itself
+// (Chain "") or one chain in it. Each message names what to do.
+type FilterFinding struct {
+	Level slog.Level
+	Chain string
+	Msg   string
+}
+
+// FilterFindings returns what must be reported about the table f read
+// with guard g: a Foreign table is an error while flatnet wants its
+// filter there (with another guard it is in no one's way and says
+// nothing); each chain flatnet did not make in its own table is a warning.
+func FilterFindings(f *Filter, g Guard) []FilterFinding {
+	if f == nil {
+		return nil
+	}
+	var out []FilterFinding
+	if f.Foreign && g == GuardFilter {
+		out = append(out, FilterFinding{Level: slog.LevelError, Msg: fmt.Sprintf(
+			"nftables table netdev %[1]s was not made by flatnet (it lacks flatnet's mark, a comment starting %[2]q): flatnet leaves it alone and cannot put its egress filter in place, so the shims' frames reach the LAN; "+
+				"remove it (nft delete table netdev %[1]s) if nothing else uses it, or set lan_guard = \"address\" in flatnet.toml (then systemctl reload flatnet)",
+			FilterTable, FilterMark)})
+	}
+	for _, ch := range f.Other {
+		out = append(out, FilterFinding{Level: slog.LevelWarn, Chain: ch, Msg: fmt.Sprintf(
+			"nftables chain %[2]q in flatnet's table netdev %[1]s was not made by flatnet (not an egress chain of flatnet's, or it holds a rule flatnet did not write): flatnet leaves it alone and keeps the table while it is there, "+
+				"and a NIC of that name gets no egress filter from flatnet; move what it does to a table of your own and delete it (nft delete chain netdev %[1]s %[2]s)",
+			FilterTable, ch)})
+	}
+	return out
+}
+
+// FilterScript prints drops as the nft(8) commands that do what the
+// SetFilter op does: flatnet's table (made with its comment when there is
+// none) gets exactly these chains, each deleted and made anew in one
+// transaction (no moment without the filter); chains of other parties in
+// the table are left alone. What the commands cannot say, since it
+// depends on what the table holds when the op runs, follows as a shell
+// comment. With no drops: flatnet's chains go, and the table with them
+// when nothing else is left in it.
 func FilterScript(drops []Drop) string {
 	if len(drops) == 0 {
-		return "nft delete table netdev " + FilterTable
+		return fmt.Sprintf("nft delete table netdev %[1]s # or, while it holds chains flatnet did not make, only flatnet's (nft delete chain netdev %[1]s MASTER)", FilterTable)
+	}
+	var masters []string
+	for i, d := range drops {
+		if i == 0 || d.Master != drops[i-1].Master {
+			masters = append(masters, d.Master)
+		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "nft 'table netdev %[1]s {}; delete table netdev %[1]s; table netdev %[1]s {", FilterTable)
+	fmt.Fprintf(&b, "nft 'table netdev %s { comment %q;", FilterTable, FilterComment)
+	for _, m := range masters {
+		fmt.Fprintf(&b, " chain %s {};", m)
+	}
+	b.WriteString(" };")
+	for _, m := range masters {
+		fmt.Fprintf(&b, " delete chain netdev %s %s;", FilterTable, m)
+	}
+	fmt.Fprintf(&b, " table netdev %s {", FilterTable)
 	for i, d := range drops {
 		if i == 0 || d.Master != drops[i-1].Master {
 			if i > 0 {
@@ -131,9 +215,9 @@ func FilterScript(drops []Drop) string {
 			}
 			fmt.Fprintf(&b, ` chain %[1]s { type filter hook egress device "%[1]s" priority filter;`, d.Master)
 		}
-		fmt.Fprintf(&b, " ether saddr %s counter drop;", d.MAC)
+		fmt.Fprintf(&b, " ether saddr %s counter drop comment %q;", d.MAC, FilterRuleComment)
 	}
-	b.WriteString(" }; }'")
+	b.WriteString(" }; }' # flatnet's chains of other masters go too")
 	return b.String()
 }
 
@@ -142,12 +226,19 @@ func sortDrops(drops []Drop) {
 	slices.SortFunc(drops, func(a, b Drop) int { return cmp.Or(cmp.Compare(a.Master, b.Master), cmp.Compare(a.MAC, b.MAC)) })
 }
 
-// sameDrops reports whether the filter holds exactly want.
+// sameDrops reports whether the filter holds exactly want, as far as
+// flatnet's own rules go: other parties' chains never make flatnet write.
+// A Legacy table is never the same (it is to be made anew with the mark),
+// nor is a table of flatnet's holding nothing at all when nothing is
+// wanted (it is to go).
 func sameDrops(have *Filter, want []Drop) bool {
 	if have == nil {
 		return len(want) == 0
 	}
-	if have.Other || len(have.Drops) != len(want) {
+	if have.Legacy || len(have.Drops) != len(want) {
+		return false
+	}
+	if len(want) == 0 && !have.Foreign && len(have.Other) == 0 {
 		return false
 	}
 	keys := make(map[string]bool, len(want))
@@ -180,13 +271,21 @@ func guardOK(l Link, g Guard) bool {
 // planFilter plans the egress filter for the shims the plan uses: one drop
 // per usable shim when the guard is the filter, none otherwise. It goes
 // before any shim op, so a new shim is filtered before it first speaks.
+//
+// A Foreign table is never written (FilterFindings reports it), and a
+// master whose name a chain of another party holds in flatnet's table gets
+// no chain (that chain is reported, and left alone).
 func (p *Plan) planFilter(in Input, shims map[string]shimCheck) {
+	have := in.Snap.Filter
+	if have != nil && have.Foreign {
+		return
+	}
 	var want []Drop
 	if in.Guard == GuardFilter {
 		seen := map[string]bool{}
 		for _, n := range in.Networks {
 			sc := shims[n.Shim]
-			if !sc.usable || seen[n.Shim] {
+			if !sc.usable || seen[n.Shim] || (have != nil && slices.Contains(have.Other, n.Master)) {
 				continue
 			}
 			seen[n.Shim] = true
@@ -194,7 +293,7 @@ func (p *Plan) planFilter(in Input, shims map[string]shimCheck) {
 		}
 		sortDrops(want)
 	}
-	if sameDrops(in.Snap.Filter, want) {
+	if sameDrops(have, want) {
 		return
 	}
 	p.Ops = append(p.Ops, Op{Kind: SetFilter, Drops: want})

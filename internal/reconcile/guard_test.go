@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -31,14 +32,45 @@ func TestChooseGuard(t *testing.T) {
 
 func TestFilterScript(t *testing.T) {
 	got := FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}, {Master: "eno1", MAC: "02:00:00:00:00:02"}, {Master: "eno2.100", MAC: "02:00:00:00:00:03"}})
-	want := `nft 'table netdev flatnet {}; delete table netdev flatnet; table netdev flatnet {` +
-		` chain eno1 { type filter hook egress device "eno1" priority filter; ether saddr 02:68:e4:f9:d5:ec counter drop; ether saddr 02:00:00:00:00:02 counter drop; };` +
-		` chain eno2.100 { type filter hook egress device "eno2.100" priority filter; ether saddr 02:00:00:00:00:03 counter drop; }; }'`
+	want := `nft 'table netdev flatnet { comment "flatnet: LAN guard of its shims; flatnet teardown removes it"; chain eno1 {}; chain eno2.100 {}; };` +
+		` delete chain netdev flatnet eno1; delete chain netdev flatnet eno2.100; table netdev flatnet {` +
+		` chain eno1 { type filter hook egress device "eno1" priority filter; ether saddr 02:68:e4:f9:d5:ec counter drop comment "flatnet: shim"; ether saddr 02:00:00:00:00:02 counter drop comment "flatnet: shim"; };` +
+		` chain eno2.100 { type filter hook egress device "eno2.100" priority filter; ether saddr 02:00:00:00:00:03 counter drop comment "flatnet: shim"; }; }'` +
+		` # flatnet's chains of other masters go too`
 	if got != want {
 		t.Errorf("FilterScript:\n got %s\nwant %s", got, want)
 	}
-	if got := FilterScript(nil); got != "nft delete table netdev flatnet" {
-		t.Errorf("FilterScript(nil) = %q", got)
+	if got, want := FilterScript(nil), "nft delete table netdev flatnet # or, while it holds chains flatnet did not make, only flatnet's (nft delete chain netdev flatnet MASTER)"; got != want {
+		t.Errorf("FilterScript(nil) = %q, want %q", got, want)
+	}
+}
+
+// TestFilterFindings: a foreign table is an error while the guard is the
+// filter, each chain of another party in flatnet's table a warning; each
+// message says what to do.
+func TestFilterFindings(t *testing.T) {
+	if got := FilterFindings(nil, GuardFilter); got != nil {
+		t.Errorf("no table: %v", got)
+	}
+	if got := FilterFindings(filterOf("eno1", "02:68:e4:f9:d5:ec"), GuardFilter); got != nil {
+		t.Errorf("flatnet's table alone: %v", got)
+	}
+	got := FilterFindings(&Filter{Foreign: true}, GuardFilter)
+	if len(got) != 1 || got[0].Level != slog.LevelError || got[0].Chain != "" ||
+		!strings.Contains(got[0].Msg, "not made by flatnet") || !strings.Contains(got[0].Msg, "nft delete table netdev flatnet") || !strings.Contains(got[0].Msg, `lan_guard = "address"`) {
+		t.Errorf("foreign table: %+v", got)
+	}
+	if got := FilterFindings(&Filter{Foreign: true}, GuardAddress); got != nil {
+		t.Errorf("foreign table, flatnet not using it: %v", got)
+	}
+	got = FilterFindings(&Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Other: []string{"eno2", "fw"}}, GuardFilter)
+	if len(got) != 2 {
+		t.Fatalf("two other chains: %+v", got)
+	}
+	for i, ch := range []string{"eno2", "fw"} {
+		if got[i].Level != slog.LevelWarn || got[i].Chain != ch || !strings.Contains(got[i].Msg, "nft delete chain netdev flatnet "+ch) {
+			t.Errorf("other chain %s: %+v", ch, got[i])
+		}
 	}
 }
 
@@ -94,11 +126,36 @@ func TestComputeGuard(t *testing.T) {
 			want:   []string{FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}})},
 		},
 		{
-			name:   "filter: something else in the table, written anew",
+			name:   "filter: another party's chain in flatnet's table makes no write",
 			guard:  GuardFilter,
 			links:  []Link{eno1, guarded},
-			filter: &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Other: true},
+			filter: &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Other: []string{"fw"}},
+		},
+		{
+			name:   "filter: flatnet's chain gone, another party's there: flatnet's is written",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: &Filter{Other: []string{"fw"}},
 			want:   []string{FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}})},
+		},
+		{
+			name:   "filter: a chain of another party named after the master: no filter there",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: &Filter{Other: []string{"eno1"}},
+		},
+		{
+			name:   "filter: an older flatnet's table is written anew, with the mark",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Legacy: true},
+			want:   []string{FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}})},
+		},
+		{
+			name:   "filter: a table flatnet did not make is never written",
+			guard:  GuardFilter,
+			links:  []Link{eno1, guarded},
+			filter: &Filter{Foreign: true},
 		},
 		{
 			name:  "filter: a hand-made shim is guarded by its own MAC, proxy_delay 0",
@@ -148,7 +205,33 @@ func TestComputeGuard(t *testing.T) {
 			guard:  GuardAddress,
 			links:  []Link{eno1, addressed},
 			filter: filterOf("eno1", "02:68:e4:f9:d5:ec"),
-			want:   []string{"nft delete table netdev flatnet"},
+			want:   []string{FilterScript(nil)},
+		},
+		{
+			name:   "address: flatnet's empty table goes",
+			guard:  GuardAddress,
+			links:  []Link{eno1, addressed},
+			filter: &Filter{},
+			want:   []string{"nft delete table netdev flatnet # or, while it holds chains flatnet did not make, only flatnet's (nft delete chain netdev flatnet MASTER)"},
+		},
+		{
+			name:   "address: flatnet's table holding only another party's chain stays",
+			guard:  GuardAddress,
+			links:  []Link{eno1, addressed},
+			filter: &Filter{Other: []string{"fw"}},
+		},
+		{
+			name:   "address: an older flatnet's table goes",
+			guard:  GuardAddress,
+			links:  []Link{eno1, addressed},
+			filter: &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Legacy: true},
+			want:   []string{FilterScript(nil)},
+		},
+		{
+			name:   "address: a table flatnet did not make stays",
+			guard:  GuardAddress,
+			links:  []Link{eno1, addressed},
+			filter: &Filter{Foreign: true},
 		},
 		{
 			name:  "off: the address goes, nothing is filtered",
@@ -205,9 +288,35 @@ func TestTeardownGuard(t *testing.T) {
 		"ip addr del 192.0.0.8/32 dev eno3.host",
 		"ip -6 neigh del proxy fd00::6 dev eno4.host",
 		"ip link del eno1.host",
-		"nft delete table netdev flatnet",
+		FilterScript(nil),
 	}
 	if !slices.Equal(k.cmds, want) {
 		t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(want, "\n     "))
+	}
+}
+
+// TestTeardownFilterOwner: teardown removes flatnet's table (netlinkx
+// keeps it while another party's chain is in it) and never plans the
+// removal of a table flatnet did not make.
+func TestTeardownFilterOwner(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		filter *Filter
+		want   []string
+	}{
+		{"flatnet's, with another party's chain", &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Other: []string{"fw"}}, []string{FilterScript(nil)}},
+		{"an older flatnet's", &Filter{Drops: []Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}}, Legacy: true}, []string{FilterScript(nil)}},
+		{"not flatnet's", &Filter{Foreign: true}, nil},
+		{"none", nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &fakeKernel{}
+			if _, err := Apply(k, Teardown(&Snapshot{Links: []Link{eno1}, Filter: tt.filter})); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(k.cmds, tt.want) {
+				t.Errorf("ops:\n got %s\nwant %s", strings.Join(k.cmds, "\n     "), strings.Join(tt.want, "\n     "))
+			}
+		})
 	}
 }

@@ -559,6 +559,16 @@ func TestFaults(t *testing.T) {
 			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no egress filter drops eno1.host's frames on eno1", "rp_filter"}, fix: []string{"systemctl reload flatnet"}}},
 		},
 		{
+			name: "a table named flatnet that flatnet did not make",
+			mod:  func(s *scenario) { s.f.Snap.Filter = &reconcile.Filter{Foreign: true} },
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no egress filter drops eno1.host's frames on eno1", "not made by flatnet"}, fix: []string{"nft delete table netdev flatnet", `lan_guard = "address"`}}},
+		},
+		{
+			name: "another party's chain named after the master in flatnet's table",
+			mod:  func(s *scenario) { s.f.Snap.Filter = &reconcile.Filter{Other: []string{"eno1"}} },
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no egress filter drops eno1.host's frames on eno1", "chain eno1"}, fix: []string{"nft delete chain netdev flatnet eno1"}}},
+		},
+		{
 			name: "a kernel without netdev egress: the shim's own address",
 			mod: func(s *scenario) {
 				s.f.Guard, s.f.FilterErr, s.f.Snap.Filter = reconcile.GuardAddress, errors.New("the kernel has no nftables netdev egress hook"), nil

@@ -169,6 +169,12 @@ func (c *checker) lanGuard() {
 				}
 			}
 			switch {
+			case drop == nil && f.Snap.Filter != nil && f.Snap.Filter.Foreign:
+				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: nftables table netdev %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone", n.Shim, n.Master, reconcile.FilterTable),
+					fmt.Sprintf(`nft delete table netdev %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, reconcile.FilterTable, cmp.Or(f.Config.Path, config.DefaultPath)))
+			case drop == nil && f.Snap.Filter != nil && slices.Contains(f.Snap.Filter.Other, n.Master):
+				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: chain %s in nftables table netdev %s holds what flatnet did not write, and flatnet leaves it alone", n.Shim, n.Master, n.Master, reconcile.FilterTable),
+					fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain netdev %s %s), then systemctl reload flatnet", reconcile.FilterTable, n.Master))
 			case drop == nil:
 				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: when the node first reaches a pod, the shim's ARP request tells the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds", n.Shim, n.Master), restart)
 			case !l.ProxyDelay0:

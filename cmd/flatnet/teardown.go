@@ -42,7 +42,9 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 	// The shims flatnet uses but did not create stay, as do their routes if
 	// they are not flatnet's; only what flatnet added to them goes.
 	var adopted, left []string
+	var filter *reconcile.Filter
 	if o, oerr := inspect.Look(cfg, k); oerr == nil {
+		filter = o.Snap.Filter
 		for _, n := range o.Networks {
 			adopted = append(adopted, n.Shim)
 		}
@@ -72,6 +74,13 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 	}
 	for _, name := range left {
 		fmt.Fprintf(stdout, "left %s in place: flatnet did not create it (ip link del %s removes it)\n", name, name)
+	}
+	if filter != nil && filter.Foreign {
+		fmt.Fprintf(stdout, "left nftables table netdev %[1]s in place: flatnet did not create it (nft delete table netdev %[1]s removes it)\n", reconcile.FilterTable)
+	} else if filter != nil {
+		for _, ch := range filter.Other {
+			fmt.Fprintf(stdout, "left chain %[2]s in nftables table netdev %[1]s in place, and so the table: flatnet did not create it (nft delete chain netdev %[1]s %[2]s removes it)\n", reconcile.FilterTable, ch)
+		}
 	}
 	switch {
 	case len(done) == 0 && err == nil:

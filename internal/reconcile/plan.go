@@ -333,8 +333,8 @@ func routeRun(ops []Op, broken map[string]bool) int {
 // every route with its protocol; on shims it set up but did not make (those
 // holding [SenderAddr] or filtered by its table, and the names in adopted,
 // the configuration's shims when known), its address and the IPv6 proxy
-// entries; every shim with its alias; last, its nftables chains and table
-// (never a table or chain it did not make), once the shims it guards are gone.
+// entries; every shim with its alias; last, its nftables table, once the
+// shims it guards are gone.
 func Teardown(snap *Snapshot, adopted ...string) []Op {
 	var ops []Op
 	for _, r := range snap.Routes {

@@ -76,7 +76,7 @@ func sentinelName(err error) string {
 func readCase(t *testing.T, dir string) (Discovery, []CacheFile) {
 	t.Helper()
 	var files []File
-	if fs, err := ReadDir(filepath.Join(dir, "net.d")); err == nil {
+	if fs, err := readDir(filepath.Join(dir, "net.d")); err == nil {
 		files = fs
 	} else if !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func readCase(t *testing.T, dir string) (Discovery, []CacheFile) {
 		if !s.IsDir() || s.Name() == "net.d" {
 			continue
 		}
-		cf, err := ReadCache(filepath.Join(dir, s.Name()))
+		cf, err := readCache(filepath.Join(dir, s.Name())) // testdata: wherever the checkout is
 		if err != nil {
 			t.Fatal(err)
 		}

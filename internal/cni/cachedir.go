@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/flatnet/flatnet/internal/safepath"
 )
 
 // ReadCache reads the entries of one libcni cache directory: every file of
@@ -22,9 +24,28 @@ import (
 // A missing dir or results/ is an error wrapping fs.ErrNotExist: no runtime
 // has attached anything there yet, which the caller may take as "no
 // entries" (and watch for the directory to appear).
+//
+// A results/ directory that others than root can write is not read
+// (safepath.Check): the error matches ErrCacheUnreadable and
+// safepath.ErrUnsafe.
 func ReadCache(dir string) ([]CacheFile, error) {
 	results := filepath.Join(dir, CacheResultsDir)
+	if err := safepath.Check(results); err != nil {
+		return nil, fmt.Errorf("reading CNI cache: %w: %w", ErrCacheUnreadable, err)
+	}
+	return readCache(dir)
+}
+
+// readCache is ReadCache without the check of who can write the
+// directory.
+func readCache(dir string) ([]CacheFile, error) {
+	results := filepath.Join(dir, CacheResultsDir)
 	entries, err := os.ReadDir(results)
+	if errors.Is(err, fs.ErrNotExist) {
+		if herr := safepath.Missing(results); herr != nil {
+			return nil, fmt.Errorf("reading CNI cache: %w: %w", ErrCacheUnreadable, herr) // what it held stays
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading CNI cache: %w", err)
 	}

@@ -5,6 +5,9 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"github.com/flatnet/flatnet/internal/safepath"
 )
 
 // CacheSet is the daemon's copy of libcni's caches: the parsed entries of
@@ -31,7 +34,15 @@ func (s *CacheSet) ReadAll(dirs []string) {
 		files, err := ReadCache(dir)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
+				// Unreadable, or others can write it: what it said before
+				// holds, as for a half-written entry.
 				s.bad[dir] = Problem{File: dir, Err: err}
+				results := ResultsDir(dir) + string(filepath.Separator)
+				for path, e := range old {
+					if strings.HasPrefix(path, results) {
+						s.entries[path] = e
+					}
+				}
 			}
 			continue
 		}
@@ -43,7 +54,14 @@ func (s *CacheSet) ReadAll(dirs []string) {
 
 // ReadNames reads the files names of the results/ directory of cache
 // directory dir, for the events that named them.
+//
+// A results/ directory that others than root can write is not read
+// (safepath.Check): its entries stay as they were; the next whole read
+// (ReadAll) reports it.
 func (s *CacheSet) ReadNames(dir string, names []string) {
+	if safepath.Check(ResultsDir(dir)) != nil {
+		return
+	}
 	for _, name := range names {
 		f := ReadCacheFile(dir, name)
 		if errors.Is(f.Err, fs.ErrNotExist) {

@@ -46,7 +46,7 @@ func TestDiscoverGolden(t *testing.T) {
 		}
 		n++
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			files, err := ReadDir(dir)
+			files, err := readDir(dir) // testdata: wherever the checkout is
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/flatnet/flatnet/internal/safepath"
 )
 
 // MaxFileSize is the largest configuration file ReadDir reads. Real ones are
@@ -23,8 +25,24 @@ const MaxFileSize = 1 << 20
 //
 // A missing dir is an error wrapping fs.ErrNotExist, so the caller can
 // decide whether that means "no networks yet".
+//
+// A dir that others than root can write is not read (safepath.Check): the
+// configuration directory defines the node, and is root's.
 func ReadDir(dir string) ([]File, error) {
+	if err := safepath.Check(dir); err != nil {
+		return nil, fmt.Errorf("reading CNI config dir: %w", err)
+	}
+	return readDir(dir)
+}
+
+// readDir is ReadDir without the check of who can write dir.
+func readDir(dir string) ([]File, error) {
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if herr := safepath.Missing(dir); herr != nil {
+			return nil, fmt.Errorf("reading CNI config dir: %w", herr) // its networks stay
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading CNI config dir: %w", err)
 	}

@@ -32,6 +32,7 @@ import (
 	"sync"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/safepath"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,10 +62,21 @@ var batch = 4096
 // decide the memory used.
 // Files are read by as many goroutines as there are CPUs: at start-up with
 // tens of thousands of allocations, reading is most of the work.
+//
+// A directory that others than root can write (or one above it: see
+// safepath.Check) is not read: the error says so, and the network's routes
+// are held as for any unreadable directory. host-local's directories are
+// root's; one that others can write holds their input, not the pods'.
 func ReadLimit(dir string, maxBad int) (allocs map[netip.Addr]hostlocal.Owner, bad []Bad, more int, err error) {
+	if err := safepath.Check(dir); err != nil {
+		return nil, nil, 0, err
+	}
 	allocs = map[netip.Addr]hostlocal.Owner{}
 	f, err := os.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if err := safepath.Missing(dir); err != nil {
+			return nil, nil, 0, err // hidden, not empty: routes held
+		}
 		return allocs, nil, 0, nil
 	}
 	if err != nil {
@@ -245,6 +257,12 @@ func Unexplained(root string, known map[string]bool) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// IsDir reports whether path is a directory (not a link to one).
+func IsDir(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.IsDir()
 }
 
 // Allocated counts the regular files of dir named by an address; 0 when

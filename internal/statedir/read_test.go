@@ -1,6 +1,7 @@
 package statedir
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/safepath"
 )
 
 func write(t *testing.T, dir, name, content string) {
@@ -163,5 +165,20 @@ func TestFindUnmatched(t *testing.T) {
 	}
 	if dirs, err := Unexplained(filepath.Join(root, "absent"), nil); err != nil || dirs != nil {
 		t.Errorf("Unexplained of a missing root = %q, %v", dirs, err)
+	}
+}
+
+// TestReadHidden: a state directory that the service's sandbox hides (it
+// lies in its private /run) is not empty: the read fails, so that the
+// network's routes are held.
+func TestReadHidden(t *testing.T) {
+	root := t.TempDir()
+	t.Setenv(safepath.HiddenEnv, root)
+	if _, _, err := Read(filepath.Join(root, "ipam", "net")); !errors.Is(err, safepath.ErrHidden) {
+		t.Fatalf("Read of a hidden directory: %v", err)
+	}
+	t.Setenv(safepath.HiddenEnv, "")
+	if allocs, _, err := Read(filepath.Join(root, "ipam", "net")); err != nil || len(allocs) != 0 {
+		t.Fatalf("Read of a missing directory: %v %v", allocs, err)
 	}
 }

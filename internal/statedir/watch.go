@@ -174,6 +174,11 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	if _, ok := w.watched[dir]; ok && w.want[dir] {
 		w.notify(dir, name)
 	}
+	if w.want[path] && ev.Has(fsnotify.Chmod) {
+		// A wanted directory's owner or mode changed: read it whole again,
+		// which checks who can write it (safepath).
+		w.notify(path, "")
+	}
 	// The event may concern a wanted directory itself or one of its
 	// ancestors: created, removed or renamed. Watches move then.
 	structural := false

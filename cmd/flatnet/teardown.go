@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/flatnet/flatnet/internal/check"
@@ -12,6 +11,7 @@ import (
 	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/text"
 )
 
@@ -40,7 +40,11 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "flatnet teardown: flatnet run (pid %s) is running here and will put the routes and shims back; stop it first (systemctl stop flatnet)\n", joinInts(pids))
 	}
 	// The shims flatnet uses but did not create stay, as do their routes if
-	// they are not flatnet's; only what flatnet added to them goes.
+	// they are not flatnet's; only what flatnet added to them goes. What
+	// carries one of flatnet's marks but is not flatnet's (its alias on a
+	// device it did not make, protocol 97 on a device it does not manage)
+	// stays too, and is said.
+	mid := sd.MachineID()
 	var adopted, left []string
 	var filter *reconcile.Filter
 	if o, oerr := inspect.Look(cfg, k); oerr == nil {
@@ -48,13 +52,22 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 		for _, n := range o.Networks {
 			adopted = append(adopted, n.Shim)
 		}
+		managed := reconcile.TeardownManaged(o.Snap, mid, adopted...)
 		for _, l := range o.Snap.Links {
-			if l.Alias != reconcile.ShimAlias && l.Kind == "macvlan" && (slices.Contains(adopted, l.Name) || reconcile.Guarded(l, o.Snap.Filter)) {
-				left = append(left, l.Name)
+			switch {
+			case managed[l.Name] && !reconcile.OwnShim(l, o.Snap, mid):
+				left = append(left, fmt.Sprintf("left %s in place: flatnet did not create it (ip link del %s removes it)", l.Name, l.Name))
+			case l.Alias == reconcile.ShimAlias && !managed[l.Name]:
+				left = append(left, fmt.Sprintf("left %s in place: it carries flatnet's alias, but flatnet did not make it (%s, not flatnet's MAC for it)", l.Name, reconcile.DescribeLink(l, o.Snap)))
+			}
+		}
+		for _, r := range o.Snap.Routes {
+			if r.Protocol == reconcile.Protocol && !managed[r.Dev] {
+				left = append(left, fmt.Sprintf("left route %s dev %s in place: protocol %d, but not on a shim flatnet set up", r.Dst, r.Dev, reconcile.Protocol))
 			}
 		}
 	}
-	done, err := daemon.Teardown(k, nil, adopted...)
+	done, err := daemon.Teardown(k, nil, mid, adopted...)
 	routes, shims := 0, 0
 	for _, op := range done {
 		switch op.Kind {
@@ -72,8 +85,8 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stdout, "removed egress filter (nftables table netdev %s)\n", reconcile.FilterTable)
 		}
 	}
-	for _, name := range left {
-		fmt.Fprintf(stdout, "left %s in place: flatnet did not create it (ip link del %s removes it)\n", name, name)
+	for _, l := range left {
+		fmt.Fprintln(stdout, l)
 	}
 	if filter != nil && filter.Foreign {
 		fmt.Fprintf(stdout, "left nftables table netdev %[1]s in place: flatnet did not create it (nft delete table netdev %[1]s removes it)\n", reconcile.FilterTable)

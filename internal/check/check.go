@@ -334,6 +334,11 @@ func (c *checker) networks() {
 				fmt.Sprintf(`set shim = "<another name>" for network %q in a [[network]] table of %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath)))
 		case reconcile.FindMode:
 			// The CNI lint line names it with its fix.
+		case reconcile.FindMaster:
+			c.add(OK, "network "+r.Network, r.Msg, "")
+		case reconcile.FindTrust:
+			c.add(Warn, "network "+r.Network, r.Msg,
+				fmt.Sprintf(`give the network a name and a state directory (ipam "dataDir") of its own in its NetworkAttachmentDefinition; or, if root means this node to mirror it, describe it in a [[network]] table of %s`, cmp.Or(f.Config.Path, config.DefaultPath)))
 		default:
 			c.add(Warn, "network "+r.Network, r.Msg, "see the message")
 		}
@@ -353,7 +358,10 @@ func (c *checker) cniCache() {
 				`give the network host-local IPAM ("ipam": {"type": "host-local", ...}) in its NetworkAttachmentDefinition or conflist, or route its pods by hand`)
 		case errors.As(p.Err, &conflict):
 			c.add(Warn, "cni cache "+conflict.Network, p.Err.Error(),
-				"recreate those pods so they take the configuration in use, or make the configurations agree")
+				"recreate those pods so they take the configuration in use, or make the configurations agree; two NetworkAttachmentDefinitions of one network name: rename one")
+		case errors.Is(p.Err, cni.ErrNameTaken):
+			c.add(Warn, name, p.Err.Error(),
+				"the NetworkAttachmentDefinition must name its network (its config's \"name\") differently from the networks of "+c.f.Config.CNIConfDir)
 		default:
 			c.add(Warn, name, p.Error()+": skipped", fmt.Sprintf("nothing flatnet needs; libcni writes no such file, so it can be removed: rm %s", p.File))
 		}

@@ -111,7 +111,7 @@ func sysctls(over map[string]string) map[string]string {
 func (s *scenario) facts() check.Facts {
 	f := s.f
 	f.CNI, f.CNIProblems = cni.Discover(f.CNIFiles)
-	f.Networks, f.Resolve = reconcile.Resolve(f.Config, f.CNI, f.Snap)
+	f.Networks, f.Resolve = reconcile.Resolve(f.Config, cni.Discovery{Networks: f.CNI}, f.Snap)
 	states := map[string]reconcile.DirState{}
 	f.StateFiles = map[string][]check.StateFile{}
 	// Each allocation goes to the network whose subnet holds it, else to

@@ -2,6 +2,7 @@ package check
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/safepath"
 	"github.com/flatnet/flatnet/internal/text"
 )
 
@@ -382,8 +384,15 @@ func (c *checker) routes() {
 			continue
 		case st.Held:
 			dir := c.stateDir(st.Name)
-			c.add(Fail, name, fmt.Sprintf("state dir %s cannot be read: flatnet holds the routes it has and adds none", dir),
-				fmt.Sprintf("make %s readable by root (ls -ld %s)", dir, dir))
+			why, fix := "", fmt.Sprintf("make %s readable by root (ls -ld %s)", dir, dir)
+			if fd, ok := c.finding(reconcile.FindingKey{Kind: reconcile.FindHeld, Network: st.Name}); ok {
+				why = ": " + strings.TrimPrefix(fd.Msg, fmt.Sprintf("state dir %s unreadable, keeping its routes as they are: ", dir))
+			}
+			var unsafe *safepath.UnsafeError
+			if err := c.f.StateErrs[dir]; errors.As(err, &unsafe) {
+				fix = fmt.Sprintf("host-local's directories are root's alone: if %s is yours, chown root:root %s and chmod go-w %s; otherwise remove it (and what it holds), as someone else made it", unsafe.Path, unsafe.Path, unsafe.Path)
+			}
+			c.add(Fail, name, fmt.Sprintf("state dir %s cannot be read%s: flatnet holds the routes it has and adds none", dir, why), fix)
 			continue
 		}
 		if len(st.Missing) > 0 {
@@ -470,12 +479,15 @@ func (c *checker) allocations() {
 		var rejected []string
 		var reasons []reconcile.Finding
 		for _, fd := range f.Plan.Findings {
-			if fd.Network != n.Name || (fd.Kind != reconcile.FindReject && fd.Kind != reconcile.FindDuplicate) {
+			if fd.Network != n.Name || (fd.Kind != reconcile.FindReject && fd.Kind != reconcile.FindDuplicate && fd.Kind != reconcile.FindRefused) {
 				continue
 			}
 			why := fd.Why.Explain(fd.IP, n.Ranges)
-			if fd.Kind == reconcile.FindDuplicate {
+			switch fd.Kind {
+			case reconcile.FindDuplicate:
 				why = "another network routes it"
+			case reconcile.FindRefused:
+				why = strings.TrimPrefix(fd.Msg, fmt.Sprintf("not routing %s of network %s: ", fd.IP, n.Name))
 			}
 			rejected = append(rejected, fmt.Sprintf("%s (%s)", fd.IP, why))
 			reasons = append(reasons, fd)
@@ -520,6 +532,8 @@ func rejectFix(finds []reconcile.Finding, dir string) string {
 			add("a pod holds the node's own address: narrow the pool so it leaves the node's addresses out (see the cni lines) and recreate that pod")
 		case f.Why == hostlocal.OutsideRanges:
 			add("the address is outside the network's ranges: if flatnet.toml sets ranges for it, widen them to host-local's pool; otherwise the file was not written by host-local and can be removed from " + dir)
+		case f.Kind == reconcile.FindRefused:
+			add(refusalFix(f.Refused))
 		case f.Why == hostlocal.Gateway, f.Why == hostlocal.NetworkOrBroadcast, f.Why == hostlocal.NotUnicast:
 			add("host-local never hands out such an address: the file was not written by host-local; remove it from " + dir)
 		}
@@ -528,6 +542,25 @@ func rejectFix(finds []reconcile.Finding, dir string) string {
 		return "see the reason given"
 	}
 	return strings.Join(fixes, "; ")
+}
+
+// refusalFix says what to do about an address flatnet refuses to route
+// because the node's routing or root's configuration answers for it
+// (docs/security.md).
+func refusalFix(r reconcile.Refusal) string {
+	switch r {
+	case reconcile.RefuseNextHop:
+		return "a pod holds an address the node routes through (a gateway): the pod's network must not hand it out; narrow its range, then recreate the pod"
+	case reconcile.RefuseRouted:
+		return "the node already reaches that address another way (ip route get <address> shows it): give the pods a range no other route covers, or remove that route if it is stale"
+	case reconcile.RefuseOffLink:
+		return "the network comes from libcni's cache (a NetworkAttachmentDefinition), whose addresses flatnet routes only on a subnet the master is connected to: give the master an address on that subnet, or, if this node should reach those pods anyway, define the network in flatnet.toml ([[network]] with name, master and ranges), which only root writes"
+	case reconcile.RefuseReserved:
+		return "the network comes from libcni's cache and its pod took an address of a range the node's own configuration gives another network: change the NetworkAttachmentDefinition's range"
+	case reconcile.RefuseAttachment:
+		return "the pod was attached with another configuration of its network, or under a network name that is another network's (see the cni cache lines): recreate it with the configuration flatnet follows"
+	}
+	return "see the reason given"
 }
 
 // startFix is the fix for routes or a shim that a running daemon would

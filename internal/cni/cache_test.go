@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,11 @@ func renderDiscovery(d Discovery) string {
 			fmt.Fprintf(&b, "attachments of unknown network %q\n", name)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(d.Refused)) {
+		for _, a := range d.Refused[name] {
+			fmt.Fprintf(&b, "refused %q %s container=%s ifname=%s ips=%v\n", name, a.Path, a.ContainerID, a.IfName, a.IPs)
+		}
+	}
 	for _, p := range d.Problems {
 		fmt.Fprintf(&b, "problem [%s] %s\n", sentinelName(p.Err), p)
 	}
@@ -55,6 +62,7 @@ var sentinels = []struct {
 	{"ErrCacheKind", ErrCacheKind},
 	{"ErrConflict", ErrConflict},
 	{"ErrCacheConflict", ErrCacheConflict},
+	{"ErrNameTaken", ErrNameTaken},
 }
 
 // sentinelName names the sentinels err matches, "none" for none.

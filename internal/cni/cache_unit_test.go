@@ -213,7 +213,7 @@ func TestCombine(t *testing.T) {
 		parse(cacheFile("/c", "a", "c1", "eth0", netListJSON("a", ml("eno1", hl)), "", 5)),
 		parse(cacheFile("/c", "a", "c2", "eth0", netListJSON("a", `{"type": "macvlan", "master": "eno1", "mode": "bridge", "ipam": {"type": "host-local", "dataDir": "/var/lib/cni/networks", "subnet": "10.0.0.0/24"}}`), "", 5)),
 		parse(cacheFile("/c", "a", "c3", "eth0", netListJSON("a", ml("eno2", hl)), "", 9)),
-		// b: cache only; the newest (c5) wins; c4 differs in its ranges.
+		// b: cache only; the oldest (c6) holds; c4 differs in its ranges.
 		parse(cacheFile("/c", "b", "c4", "net1", netListJSON("b", ml("eno1", hl)), "", 1)),
 		parse(cacheFile("/c", "b", "c5", "net1", netListJSON("b", ml("eno1", hl2)), "", 2)),
 		parse(cacheFile("/m", "b", "c5", "net1", netListJSON("b", ml("eno1", hl2)), "", 1)), // the same attachment, older, elsewhere
@@ -224,8 +224,8 @@ func TestCombine(t *testing.T) {
 	for round := range 20 {
 		in := append([]CacheEntry(nil), entries...)
 		rand.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-		d := Combine(confNets, in)
-		if len(d.Networks) != 2 || d.Networks[0].File != "10-a.conflist" || d.Networks[1].Name != "b" || d.Networks[1].File != "/c/results/b-c5-net1" {
+		d := Combine(confNets, nil, in)
+		if len(d.Networks) != 2 || d.Networks[0].File != "10-a.conflist" || d.Networks[1].Name != "b" || d.Networks[1].File != "/c/results/b-c6-net1" {
 			t.Fatalf("round %d: networks %+v", round, d.Networks)
 		}
 		if got := paths(d.Attachments["a"]); !reflect.DeepEqual(got, []string{"/c/results/a-c1-eth0", "/c/results/a-c2-eth0"}) {
@@ -233,6 +233,12 @@ func TestCombine(t *testing.T) {
 		}
 		if got := paths(d.Attachments["b"]); !reflect.DeepEqual(got, []string{"/c/results/b-c5-net1", "/c/results/b-c6-net1"}) {
 			t.Fatalf("attachments of b: %q", got)
+		}
+		if got := paths(d.Refused["a"]); !reflect.DeepEqual(got, []string{"/c/results/a-c3-eth0"}) {
+			t.Fatalf("refused of a: %q", got)
+		}
+		if got := paths(d.Refused["b"]); !reflect.DeepEqual(got, []string{"/c/results/b-c4-net1"}) {
+			t.Fatalf("refused of b: %q", got)
 		}
 		if len(d.Attachments) != 2 || len(d.Problems) != 2 {
 			t.Fatalf("attachments %v problems %v", d.Attachments, d.Problems)
@@ -242,14 +248,14 @@ func TestCombine(t *testing.T) {
 		if !errors.As(p.Err, &ce) || !errors.Is(p, ErrConflict) || errors.Is(p, ErrCacheConflict) || ce.Network != "a" || ce.Winner != "10-a.conflist" || p.File != "/c/results/a-c3-eth0" {
 			t.Fatalf("problem 0: %#v", p)
 		}
-		if want := `/c/results/a-c3-eth0: network "a": 1 cached attachment was made with another configuration than 10-a.conflist, which flatnet follows (master "eno2", not "eno1"): the node may not reach its pod until it is recreated (c3/eth0)`; p.Error() != want {
+		if want := `/c/results/a-c3-eth0: network "a": 1 cached attachment was made with another configuration than 10-a.conflist, which flatnet follows (master "eno2", not "eno1"): not routed, the node may not reach its pod until it is recreated (c3/eth0)`; p.Error() != want {
 			t.Errorf("problem 0\n got %s\nwant %s", p, want)
 		}
 		p = d.Problems[1]
-		if !errors.As(p.Err, &ce) || !errors.Is(p, ErrCacheConflict) || errors.Is(p, ErrConflict) || ce.Winner != "/c/results/b-c5-net1" || len(ce.Attachments) != 1 {
+		if !errors.As(p.Err, &ce) || !errors.Is(p, ErrCacheConflict) || errors.Is(p, ErrConflict) || ce.Winner != "/c/results/b-c6-net1" || len(ce.Attachments) != 1 {
 			t.Fatalf("problem 1: %#v", p)
 		}
-		if want := `/c/results/b-c4-net1: network "b": 1 cached attachment was made with another configuration than /c/results/b-c5-net1, which flatnet follows (ranges 10.0.0.0/24 (10.0.0.1-10.0.0.254) gateway 10.0.0.1, not 10.0.0.0/24 (10.0.0.100-10.0.0.254) gateway 10.0.0.1): the node may not reach its pod until it is recreated (c4/net1)`; p.Error() != want {
+		if want := `/c/results/b-c4-net1: network "b": 1 cached attachment was made with another configuration than /c/results/b-c6-net1, which flatnet follows: the first configuration seen holds until its last attachment is gone (ranges 10.0.0.0/24 (10.0.0.1-10.0.0.254) gateway 10.0.0.1, not 10.0.0.0/24 (10.0.0.100-10.0.0.254) gateway 10.0.0.1); not routed: c4/net1`; p.Error() != want {
 			t.Errorf("problem 1\n got %s\nwant %s", p, want)
 		}
 	}
@@ -289,9 +295,78 @@ func TestCombineRunTimeRanges(t *testing.T) {
 		}
 		es = append(es, e)
 	}
-	d := Combine(nil, es)
-	if len(d.Problems) != 0 || len(d.Networks) != 1 || len(d.Attachments["rt"]) != 2 || d.Networks[0].Ranges[0].Subnet.String() != "10.2.0.0/24" {
+	d := Combine(nil, nil, es)
+	if len(d.Problems) != 0 || len(d.Networks) != 1 || len(d.Attachments["rt"]) != 2 || len(d.Networks[0].Ranges) != 2 ||
+		d.Networks[0].Ranges[0].Subnet.String() != "10.1.0.0/24" || d.Networks[0].Ranges[1].Subnet.String() != "10.2.0.0/24" {
 		t.Fatalf("%+v", d)
+	}
+}
+
+// TestCombineTrust: the cache cannot take what the configuration directory
+// defines, nor re-point a run-time network: a name of a bridge network in
+// the directory refuses the macvlan attachments cached under it; a second
+// configuration of a cache-only name is refused while the first has an
+// attachment, whatever the order the entries come in; a name first used by
+// another plugin stays that plugin's.
+func TestCombineTrust(t *testing.T) {
+	ml := func(master, subnet string) string {
+		return `{"type": "macvlan", "master": "` + master + `", "ipam": {"type": "host-local", "subnet": "` + subnet + `"}}`
+	}
+	flannel := File{Name: "10-flannel.conflist", Data: []byte(`{"name":"cbr0","cniVersion":"0.3.1","plugins":[{"type":"flannel","delegate":{"isDefaultGateway":true}},{"type":"portmap","capabilities":{"portMappings":true}}]}`)}
+	podman := File{Name: "87-podman.conflist", Data: []byte(`{"cniVersion":"0.4.0","name":"podman","plugins":[{"type":"bridge","bridge":"cni-podman0","ipam":{"type":"host-local","ranges":[[{"subnet":"10.88.0.0/16"}]]}}]}`)}
+	files := []File{flannel, podman}
+	claims := Claims(files)
+	parse := func(f CacheFile) CacheEntry {
+		t.Helper()
+		e, err := ParseCache(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	entries := []CacheEntry{
+		parse(cacheFile("/c", "cbr0", "t1", "net1", netListJSON("cbr0", ml("eno1", "10.244.0.0/16")), "", 5)),
+		parse(cacheFile("/c", "podman", "p1", "eth0", string(podman.Data), "", 5)), // the bridge's own pod
+		parse(cacheFile("/c", "nad", "first", "net1", netListJSON("nad", ml("eno1", "192.168.3.0/24")), "", 10)),
+		parse(cacheFile("/c", "nad", "second", "net1", netListJSON("nad", ml("eno2", "10.9.0.0/24")), "", 20)),
+		parse(cacheFile("/c", "nad", "third", "net1", netListJSON("nad", ml("eno1", "192.168.3.0/24")), "", 30)),
+		parse(cacheFile("/c", "br", "b1", "eth0", netListJSON("br", `{"type": "bridge", "ipam": {"type": "host-local", "subnet": "10.7.0.0/24"}}`), "", 1)),
+		parse(cacheFile("/c", "br", "m1", "net1", netListJSON("br", ml("eno1", "10.7.0.0/24")), "", 2)),
+	}
+	for round := range 20 {
+		in := append([]CacheEntry(nil), entries...)
+		rand.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+		d := Combine(nil, claims, in)
+		if len(d.Networks) != 1 || d.Networks[0].Name != "nad" || d.Networks[0].Master != "eno1" || d.Networks[0].File != "/c/results/nad-first-net1" {
+			t.Fatalf("round %d: networks %+v", round, d.Networks)
+		}
+		if got := paths(d.Attachments["nad"]); !reflect.DeepEqual(got, []string{"/c/results/nad-first-net1", "/c/results/nad-third-net1"}) {
+			t.Fatalf("attachments of nad: %q", got)
+		}
+		for name, want := range map[string]string{"cbr0": "/c/results/cbr0-t1-net1", "nad": "/c/results/nad-second-net1", "br": "/c/results/br-m1-net1"} {
+			if got := paths(d.Refused[name]); !reflect.DeepEqual(got, []string{want}) {
+				t.Fatalf("refused of %s: %q", name, got)
+			}
+		}
+		if len(d.Refused) != 3 || len(d.Problems) != 3 {
+			t.Fatalf("refused %v problems %v", d.Refused, d.Problems)
+		}
+		// By file: br, cbr0, nad.
+		if p := d.Problems[0]; !errors.Is(p, ErrCacheConflict) || !strings.Contains(p.Error(), "the first attachment of this name, which holds it, is of plugin bridge") {
+			t.Errorf("br: %v", p)
+		}
+		if p := d.Problems[1]; !errors.Is(p, ErrNameTaken) || errors.Is(p, ErrCacheConflict) ||
+			p.Error() != `/c/results/cbr0-t1-net1: network "cbr0": 1 attachment of macvlan cached under a name that 10-flannel.conflist gives a flannel network, which holds it: not followed, not routed (t1/net1)` {
+			t.Errorf("cbr0: %v", p)
+		}
+		if p := d.Problems[2]; !errors.Is(p, ErrCacheConflict) || !strings.Contains(p.Error(), `master "eno2", not "eno1"`) {
+			t.Errorf("nad: %v", p)
+		}
+	}
+	// Once the first attachment is gone, the next oldest holds.
+	d := Combine(nil, claims, []CacheEntry{entries[3], entries[4]})
+	if len(d.Networks) != 1 || d.Networks[0].Master != "eno2" || paths(d.Refused["nad"])[0] != "/c/results/nad-third-net1" {
+		t.Fatalf("without the first: %+v refused %v", d.Networks, d.Refused)
 	}
 }
 

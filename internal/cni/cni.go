@@ -115,8 +115,7 @@ func (p Problem) Unwrap() error { return p.Err }
 // directory (newer libcni), "cniVersions" lists, and ipRanges a runtime
 // passes at run time through the "ipRanges" capability.
 func Discover(files []File) ([]Network, []Problem) {
-	files = append([]File(nil), files...)
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	files = sortedFiles(files)
 	var (
 		nets     []Network
 		problems []Problem
@@ -145,6 +144,14 @@ func Discover(files []File) ([]Network, []Problem) {
 		}
 	}
 	return nets, problems
+}
+
+// sortedFiles is files in libcni's order, by name, whatever the order
+// given; files is not changed.
+func sortedFiles(files []File) []File {
+	files = append([]File(nil), files...)
+	sort.SliceStable(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	return files
 }
 
 // hasCNIExt reports whether libcni reads a file of this name.

@@ -2,9 +2,12 @@ package cni
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // Discovery is every network discovery found: in the CNI configuration
@@ -20,12 +23,20 @@ type Discovery struct {
 	// that network's configuration, by path. A network from the cache has
 	// at least one; it stays known while it has any.
 	Attachments map[string][]Attachment
+	// Refused are, by network name, the cached attachments that are not
+	// followed: made with another configuration than the one followed, or
+	// cached under a name the configuration directory gives another
+	// network. Their pods' addresses are never routed.
+	Refused map[string][]Attachment
 	// Problems are the files that could not be used and the disagreements
 	// between sources; every Err matches one of the package's Err* values.
 	Problems []Problem
 	// Names are the names of every network of the files and the cache,
 	// whatever its plugins (see Names); DiscoverAll sets it.
 	Names []string
+	// Claims are the configuration directory's networks of every plugin
+	// (see Claims), as Combine was given them.
+	Claims []Claim
 }
 
 // FromCache reports whether n was found in libcni's cache rather than in a
@@ -51,19 +62,24 @@ func DiscoverAll(files []File, cache []CacheFile) Discovery {
 			if !Ignorable(err) {
 				problems = append(problems, Problem{File: f.Path, Err: err})
 			}
-			continue
+			if !errors.Is(err, ErrUnfollowable) {
+				continue
+			}
 		}
 		entries = append(entries, e)
 	}
-	d := Combine(nets, entries)
+	claims := Claims(files)
+	d := Combine(nets, claims, entries)
 	d.Problems = append(problems, d.Problems...)
 	d.Names = Names(files, entries)
 	return d
 }
 
 // Combine merges the networks of the configuration directory (as Discover
-// returns them) with parsed cache entries (those ParseCache returned without
-// error; entries whose Network is nil are ignored). Per network name:
+// returns them, and claims, every network of the directory whatever its
+// plugins, as Claims returns them) with parsed cache entries (those
+// ParseCache returned, with or without an UnfollowableError). Per network
+// name:
 //
 //   - a network of the configuration directory keeps its configuration
 //     (master, mode, dataDir, ranges) whatever the cache says: it is what
@@ -71,25 +87,33 @@ func DiscoverAll(files []File, cache []CacheFile) Discovery {
 //     it does not change as pods come and go. Cached attachments made with
 //     the same configuration are listed under it; those made with another
 //     are reported, one *ConflictError (ErrConflict) per other
-//     configuration, naming them: their pods were created before the file
-//     changed, or belong to an unrelated network of the same name, and
-//     flatnet may not reach them (an address outside the file's ranges is
-//     refused and reported; a pod on another master is not reached);
+//     configuration, naming them, and refused: their pods were created
+//     before the file changed, or belong to an unrelated network of the
+//     same name;
+//   - a name the configuration directory gives a network of another plugin
+//     (flannel's cbr0, podman's bridge) is that network's: cached macvlan
+//     attachments under it are refused and reported (ErrNameTaken). The
+//     directory is root's, the cache is filled from what tenants write;
 //   - a network only in the cache is added with the configuration of its
-//     newest attachment (by the cache file's modification time, then
-//     path): for a NetworkAttachmentDefinition that was edited, the one
-//     new pods get. Attachments made with another configuration are
-//     reported the same way (ErrCacheConflict).
+//     oldest attachment (by the cache file's modification time, then
+//     path): the first configuration seen holds until its last attachment
+//     is gone, so a second NetworkAttachmentDefinition of the same name
+//     cannot re-point the first one's pods. Attachments made with another
+//     configuration are refused and reported the same way
+//     (ErrCacheConflict); when the oldest attachment is not a macvlan one
+//     that flatnet follows, the name is that attachment's network's, and
+//     every macvlan attachment under it is refused.
 //
 // Two configurations are the same for flatnet when master, mode, dataDir
 // and the ranges as written agree; ranges a runtime passed at run time
 // (the ipRanges capability) do not count, nor does anything else in the
-// configuration (other plugins, cniVersion, routes).
+// configuration (other plugins, cniVersion, routes). A network whose
+// ranges come from the runtime has the ranges of all its attachments.
 //
 // The same attachment (network, container id, interface) cached in two
 // cache directories counts once, the newest file.
-func Combine(conf []Network, entries []CacheEntry) Discovery {
-	d := Discovery{Attachments: map[string][]Attachment{}}
+func Combine(conf []Network, claims []Claim, entries []CacheEntry) Discovery {
+	d := Discovery{Attachments: map[string][]Attachment{}, Refused: map[string][]Attachment{}, Claims: claims}
 	byName := map[string]Network{}
 	for _, n := range conf {
 		if _, dup := byName[n.Name]; !dup {
@@ -97,14 +121,19 @@ func Combine(conf []Network, entries []CacheEntry) Discovery {
 			d.Networks = append(d.Networks, n)
 		}
 	}
+	claimed := map[string]Claim{}
+	for _, c := range claims {
+		if _, dup := claimed[c.Name]; !dup {
+			claimed[c.Name] = c
+		}
+	}
 
-	// One entry per attachment, newest first within each network.
+	// One entry per attachment (the newest file of it), oldest attachment
+	// first within each network (ties by path: the order never depends on
+	// the input's).
 	type attKey struct{ network, id, ifname string }
 	newest := map[attKey]CacheEntry{}
 	for _, e := range entries {
-		if e.Network == nil {
-			continue
-		}
 		k := attKey{e.NetworkName, e.ContainerID, e.IfName}
 		if old, ok := newest[k]; !ok || newer(e, old) {
 			newest[k] = e
@@ -118,13 +147,7 @@ func Combine(conf []Network, entries []CacheEntry) Discovery {
 	for name, es := range groups {
 		names = append(names, name)
 		slices.SortFunc(es, func(a, b CacheEntry) int {
-			if newer(a, b) {
-				return -1
-			}
-			if newer(b, a) {
-				return 1
-			}
-			return 0
+			return cmp.Or(a.ModTime.Compare(b.ModTime), strings.Compare(a.Path, b.Path))
 		})
 	}
 	slices.Sort(names)
@@ -132,42 +155,128 @@ func Combine(conf []Network, entries []CacheEntry) Discovery {
 	var added []Network
 	for _, name := range names {
 		es := groups[name]
-		winner, inConf := byName[name]
-		key, kind := keyOf(winner), ErrConflict
-		if !inConf {
-			winner, key, kind = *es[0].Network, es[0].written, ErrCacheConflict
-			added = append(added, winner)
-		}
-		var agree []Attachment
-		others := map[netKey][]CacheEntry{}
-		var order []netKey
-		for _, e := range es {
-			if e.written == key {
-				agree = append(agree, e.Attachment)
-				continue
-			}
-			if _, seen := others[e.written]; !seen {
-				order = append(order, e.written)
-			}
-			others[e.written] = append(others[e.written], e)
-		}
-		slices.SortFunc(agree, func(a, b Attachment) int { return strings.Compare(a.Path, b.Path) })
-		if len(agree) > 0 {
-			d.Attachments[name] = agree
-		}
-		for _, k := range order {
-			lost := others[k]
-			ce := &ConflictError{Network: name, Winner: winner.File, kind: kind, Differs: differs(k, key)}
-			for _, e := range lost {
-				ce.Attachments = append(ce.Attachments, e.Attachment)
-			}
-			slices.SortFunc(ce.Attachments, func(a, b Attachment) int { return strings.Compare(a.Path, b.Path) })
-			d.Problems = append(d.Problems, Problem{File: lost[0].Path, Err: ce})
+		g := d.group(name, es, byName, claimed)
+		if g != nil {
+			added = append(added, *g)
 		}
 	}
 	d.Networks = append(d.Networks, added...)
 	slices.SortStableFunc(d.Problems, func(a, b Problem) int { return strings.Compare(a.File, b.File) })
 	return d
+}
+
+// followed reports whether e is a macvlan attachment flatnet can follow.
+func (e CacheEntry) followed() bool { return e.Network != nil }
+
+// macvlan reports whether e's configuration has a macvlan plugin, whether
+// flatnet can follow it or not.
+func (e CacheEntry) macvlan() bool { return slices.Contains(e.Types, "macvlan") }
+
+// group sorts out the cached attachments es of network name, oldest
+// first: it records which are followed and which refused, and returns the
+// network the cache alone defines (nil when the configuration directory
+// defines the name, or when nothing under it is followed).
+func (d *Discovery) group(name string, es []CacheEntry, conf map[string]Network, claimed map[string]Claim) *Network {
+	refuse := func(lost []CacheEntry, err error) {
+		for _, e := range lost {
+			d.Refused[name] = append(d.Refused[name], e.Attachment)
+		}
+		sortAttachments(d.Refused[name])
+		d.Problems = append(d.Problems, Problem{File: lost[0].Path, Err: err})
+	}
+	if winner, inConf := conf[name]; inConf {
+		d.split(name, es, keyOf(winner), winner.File, ErrConflict, refuse)
+		return nil
+	}
+	if c, ok := claimed[name]; ok {
+		var lost []CacheEntry
+		for _, e := range es {
+			if e.macvlan() {
+				lost = append(lost, e)
+			}
+		}
+		if len(lost) > 0 {
+			refuse(lost, &NameTakenError{Network: name, Owner: c.File, Kind: c.Kind(), Attachments: attachmentsOf(lost)})
+		}
+		return nil
+	}
+	first := es[0]
+	if !first.followed() {
+		var lost []CacheEntry
+		for _, e := range es {
+			if e.followed() {
+				lost = append(lost, e)
+			}
+		}
+		if len(lost) > 0 {
+			kind := "another plugin"
+			if first.macvlan() {
+				kind = "a macvlan configuration flatnet cannot follow"
+			} else if len(first.Types) > 0 {
+				kind = "plugin " + first.Types[0]
+			}
+			refuse(lost, &ConflictError{Network: name, Winner: first.Path, kind: ErrCacheConflict, Attachments: attachmentsOf(lost),
+				Differs: "the first attachment of this name, which holds it, is of " + kind})
+		}
+		return nil
+	}
+	n := *first.Network
+	agree := d.split(name, es, first.written, first.Path, ErrCacheConflict, refuse)
+	if first.written.ranges == "" && len(agree) > 1 {
+		// Ranges given at run time: every attachment's count.
+		for _, e := range agree[1:] {
+			for _, r := range e.Network.Ranges {
+				if !slices.Contains(n.Ranges, r) {
+					n.Ranges = append(n.Ranges, r)
+				}
+			}
+		}
+	}
+	return &n
+}
+
+// split lists the attachments of es made with configuration key under
+// name and refuses the others, one error per other configuration. It
+// returns the entries that agree.
+func (d *Discovery) split(name string, es []CacheEntry, key netKey, winner string, kind error, refuse func([]CacheEntry, error)) []CacheEntry {
+	var agree []CacheEntry
+	others := map[netKey][]CacheEntry{}
+	var order []netKey
+	for _, e := range es {
+		if !e.followed() {
+			continue // not macvlan, or reported on its own (ErrUnfollowable)
+		}
+		if e.written == key {
+			agree = append(agree, e)
+			continue
+		}
+		if _, seen := others[e.written]; !seen {
+			order = append(order, e.written)
+		}
+		others[e.written] = append(others[e.written], e)
+	}
+	if len(agree) > 0 {
+		d.Attachments[name] = attachmentsOf(agree)
+		sortAttachments(d.Attachments[name])
+	}
+	for _, k := range order {
+		lost := others[k]
+		refuse(lost, &ConflictError{Network: name, Winner: winner, kind: kind, Differs: differs(k, key), Attachments: attachmentsOf(lost)})
+	}
+	return agree
+}
+
+func attachmentsOf(es []CacheEntry) []Attachment {
+	out := make([]Attachment, len(es))
+	for i, e := range es {
+		out[i] = e.Attachment
+	}
+	sortAttachments(out)
+	return out
+}
+
+func sortAttachments(as []Attachment) {
+	slices.SortFunc(as, func(a, b Attachment) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // newer reports whether a's file was written after b's; ties go to the
@@ -216,36 +325,73 @@ type ConflictError struct {
 
 func (e *ConflictError) Error() string {
 	n := len(e.Attachments)
+	what := "1 cached attachment was"
+	if n != 1 {
+		what = fmt.Sprintf("%d cached attachments were", n)
+	}
+	if e.kind == ErrCacheConflict {
+		return fmt.Sprintf("network %q: %s made with another configuration than %s, which flatnet follows: the first configuration seen holds until its last attachment is gone (%s); not routed: %s",
+			e.Network, what, e.Winner, e.Differs, listAttachments(e.Attachments))
+	}
+	pods := "its pod until it is"
+	if n != 1 {
+		pods = "their pods until they are"
+	}
+	return fmt.Sprintf("network %q: %s made with another configuration than %s, which flatnet follows (%s): not routed, the node may not reach %s recreated (%s)",
+		e.Network, what, e.Winner, e.Differs, pods, listAttachments(e.Attachments))
+}
+
+// listAttachments names the first three of as, and counts the others.
+func listAttachments(as []Attachment) string {
 	which := make([]string, 0, 4)
-	for i, a := range e.Attachments {
+	for i, a := range as {
 		if i == 3 {
-			which = append(which, fmt.Sprintf("%d more", n-3))
+			which = append(which, fmt.Sprintf("%d more", len(as)-3))
 			break
 		}
 		which = append(which, a.String())
 	}
-	what, pods := "1 cached attachment was", "its pod until it is"
-	if n != 1 {
-		what, pods = fmt.Sprintf("%d cached attachments were", n), "their pods until they are"
-	}
-	return fmt.Sprintf("network %q: %s made with another configuration than %s, which flatnet follows (%s): the node may not reach %s recreated (%s)",
-		e.Network, what, e.Winner, e.Differs, pods, strings.Join(which, ", "))
+	return strings.Join(which, ", ")
 }
 
 // Is matches ErrConflict or ErrCacheConflict, as the winner is a file or a
 // cache entry.
 func (e *ConflictError) Is(target error) bool { return target == e.kind }
 
+// NameTakenError is a network name cached by libcni that the
+// configuration directory gives a network of another plugin: the
+// attachments cached under it are refused. errors.Is matches
+// ErrNameTaken.
+type NameTakenError struct {
+	Network     string
+	Owner       string // the configuration file that defines the name
+	Kind        string // what Owner defines: "a bridge network"
+	Attachments []Attachment
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("network %q: %s of macvlan cached under a name that %s gives %s, which holds it: not followed, not routed (%s)",
+		e.Network, text.Plural(len(e.Attachments), "attachment", "attachments"), e.Owner, e.Kind, listAttachments(e.Attachments))
+}
+
+// Is makes errors.Is(e, ErrNameTaken) true.
+func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
+
 // Keep returns the networks of prev that were found in the cache and are
 // missing from d, and for which held reports true: their last cached
 // attachment is gone, but their state directory still holds allocations
-// (held is the caller's: it knows the state directories). Appending them to
+// (held is the caller's: it knows the state directories), unless the
+// configuration directory now gives the name to a network (Claims).
+// Appending them to
 // d.Networks keeps such a network mirrored until its last allocation goes,
 // so nothing allocated becomes unexplained because a cache entry went first.
 func (d Discovery) Keep(prev []Network, held func(Network) bool) []Network {
 	have := map[string]bool{}
 	for _, n := range d.Networks {
 		have[n.Name] = true
+	}
+	for _, c := range d.Claims {
+		have[c.Name] = true // the configuration directory took the name
 	}
 	var keep []Network
 	for _, n := range prev {

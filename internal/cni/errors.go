@@ -56,9 +56,15 @@ var (
 	ErrConflict = errors.New("configuration file and cache disagree")
 
 	// ErrCacheConflict: a network known only from the cache whose cached
-	// attachments were made with different configurations; the newest
-	// attachment's wins. The error is a *ConflictError.
+	// attachments were made with different configurations; the oldest
+	// attachment's holds, the others are refused. The error is a
+	// *ConflictError.
 	ErrCacheConflict = errors.New("cached attachments disagree")
+
+	// ErrNameTaken: cached macvlan attachments under a name that the
+	// configuration directory gives a network of another plugin; they are
+	// refused. The error is a *NameTakenError.
+	ErrNameTaken = errors.New("network name taken by the configuration directory")
 )
 
 // Ignorable reports whether a cache error is no problem to report:

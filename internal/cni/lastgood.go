@@ -13,8 +13,10 @@ import (
 // route; a file created but not yet written keeps what it had too. What
 // to tell the operator comes back as Notes, each once while it lasts.
 type LastGood struct {
-	byFile map[string][]Network
-	told   map[string]bool // notes reported and still true
+	byFile  map[string][]Network
+	claims  map[string]Claim // by file: what it claims, kept like its networks
+	told    map[string]bool  // notes reported and still true
+	current []Claim
 }
 
 // Note is something about a CNI configuration file the operator should
@@ -27,7 +29,7 @@ type Note struct {
 
 // NewLastGood returns a LastGood that has seen nothing yet.
 func NewLastGood() *LastGood {
-	return &LastGood{byFile: map[string][]Network{}, told: map[string]bool{}}
+	return &LastGood{byFile: map[string][]Network{}, claims: map[string]Claim{}, told: map[string]bool{}}
 }
 
 // Update takes the directory's files as ReadDir returned them and returns
@@ -35,7 +37,16 @@ func NewLastGood() *LastGood {
 // and the notes not reported before.
 func (d *LastGood) Update(files []File) ([]Network, []Note) {
 	byFile := map[string][]Network{}
+	claims := map[string]Claim{}
 	var all []Network
+	d.current = nil
+	claimed := map[string]bool{}
+	claim := func(c Claim, ok bool) {
+		if ok && !claimed[c.Name] {
+			claimed[c.Name] = true
+			d.current = append(d.current, c)
+		}
+	}
 	var out []Note
 	seen := map[string]bool{}
 	add := func(nets []Network) {
@@ -56,8 +67,20 @@ func (d *LastGood) Update(files []File) ([]Network, []Note) {
 			// brings us back; until then it keeps what it had.
 			byFile[f.Name] = d.byFile[f.Name]
 			add(byFile[f.Name])
+			c, ok := d.claims[f.Name]
+			if ok {
+				claims[f.Name] = c
+			}
+			claim(c, ok)
 			continue
 		}
+		if list, err := readList(f.Name, f.Data); err == nil && f.Err == nil && list.name != "" {
+			claims[f.Name] = claimOf(f.Name, list)
+		} else if c, ok := d.claims[f.Name]; ok {
+			claims[f.Name] = c // a file that stops parsing keeps its claim too
+		}
+		c, ok := claims[f.Name]
+		claim(c, ok)
 		nets, probs := Discover([]File{f})
 		keep := len(probs) > 0 && len(nets) == 0 && len(d.byFile[f.Name]) > 0
 		if keep {
@@ -84,6 +107,11 @@ func (d *LastGood) Update(files []File) ([]Network, []Note) {
 		}
 		told[n.Msg] = true
 	}
-	d.byFile, d.told = byFile, told
+	d.byFile, d.told, d.claims = byFile, told, claims
 	return all, out
 }
+
+// Claims are what the files of the last Update claim (see Claims), in
+// libcni's order; a file that stopped parsing keeps its claim, as it keeps
+// its networks.
+func (d *LastGood) Claims() []Claim { return d.current }

@@ -158,7 +158,7 @@ func BenchmarkCacheDiscovery(b *testing.B) {
 					}
 					es = append(es, e)
 				}
-				if d := Combine(nil, es); len(d.Networks) != 1 || len(d.Attachments["nadnet"]) != n {
+				if d := Combine(nil, nil, es); len(d.Networks) != 1 || len(d.Attachments["nadnet"]) != n {
 					b.Fatalf("%+v", d.Networks)
 				}
 			}

@@ -182,6 +182,9 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 		case <-recheck.C():
 			d.recheckAt = time.Time{}
 			p.marks.recountUnknown()
+			if at := p.node.RetryAt(); !at.IsZero() && !at.After(clk.Now()) {
+				p.marks.kernelDirty("a shim held back may be made again")
+			}
 		case <-watchdog:
 			d.opts.Notifier.Watchdog()
 			continue
@@ -194,11 +197,16 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 // soon, backing off to the resync interval; a full pass starts the resync
 // interval afresh (update passes do not: however busy the node, a full
 // pass comes at least every resync interval); recheck wakes the loop when
-// an unexplained state directory's grace ends, and is armed only when
-// that moment changes, so that passes in between do not put it off.
+// an unexplained state directory's grace ends or a shim held back may be
+// made again, and is armed only when that moment changes, so that passes
+// in between do not put it off.
 func (d *Daemon) step(retry, resync, recheck Timer) {
 	ok, full := d.p.run(d.p.marks.take())
-	if at := d.p.recheckAt; !at.Equal(d.recheckAt) {
+	at := d.p.recheckAt
+	if r := d.p.node.RetryAt(); !r.IsZero() && (at.IsZero() || r.Before(at)) {
+		at = r
+	}
+	if !at.Equal(d.recheckAt) {
 		d.recheckAt = at
 		if at.IsZero() {
 			recheck.Stop()
@@ -267,20 +275,20 @@ func (d *Daemon) stop(k Kernel) error {
 	for _, n := range d.p.nets {
 		shims = append(shims, n.Shim)
 	}
-	_, err := Teardown(k, d.log, shims...)
+	_, err := Teardown(k, d.log, d.p.mid, shims...)
 	return err
 }
 
 // Teardown removes everything flatnet added to the node (see
-// reconcile.Teardown; adopted names shims flatnet used but did not make),
-// logs each removal to log unless it is nil, and returns the removals that
-// were done.
-func Teardown(k Kernel, log *slog.Logger, adopted ...string) ([]reconcile.Op, error) {
+// reconcile.Teardown; machineID tells the shims it made, adopted names
+// shims flatnet used but did not make), logs each removal to log unless it
+// is nil, and returns the removals that were done.
+func Teardown(k Kernel, log *slog.Logger, machineID string, adopted ...string) ([]reconcile.Op, error) {
 	snap, err := k.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	done, err := reconcile.Apply(k, reconcile.Teardown(snap, adopted...))
+	done, err := reconcile.Apply(k, reconcile.Teardown(snap, machineID, adopted...))
 	if log != nil {
 		for _, op := range done {
 			logOp(log, op)

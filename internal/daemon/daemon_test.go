@@ -38,7 +38,9 @@ var _ Kernel = (*fakeKernel)(nil)
 func newFakeKernel() *fakeKernel {
 	return &fakeKernel{
 		links: []reconcile.Link{{Index: 2, Name: "eno1", Up: true, MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.0.5/16")}}},
-		addrs: []netip.Addr{netip.MustParseAddr("192.168.0.5")}, routes: map[netip.Prefix]reconcile.Route{}, fail: map[reconcile.OpKind]error{},
+		addrs: []netip.Addr{netip.MustParseAddr("192.168.0.5")}, fail: map[reconcile.OpKind]error{},
+		// The master's connected route, as the kernel adds it with the address.
+		routes: map[netip.Prefix]reconcile.Route{netip.MustParsePrefix("192.168.0.0/16"): {Dst: netip.MustParsePrefix("192.168.0.0/16"), Dev: "eno1", Protocol: 2}},
 	}
 }
 

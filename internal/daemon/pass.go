@@ -76,8 +76,10 @@ type pass struct {
 	caches    *cni.CacheSet
 	confNets  []cni.Network
 	confNames []string
+	claims    []cni.Claim
 	names     []string
 	cniNets   []cni.Network
+	disco     cni.Discovery // cniNets and what else Combine found
 	cniFound  []reconcile.Finding
 	found     []reconcile.Finding
 	// The state root's directories that no network explains (unknown,
@@ -132,7 +134,7 @@ func (p *pass) update(m *marked) (ok, full bool) {
 		names := p.names
 		p.readCaches(m.cache)
 		p.combine()
-		nets, found := reconcile.Resolve(p.cfg, p.cniNets, p.snap)
+		nets, found := reconcile.Resolve(p.cfg, p.disco, p.snap)
 		if !reflect.DeepEqual(nets, p.nets) {
 			m.why = "a network came or went in libcni's cache"
 			return p.full(*m), true // everything anew
@@ -216,7 +218,7 @@ func (p *pass) full(m marked) bool {
 		return false
 	}
 	p.snap = snap
-	nets, found := reconcile.Resolve(p.cfg, p.cniNets, snap)
+	nets, found := reconcile.Resolve(p.cfg, p.disco, snap)
 	p.nets, p.found = nets, found
 	p.unknown = p.unexplained(nets)
 	p.follow(nets, snap, &m) // watches the unknown directories before they are counted
@@ -240,7 +242,7 @@ func (p *pass) full(m marked) bool {
 	reused, released := p.cache.TakeChanges()
 	plan := p.node.Full(reconcile.Input{
 		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: slices.Concat(found, p.cniFound, p.unmatched),
-		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap),
+		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap), Now: p.now(),
 	})
 	done, err := p.apply(plan.Ops)
 	p.node.Done(done)
@@ -328,6 +330,7 @@ func (p *pass) readConf() {
 	}
 	p.confNets = nets
 	p.confNames = cni.Names(files, nil)
+	p.claims = p.disc.Claims()
 	for _, n := range notes {
 		p.log.Log(bg, n.Level, n.Msg, "file", n.File)
 	}
@@ -346,13 +349,14 @@ func (p *pass) readCaches(names map[string]map[string]bool) {
 // becomes unexplained because a cache entry went first.
 func (p *pass) combine() {
 	entries := p.caches.Entries()
-	d := cni.Combine(p.confNets, entries)
+	d := cni.Combine(p.confNets, p.claims, entries)
 	p.names = slices.Concat(p.confNames, cni.Names(nil, entries))
 	held := func(n cni.Network) bool {
 		st, ok := p.cache.State(filepath.Join(cmp.Or(n.DataDir, p.cfg.StateRoot), n.Name))
 		return ok && len(st.Allocs) > 0
 	}
-	p.cniNets = append(d.Networks, d.Keep(p.cniNets, held)...)
+	d.Networks = append(d.Networks, d.Keep(p.cniNets, held)...)
+	p.cniNets, p.disco = d.Networks, d
 	p.cniFound = p.cniFound[:0]
 	for _, pr := range slices.Concat(p.caches.Problems(), d.Problems) {
 		p.cniFound = append(p.cniFound, reconcile.Finding{Kind: reconcile.FindCNI, Level: slog.LevelWarn, Dir: pr.File, Msg: "CNI: " + pr.Error()})

@@ -42,8 +42,11 @@ type Observation struct {
 	Networks []reconcile.Network
 	Resolve  []reconcile.Finding
 	Plan     *reconcile.Plan
-	// Bad are the unusable entries of each state directory.
-	Bad map[string][]statedir.Bad
+	// Bad are the unusable entries of each state directory; StateErrs why
+	// a state directory could not be read (its network's routes are
+	// held), by directory.
+	Bad       map[string][]statedir.Bad
+	StateErrs map[string]error
 	// Guard is the LAN guard the daemon would use with this configuration
 	// on this kernel; FilterErr says why the kernel cannot filter a
 	// master's egress (nil when it can), GuardWhy why lan_guard could not
@@ -56,7 +59,7 @@ type Observation struct {
 // Look reads the configuration's CNI networks, their state directories
 // and the kernel, and plans without applying.
 func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
-	o := &Observation{Bad: map[string][]statedir.Bad{}}
+	o := &Observation{Bad: map[string][]statedir.Bad{}, StateErrs: map[string]error{}}
 	files, err := cni.ReadDir(cfg.CNIConfDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		o.CNIDirErr = err
@@ -82,13 +85,16 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	if o.Snap, err = k.Snapshot(); err != nil {
 		return nil, err
 	}
-	o.Networks, o.Resolve = reconcile.Resolve(cfg, o.CNI, o.Snap)
+	o.Networks, o.Resolve = reconcile.Resolve(cfg, all, o.Snap)
 	states := map[string]reconcile.DirState{}
 	known := map[string]bool{}
 	for _, n := range o.Networks {
 		known[filepath.Clean(n.StateDir)] = true
 		allocs, bad, err := statedir.Read(n.StateDir)
 		states[n.StateDir] = reconcile.DirState{Allocs: allocs, Err: err}
+		if err != nil {
+			o.StateErrs[n.StateDir] = err
+		}
 		if len(bad) > 0 {
 			o.Bad[n.StateDir] = bad
 		}

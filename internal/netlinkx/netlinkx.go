@@ -148,10 +148,21 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 	if s.Filter, err = readFilter(); err != nil {
 		return nil, err
 	}
+	// Every table but local: the main table's routes, and every table's
+	// next hops, which flatnet never routes to a shim (reconcile.Refusal).
 	err = retry(func() error {
-		s.Routes = s.Routes[:0]
-		return k.h.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
-			s.Routes = append(s.Routes, convertRoute(r, names))
+		s.Routes, s.NextHops = s.Routes[:0], s.NextHops[:0]
+		return k.h.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+			if r.Table == unix.RT_TABLE_LOCAL {
+				return true
+			}
+			rr := convertRoute(r, names)
+			if r.Table == unix.RT_TABLE_MAIN {
+				s.Routes = append(s.Routes, rr)
+			}
+			for _, g := range rr.Gateways {
+				s.NextHops = append(s.NextHops, reconcile.NextHop{Addr: g, Route: rr, Table: r.Table})
+			}
 			return true
 		})
 	})
@@ -163,7 +174,21 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 
 // convertRoute keeps what the reconciler needs of a route.
 func convertRoute(r netlink.Route, names map[int]string) reconcile.Route {
-	out := reconcile.Route{Dev: names[r.LinkIndex], Protocol: int(r.Protocol), Priority: r.Priority}
+	out := reconcile.Route{Dev: names[r.LinkIndex], Protocol: int(r.Protocol), Priority: r.Priority, Type: routeTypes[r.Type]}
+	addGW := func(ip net.IP, via netlink.Destination) {
+		if a, ok := netip.AddrFromSlice(ip); ok && !a.IsUnspecified() {
+			out.Gateways = append(out.Gateways, a.Unmap())
+		}
+		if v, ok := via.(*netlink.Via); ok && v != nil {
+			if a, ok := netip.AddrFromSlice(v.Addr); ok {
+				out.Gateways = append(out.Gateways, a.Unmap())
+			}
+		}
+	}
+	addGW(r.Gw, r.Via)
+	for _, nh := range r.MultiPath {
+		addGW(nh.Gw, nh.Via)
+	}
 	if src, ok := netip.AddrFromSlice(r.Src); ok {
 		out.Src = src.Unmap()
 	}
@@ -177,6 +202,19 @@ func convertRoute(r netlink.Route, names map[int]string) reconcile.Route {
 		out.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 	}
 	return out
+}
+
+// routeTypes names the route types other than unicast, as ip(8) does.
+var routeTypes = map[int]string{
+	unix.RTN_LOCAL:       "local",
+	unix.RTN_BROADCAST:   "broadcast",
+	unix.RTN_ANYCAST:     "anycast",
+	unix.RTN_MULTICAST:   "multicast",
+	unix.RTN_BLACKHOLE:   "blackhole",
+	unix.RTN_UNREACHABLE: "unreachable",
+	unix.RTN_PROHIBIT:    "prohibit",
+	unix.RTN_THROW:       "throw",
+	unix.RTN_NAT:         "nat",
 }
 
 var macvlanModes = map[netlink.MacvlanMode]string{

@@ -226,7 +226,7 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			done, err = reconcile.Apply(k, reconcile.Teardown(snap))
+			done, err = reconcile.Apply(k, reconcile.Teardown(snap, ""))
 			return err
 		}); err != nil {
 			t.Fatalf("teardown: %v", err)

@@ -139,26 +139,33 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 			if !ok {
 				return true, nil
 			}
-			if u.table != unix.RT_TABLE_MAIN {
+			if !routeMatters(u) {
 				continue
 			}
-			if u.protocol == reconcile.Protocol {
+			if u.protocol == reconcile.Protocol && u.table == unix.RT_TABLE_MAIN {
 				if u.typ == unix.RTM_NEWROUTE {
 					continue // our own addition coming back (the filter drops most)
 				}
 				events(Event{Kind: OwnRouteDeleted, Dst: u.dst})
 				continue
 			}
-			if b := u.dst.Bits(); b != 0 && b != u.dst.Addr().BitLen() {
-				// The reconciler looks only at host routes (a foreign one
-				// to a pod's address) and default routes (a master that
-				// is the default route's device). A link's own subnet
-				// routes (fe80::/64 when a shim comes up) change nothing.
-				continue
-			}
 			events(Event{Kind: RouteChanged})
 		}
 	}
+}
+
+// routeMatters reports whether a route notification can change a
+// decision. Every route of every table but local does: the reconciler
+// refuses a next hop of any route, and an address any route but the
+// master's connected one answers for (reconcile.Refusal). Routes to
+// link-local and multicast destinations do not (fe80::/64 when a shim
+// comes up): pod addresses are never such.
+func routeMatters(u routeUpdate) bool {
+	if u.table == unix.RT_TABLE_LOCAL {
+		return false
+	}
+	a := u.dst.Addr()
+	return u.dst.Bits() == 0 || !(a.IsLinkLocalUnicast() || a.IsMulticast())
 }
 
 // WatchFilter delivers a FilterChanged event whenever flatnet's nftables

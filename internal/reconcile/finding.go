@@ -44,7 +44,31 @@ const (
 	// FindCNI: a CNI configuration file or cache entry that cannot be used
 	// or followed, or a disagreement between them (Dir names the file).
 	FindCNI
+	// FindRefused: an allocated address that the node's own routing or
+	// root's configuration already answers for, or that belongs to an
+	// attachment flatnet does not follow; Refused says why, IP and
+	// Network which. Listed like FindReject, the first MaxRejectsListed
+	// of a network one by one.
+	FindRefused
+	// FindTrust: a network from libcni's cache that is not mirrored: its
+	// state directory is another's, or its master cannot be used (Dir and
+	// Network say which).
+	FindTrust
+	// FindMaster: a network's master is a macvlan, so the shim goes on
+	// the macvlan's own master, where the kernel puts the pods too.
+	FindMaster
+	// FindShimHeld: a shim was made again and again in a short time;
+	// flatnet holds it for a while instead of making it again.
+	FindShimHeld
+	// FindFilter: flatnet's nftables table is someone else's, or holds a
+	// chain flatnet did not make (Dir names it; "" for the table): left
+	// alone (FilterFindings).
+	FindFilter
 )
+
+// listed reports whether findings of kind k are listed per address, the
+// first MaxRejectsListed of each network, and counted beyond.
+func (k FindingKind) listed() bool { return k == FindReject || k == FindRefused }
 
 // Finding is something wrong that is not an error of flatnet's own: an
 // address that must not be routed, a foreign route, a shim name taken. The
@@ -59,6 +83,8 @@ type Finding struct {
 	Dir     string // FindUnmatched, FindCNI: the directory or file
 	// Why is the reason of a FindReject.
 	Why hostlocal.Rejection
+	// Refused is the reason of a FindRefused.
+	Refused Refusal
 }
 
 // FindingKey identifies a finding across passes: the same key is the same

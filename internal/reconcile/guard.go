@@ -277,6 +277,9 @@ func guardOK(l Link, g Guard) bool {
 // no chain (that chain is reported, and left alone).
 func (p *Plan) planFilter(in Input, shims map[string]shimCheck) {
 	have := in.Snap.Filter
+	for _, f := range FilterFindings(have, in.Guard) {
+		p.Findings = append(p.Findings, Finding{Kind: FindFilter, Level: f.Level, Dir: f.Chain, Msg: f.Msg})
+	}
 	if have != nil && have.Foreign {
 		return
 	}
@@ -311,10 +314,10 @@ func shimAddrOps(l Link, g Guard, network string) []Op {
 	return nil
 }
 
-// Guarded reports whether flatnet has set l up as a shim: made it, gave it
-// its address, or filters its MAC.
+// Guarded reports whether flatnet has set l up as a shim it did not make:
+// gave it its address, or filters its MAC.
 func Guarded(l Link, f *Filter) bool {
-	if l.Alias == ShimAlias || l.Sender {
+	if l.Sender {
 		return true
 	}
 	if f != nil && l.Kind == "macvlan" {

@@ -279,7 +279,7 @@ func TestTeardownGuard(t *testing.T) {
 		Filter: filterOf("eno2", hand.MAC.String()),
 	}
 	k := &fakeKernel{}
-	if _, err := Apply(k, Teardown(snap, "eno4.host")); err != nil {
+	if _, err := Apply(k, Teardown(snap, "mid", "eno4.host")); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -311,7 +311,7 @@ func TestTeardownFilterOwner(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			k := &fakeKernel{}
-			if _, err := Apply(k, Teardown(&Snapshot{Links: []Link{eno1}, Filter: tt.filter})); err != nil {
+			if _, err := Apply(k, Teardown(&Snapshot{Links: []Link{eno1}, Filter: tt.filter}, "mid")); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(k.cmds, tt.want) {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
 )
@@ -33,6 +34,9 @@ type Node struct {
 	allocs   []map[netip.Addr]hostlocal.Owner // by network: in.States[StateDir].Allocs, looked up once
 	nodeAddr map[netip.Addr]bool
 	routes   map[netip.Addr]hostRoute
+	routing  *routing          // what the node's own routing answers for
+	refused  []map[string]bool // by network: Network.Refused
+	managed  map[string]bool   // the devices whose protocol-97 routes are flatnet's
 
 	decided map[netip.Addr]decision
 	counts  []netCounts // by network
@@ -44,6 +48,58 @@ type Node struct {
 	// replaces them); global those of the other findings not tied to one
 	// address, which Full recomputes.
 	found, global []FindingKey
+	// made has, by shim, when flatnet made it within the last shimWindow
+	// (by Input.Now), so that nothing can make it make a shim again and
+	// again (see shimHold).
+	made map[string][]time.Time
+}
+
+// A shim is made at most maxShimMakes times in shimWindow: whatever keeps
+// removing it (a master that comes and goes, another tool, a shim that
+// the kernel moves to another master), flatnet then holds it, says why
+// once, and tries again when the window has passed.
+const (
+	maxShimMakes = 4
+	shimWindow   = time.Minute
+)
+
+// shimHold is a shim held: made that many times, held until then.
+type shimHold struct {
+	made  int
+	until time.Time
+}
+
+// holds are the shims held at now (none when now is zero: a one-shot
+// Compute has no history).
+func (n *Node) holds(now time.Time) map[string]shimHold {
+	var out map[string]shimHold
+	for shim, times := range n.made {
+		times = slices.DeleteFunc(times, func(t time.Time) bool { return !t.After(now.Add(-shimWindow)) })
+		if len(times) == 0 {
+			delete(n.made, shim)
+			continue
+		}
+		n.made[shim] = times
+		if len(times) >= maxShimMakes {
+			if out == nil {
+				out = map[string]shimHold{}
+			}
+			out[shim] = shimHold{made: len(times), until: times[0].Add(shimWindow)}
+		}
+	}
+	return out
+}
+
+// RetryAt is when the first shim held now may be made again; zero when
+// none is held. The daemon wakes then.
+func (n *Node) RetryAt() time.Time {
+	var at time.Time
+	for _, h := range n.holds(n.in.Now) {
+		if at.IsZero() || h.until.Before(at) {
+			at = h.until
+		}
+	}
+	return at
 }
 
 // hostRoute is what the main table holds for one address: flatnet's route
@@ -93,12 +149,14 @@ func NewNode() *Node {
 func (n *Node) Full(in Input) *Plan {
 	n.in = in
 	p := &Plan{}
-	shimOps, shims := p.planShims(in)
+	shimOps, shims := p.planShims(in, n.holds(in.Now))
 	n.shims = shims
 	p.planFilter(in, shims)
 	p.Ops = append(p.Ops, shimOps...)
 	p.planProxies(in, shims)
+	n.managed = managedDevs(in)
 	n.index(in.Snap)
+	n.routing = newRouting(in.Snap, n.managed)
 	// Findings not tied to an address: shims taken (planShims), state dirs
 	// that cannot be read.
 	global := append(p.Findings, n.networks(in)...)
@@ -125,7 +183,7 @@ func (n *Node) Full(in Input) *Plan {
 		used[nw.Shim] = true
 	}
 	for _, l := range in.Snap.Links {
-		if l.Alias == ShimAlias && !used[l.Name] {
+		if !used[l.Name] && OwnShim(l, in.Snap, in.MachineID) {
 			p.Ops = append(p.Ops, Op{Kind: DelShim, Dev: l.Name})
 		}
 	}
@@ -146,7 +204,7 @@ func (n *Node) index(snap *Snapshot) {
 			continue
 		}
 		hr := n.routes[r.Dst.Addr()]
-		if r.Protocol == Protocol {
+		if r.Protocol == Protocol && n.managed[r.Dev] {
 			hr.ours = r
 		} else {
 			hr.foreign = r
@@ -162,10 +220,17 @@ func (n *Node) networks(in Input) []Finding {
 	var held []Finding
 	n.masters = make([]Link, len(in.Networks))
 	n.held = make([]bool, len(in.Networks))
+	n.refused = make([]map[string]bool, len(in.Networks))
 	n.allocs = make([]map[netip.Addr]hostlocal.Owner, len(in.Networks))
 	n.counts = make([]netCounts, len(in.Networks))
 	for i, nw := range in.Networks {
 		n.masters[i], _ = in.Snap.Link(nw.Master)
+		if len(nw.Refused) > 0 {
+			n.refused[i] = make(map[string]bool, len(nw.Refused))
+			for _, id := range nw.Refused {
+				n.refused[i][id] = true
+			}
+		}
 		ds, known := in.States[nw.StateDir]
 		n.allocs[i] = ds.Allocs
 		if !known || ds.Err != nil {
@@ -213,7 +278,7 @@ func (n *Node) decideAll(before []Op) (opBuckets, []Finding) {
 	for _, ip := range addrs {
 		d, finds := n.decide(ip, &ops)
 		for _, f := range finds {
-			if f.Kind == FindReject {
+			if f.Kind.listed() {
 				rejects = append(rejects, f) // listed by settleFindings, lowest first
 			} else {
 				n.finds[f.Key()] = f
@@ -340,6 +405,12 @@ func (n *Node) Done(done []Op) {
 			}
 			n.redecide(ip, nil) // what it plans now was planned already
 		case AddShim, SetUp:
+			if op.Kind == AddShim && !n.in.Now.IsZero() {
+				if n.made == nil {
+					n.made = map[string][]time.Time{}
+				}
+				n.made[op.Dev] = append(n.made[op.Dev], n.in.Now)
+			}
 			if sc, ok := n.shims[op.Dev]; ok && sc.usable {
 				sc.up = true
 				n.shims[op.Dev] = sc
@@ -414,6 +485,11 @@ func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 				Msg: fmt.Sprintf("not routing %s of network %s: %s", ip, nw.Name, why.Explain(ip, nw.Ranges))})
 			continue
 		}
+		if ref, what := n.refuse(i, ip, o); ref != 0 {
+			finds = append(finds, Finding{Kind: FindRefused, Level: slog.LevelWarn, Network: nw.Name, IP: ip, Refused: ref,
+				Msg: fmt.Sprintf("not routing %s of network %s: %s", ip, nw.Name, what)})
+			continue
+		}
 		if claimant >= 0 {
 			finds = append(finds, Finding{Kind: FindDuplicate, Level: slog.LevelWarn, Network: nw.Name, IP: ip,
 				Msg: fmt.Sprintf("not routing %s of network %s: network %s already routes it", ip, nw.Name, n.in.Networks[claimant].Name)})
@@ -481,6 +557,18 @@ func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 
 func (n *Node) isNode(ip netip.Addr) bool { return n.nodeAddr[ip] }
 
+// refuse says why ip, allocated to owner in network i and inside its
+// ranges, is still not routed (see Refusal); 0 when it may be.
+func (n *Node) refuse(i int, ip netip.Addr, owner hostlocal.Owner) (Refusal, string) {
+	if n.refused[i][owner.ContainerID] && owner.ContainerID != "" {
+		return RefuseAttachment, fmt.Sprintf("allocated to container %s, whose attachment was made with another configuration of the network, or under a name that is another network's; flatnet does not follow it", owner.ContainerID)
+	}
+	if n.routing == nil {
+		return 0, ""
+	}
+	return n.routing.judge(ip, &n.in.Networks[i])
+}
+
 // count adds (sign 1) or takes away (-1) what decision d says of its
 // address to its network's status.
 func (n *Node) count(d decision, sign int) {
@@ -506,7 +594,7 @@ func (n *Node) count(d decision, sign int) {
 // addFinding records f, fresh unless it held already. Rejected addresses
 // beyond the first MaxRejectsListed of their network are only counted.
 func (n *Node) addFinding(f Finding) {
-	if f.Kind == FindReject {
+	if f.Kind.listed() {
 		n.addReject(f)
 		return
 	}
@@ -517,7 +605,7 @@ func (n *Node) addFinding(f Finding) {
 }
 
 func (n *Node) dropFinding(k FindingKey) {
-	if k.Kind == FindReject {
+	if k.Kind.listed() {
 		i := n.netIndex(k.Network)
 		if i < 0 {
 			return
@@ -554,7 +642,7 @@ func (n *Node) addReject(f Finding) {
 	}
 	if c.rejectsMore++; c.rejectsMore == 1 {
 		more := Finding{Kind: FindRejectMore, Level: slog.LevelWarn, Network: f.Network,
-			Msg: fmt.Sprintf("not routing more than %d addresses of network %s (outside its ranges, the gateway, node addresses or not unicast); the others are not listed one by one",
+			Msg: fmt.Sprintf("not routing more than %d addresses of network %s (outside its ranges, the gateway, node addresses, not unicast, or answered for by the node's routes); the others are not listed one by one",
 				MaxRejectsListed, f.Network)}
 		n.finds[more.Key()] = more
 		n.fresh = append(n.fresh, more)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
 )
@@ -35,6 +36,9 @@ type Input struct {
 	// Found are findings made before, in resolving the networks: they are
 	// reported with the others.
 	Found []Finding
+	// Now is the time of the pass, for what the node remembers over time
+	// (how often it made a shim); zero for a one-shot look.
+	Now time.Time
 }
 
 // NetStatus is one network as a reconcile found it.
@@ -117,10 +121,23 @@ func routeSrc(master Link, ip netip.Addr) netip.Addr {
 
 // planShims checks every shim the networks need and plans what makes each
 // usable. It returns those ops and the verdict per shim name.
-func (p *Plan) planShims(in Input) ([]Op, map[string]shimCheck) {
+func (p *Plan) planShims(in Input, held map[string]shimHold) ([]Op, map[string]shimCheck) {
 	out := map[string]shimCheck{}
 	var ops []Op
 	snap := in.Snap
+	// hold reports, and makes a finding of, a shim that is not to be made
+	// again yet.
+	hold := func(n Network) bool {
+		h, ok := held[n.Shim]
+		if !ok {
+			return false
+		}
+		why := fmt.Sprintf("shim %s was made %d times in the last %s: flatnet holds it until %s instead of making it again (something removes or moves it as soon as it is made)",
+			n.Shim, h.made, shimWindow, h.until.Format("15:04:05"))
+		p.Findings = append(p.Findings, Finding{Kind: FindShimHeld, Level: slog.LevelWarn, Network: n.Name, Shim: n.Shim, Msg: why})
+		out[n.Shim] = shimCheck{waiting: why}
+		return true
+	}
 	for _, n := range in.Networks {
 		if _, done := out[n.Shim]; done || n.Unusable != "" {
 			continue
@@ -138,12 +155,17 @@ func (p *Plan) planShims(in Input) ([]Op, map[string]shimCheck) {
 		create := Op{Kind: AddShim, Dev: n.Shim, Master: n.Master, MAC: mac, MTU: master.MTU, Network: n.Name, Guard: in.Guard}
 		shim, ok := snap.Link(n.Shim)
 		if !ok {
+			if hold(n) {
+				continue
+			}
 			ops = append(ops, create)
 			out[n.Shim] = shimCheck{usable: true, mac: mac}
 			continue
 		}
-		mine := shim.Alias == ShimAlias
+		// flatnet's own: its alias on a macvlan on this master, or with the
+		// MAC flatnet gives it (made on another master, which changed).
 		right := shim.Kind == "macvlan" && shim.ParentIndex == master.Index && shim.MacvlanMode == "bridge"
+		mine := shim.Alias == ShimAlias && shim.Kind == "macvlan" && (shim.ParentIndex == master.Index || OwnShim(shim, snap, in.MachineID))
 		if !right && !mine {
 			why := fmt.Sprintf("%s exists but is not a bridge-mode macvlan on %s (%s); flatnet leaves it alone", n.Shim, n.Master, DescribeLink(shim, snap))
 			p.Findings = append(p.Findings, Finding{Kind: FindTaken, Level: slog.LevelError, Network: n.Name, Shim: n.Shim, Msg: why})
@@ -152,6 +174,9 @@ func (p *Plan) planShims(in Input) ([]Op, map[string]shimCheck) {
 		}
 		if !right {
 			// Ours, but the master or mode changed under it: rebuild.
+			if hold(n) {
+				continue
+			}
 			ops = append(ops, Op{Kind: DelShim, Dev: n.Shim, Network: n.Name}, create)
 			out[n.Shim] = shimCheck{usable: true, mac: mac}
 			continue
@@ -250,14 +275,6 @@ func inRanges(ip netip.Addr, rs []hostlocal.Range) bool {
 	return false
 }
 
-func describeRoute(r Route) string {
-	s := r.Dst.String()
-	if r.Dev != "" {
-		s += " dev " + r.Dev
-	}
-	return s + fmt.Sprintf(" proto %d", r.Protocol)
-}
-
 // DescribeLink says what kind of device l is, for messages: "a veth", "a
 // macvlan mode private on eno1".
 func DescribeLink(l Link, snap *Snapshot) string {
@@ -329,21 +346,21 @@ func routeRun(ops []Op, broken map[string]bool) int {
 	return n
 }
 
-// Teardown plans the removal of everything flatnet made, and only that:
-// every route with its protocol; on shims it set up but did not make (those
-// holding [SenderAddr] or filtered by its table, and the names in adopted,
-// the configuration's shims when known), its address and the IPv6 proxy
-// entries; every shim with its alias; last, its nftables table, once the
-// shims it guards are gone.
-func Teardown(snap *Snapshot, adopted ...string) []Op {
+// Teardown plans the removal of everything flatnet made, and only that
+// (see [TeardownManaged] for which devices are flatnet's): every route with
+// its protocol on those devices; on shims it set up but did not make, its
+// address and the IPv6 proxy entries; every shim it made ([OwnShim]);
+// last, its nftables table, once the shims it guards are gone.
+func Teardown(snap *Snapshot, machineID string, adopted ...string) []Op {
 	var ops []Op
+	managed := TeardownManaged(snap, machineID, adopted...)
 	for _, r := range snap.Routes {
-		if r.Protocol == Protocol && isHost(r.Dst) {
+		if r.Protocol == Protocol && isHost(r.Dst) && managed[r.Dev] {
 			ops = append(ops, Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst})
 		}
 	}
 	for _, l := range snap.Links {
-		if l.Alias == ShimAlias || l.Kind != "macvlan" || !(Guarded(l, snap.Filter) || slices.Contains(adopted, l.Name)) {
+		if !managed[l.Name] || OwnShim(l, snap, machineID) {
 			continue
 		}
 		if l.Sender {
@@ -356,7 +373,7 @@ func Teardown(snap *Snapshot, adopted ...string) []Op {
 		}
 	}
 	for _, l := range snap.Links {
-		if l.Alias == ShimAlias {
+		if OwnShim(l, snap, machineID) {
 			ops = append(ops, Op{Kind: DelShim, Dev: l.Name})
 		}
 	}
@@ -364,4 +381,18 @@ func Teardown(snap *Snapshot, adopted ...string) []Op {
 		ops = append(ops, Op{Kind: SetFilter})
 	}
 	return ops
+}
+
+// TeardownManaged are the devices flatnet set up, as teardown knows them
+// without a configuration: the shims it made ([OwnShim]), and the macvlans
+// it gave its address or filters (Guarded), or named in adopted (the
+// configuration's shims, when it can be read).
+func TeardownManaged(snap *Snapshot, machineID string, adopted ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range snap.Links {
+		if OwnShim(l, snap, machineID) || l.Kind == "macvlan" && (Guarded(l, snap.Filter) || slices.Contains(adopted, l.Name)) {
+			m[l.Name] = true
+		}
+	}
+	return m
 }

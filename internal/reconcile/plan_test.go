@@ -36,7 +36,7 @@ var (
 	}
 	seedNet = Network{Name: "default", Master: "eno1", Shim: "eno1.host", StateDir: "/var/lib/cni/networks/default", Ranges: []hostlocal.Range{seedRange}}
 	eno1    = Link{Index: 2, Name: "eno1", Kind: "device", Up: true, MTU: 1500}
-	shim    = Link{Index: 7, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true, ProxyNDP: true}
+	shim    = Link{Index: 7, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true, ProxyNDP: true, MAC: ShimMAC("mid", "eno1.host")}
 )
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -115,11 +115,18 @@ func TestCompute(t *testing.T) {
 			state:  ptr(allocs()),
 		},
 		{
-			name:   "our route on the wrong device is replaced",
-			links:  []Link{eno1, shim},
-			routes: []Route{{Dst: hostPrefix(ip("192.168.1.2")), Dev: "eth9", Protocol: Protocol}},
+			name:   "our route on another of our shims is replaced",
+			links:  []Link{eno1, shim, {Index: 3, Name: "eno2"}, {Index: 9, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 3, Alias: ShimAlias, MAC: ShimMAC("mid", "eno2.host")}},
+			routes: []Route{{Dst: hostPrefix(ip("192.168.1.2")), Dev: "eno2.host", Protocol: Protocol}},
 			state:  ptr(allocs("192.168.1.2")),
-			want:   []string{"ip route replace 192.168.1.2/32 dev eno1.host scope link proto 97"},
+			want:   []string{"ip route replace 192.168.1.2/32 dev eno1.host scope link proto 97", "ip link del eno2.host"},
+		},
+		{
+			name:     "a protocol-97 route on a device flatnet does not manage is someone else's",
+			links:    []Link{eno1, shim},
+			routes:   []Route{{Dst: hostPrefix(ip("192.168.1.2")), Dev: "eth9", Protocol: Protocol}, {Dst: hostPrefix(ip("10.9.9.9")), Dev: "eno1", Protocol: Protocol}},
+			state:    ptr(allocs("192.168.1.2")),
+			wantFind: []string{"foreign:192.168.1.2"},
 		},
 		{
 			name:     "unroutable addresses are findings",
@@ -270,15 +277,20 @@ func TestComputeDualStack(t *testing.T) {
 }
 
 func TestUnusedShimRemovedLast(t *testing.T) {
-	other := Link{Index: 9, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 3, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true, ProxyNDP: true}
+	other := Link{Index: 9, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 3, Up: true, MTU: 1500, Alias: ShimAlias, ARPFilter: true, ProxyNDP: true, MAC: ShimMAC("mid", "eno2.host")}
 	handMade := Link{Index: 10, Name: "eno3.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true}
+	// flatnet's alias, not flatnet's MAC, or not a macvlan: not flatnet's.
+	aliased := Link{Index: 11, Name: "eno4.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Alias: ShimAlias, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 4}}
+	bridge := Link{Index: 12, Name: "br9", Kind: "bridge", Alias: ShimAlias, MAC: ShimMAC("mid", "br9")}
 	in := Input{
 		Networks: []Network{seedNet},
 		States:   map[string]DirState{seedNet.StateDir: allocs()},
 		Snap: &Snapshot{
-			Links:  []Link{eno1, shim, {Index: 3, Name: "eno2"}, other, {Index: 4, Name: "eno3"}, handMade},
-			Routes: []Route{{Dst: hostPrefix(ip("10.1.0.2")), Dev: "eno2.host", Protocol: Protocol}},
+			Links: []Link{eno1, shim, {Index: 3, Name: "eno2"}, other, {Index: 4, Name: "eno3"}, handMade, aliased, bridge},
+			Routes: []Route{{Dst: hostPrefix(ip("10.1.0.2")), Dev: "eno2.host", Protocol: Protocol},
+				{Dst: hostPrefix(ip("10.1.0.3")), Dev: "eno4.host", Protocol: Protocol}, {Dst: hostPrefix(ip("10.1.0.4")), Dev: "br9", Protocol: Protocol}},
 		},
+		MachineID: "mid",
 	}
 	k := &fakeKernel{}
 	if _, err := Apply(k, Compute(in).Ops); err != nil {
@@ -344,7 +356,7 @@ func TestTeardownOnlyOurs(t *testing.T) {
 		},
 	}
 	k := &fakeKernel{}
-	if _, err := Apply(k, Teardown(snap)); err != nil {
+	if _, err := Apply(k, Teardown(snap, "mid")); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"ip route del 192.168.1.2/32 dev eno1.host proto 97", "ip link del eno1.host"}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
@@ -13,23 +15,31 @@ import (
 )
 
 // Resolve turns the configuration and the discovered CNI networks (from the
-// configuration directory and libcni's cache) into the networks to mirror,
-// every default filled in:
+// configuration directory and libcni's cache, cni.Discovery) into the
+// networks to mirror, every default filled in:
 //
-//   - every discovered macvlan + host-local network, unless discover =
-//     false; a [[network]] table overrides the discovered network of its
-//     name (what the table sets wins, what it leaves out comes from the
-//     discovered one) or adds a network;
+//   - every discovered macvlan network, unless discover = false; a
+//     [[network]] table overrides the discovered network of its name (what
+//     the table sets wins, what it leaves out comes from the discovered
+//     one) or adds a network;
 //   - master: the config's, else the CNI config's, else the NIC of the
-//     default route (the macvlan plugin's own rule);
+//     default route (the macvlan plugin's own rule); a master that is
+//     itself a macvlan stands for its own master, where the kernel puts
+//     the pods' macvlans too;
 //   - shim: the config's, else [ShimName] of the master;
 //   - state dir: the config's, else the CNI config's dataDir/<name>, else
 //     state_root/<name>;
 //   - ranges: the config's CIDRs, each in the subnet it is a pool of
 //     (tableRange), else host-local's ranges.
 //
-// Networks that cannot be mirrored are left out with a finding.
-func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Network, []Finding) {
+// A network only libcni's cache defines is a Tenant's (docs/security.md):
+// it is not mirrored when its state directory is another network's or
+// one of flatnet's inputs (state_root itself, the CNI configuration
+// directory, a cache directory), and it gets the ranges root's
+// configuration gives other networks as Reserved. Networks that cannot be
+// mirrored are left out with a finding.
+func Resolve(cfg config.Config, d cni.Discovery, snap *Snapshot) ([]Network, []Finding) {
+	discovered := d.Networks
 	var out []Network
 	var finds []Finding
 	byName := map[string]cni.Network{}
@@ -44,6 +54,12 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 			n.Master = cn.Master
 		}
 		n.Master = cmp.Or(n.Master, defaultDev)
+		if f, ok := lowerMaster(&n, snap); !ok {
+			finds = append(finds, f)
+			return
+		} else if f.Kind != 0 {
+			finds = append(finds, f)
+		}
 		if n.Shim == "" && n.Master != "" {
 			n.Shim = ShimName(n.Master)
 		}
@@ -79,6 +95,7 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 				return
 			}
 		}
+		n.Refused = refusedIDs(d.Refused[n.Name])
 		out = append(out, n)
 	}
 	// Each [[network]] table overrides the discovered network of its name,
@@ -107,7 +124,7 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 				add(fromTable(c, cn, true), cn, true)
 				continue
 			}
-			add(Network{Name: cn.Name, Source: cn.File}, cn, true)
+			add(Network{Name: cn.Name, Source: cn.File, Tenant: cn.FromCache()}, cn, true)
 		}
 	}
 	for _, c := range cfg.Networks {
@@ -117,7 +134,138 @@ func Resolve(cfg config.Config, discovered []cni.Network, snap *Snapshot) ([]Net
 		}
 		add(fromTable(c, cn, found), cn, found)
 	}
-	return out, finds
+	return confine(cfg, d.Claims, out, finds)
+}
+
+// lowerMaster makes a master that is a macvlan (a shim of flatnet's among
+// them) stand for its own master: the kernel puts a macvlan made on a
+// macvlan on the lower device, so that is where the pods sit, and a shim
+// made on a shim would be moved there at once and made again at every
+// pass. It returns a finding to report (Kind 0: none), and false when the
+// network cannot be mirrored.
+func lowerMaster(n *Network, snap *Snapshot) (Finding, bool) {
+	l, ok := snap.Link(n.Master)
+	if !ok || l.Kind != "macvlan" && l.Kind != "macvtap" {
+		return Finding{}, true
+	}
+	lower, ok := snap.LinkByIndex(l.ParentIndex)
+	if !ok {
+		return Finding{Kind: FindTrust, Level: slog.LevelWarn, Network: n.Name, Dir: n.Source,
+			Msg: fmt.Sprintf("network %s (%s): its master %s is a %s whose own master is not on the node; not mirrored", n.Name, n.Source, n.Master, l.Kind)}, false
+	}
+	f := Finding{Kind: FindMaster, Level: slog.LevelInfo, Network: n.Name,
+		Msg: fmt.Sprintf("network %s (%s): its master %s is a %s on %s; the kernel puts the pods' macvlans on %s, so the shim goes there too", n.Name, n.Source, n.Master, l.Kind, lower.Name, lower.Name)}
+	n.Master = lower.Name
+	return f, true
+}
+
+// refusedIDs are the container ids of as, sorted, once each.
+func refusedIDs(as []cni.Attachment) []string {
+	var ids []string
+	for _, a := range as {
+		ids = append(ids, a.ContainerID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// owner is a directory that is already someone's, for confine.
+type owner struct {
+	dir  string
+	what string
+	// tree: the whole tree under dir is taken, not just dir itself and
+	// its ancestors.
+	tree bool
+}
+
+// confine applies the rules for networks only libcni's cache defines: a
+// state directory has one owner, and root's configuration owns first
+// (claims, every network of the CNI configuration directory, whatever its
+// plugins; root's networks; flatnet's own inputs); a Tenant network whose
+// directory is, holds or lies in one already owned is left out, with a
+// finding. Every Tenant network that stays gets the ranges root gives
+// other networks as Reserved.
+func confine(cfg config.Config, claims []cni.Claim, nets []Network, finds []Finding) ([]Network, []Finding) {
+	var owners []owner
+	var reserved []Reserved
+	if cfg.StateRoot != "" {
+		// A network's own directory lies in state_root: only the root
+		// itself, or a directory holding it, is taken.
+		owners = append(owners, owner{dir: filepath.Clean(cfg.StateRoot), what: "state_root, where host-local keeps every network's directory"})
+	}
+	if cfg.CNIConfDir != "" {
+		owners = append(owners, owner{dir: filepath.Clean(cfg.CNIConfDir), what: "the CNI configuration directory", tree: true})
+	}
+	for _, c := range cfg.CNICacheDirs {
+		owners = append(owners, owner{dir: filepath.Join(filepath.Clean(c), cni.CacheResultsDir), what: "libcni's cache " + c, tree: true})
+	}
+	for _, c := range claims {
+		dirs := c.StateDirs
+		if cfg.StateRoot != "" {
+			dirs = append(slices.Clone(dirs), filepath.Join(cfg.StateRoot, c.Name))
+		}
+		for _, d := range dirs {
+			owners = append(owners, owner{dir: filepath.Clean(d), what: fmt.Sprintf("network %s of %s (%s)", c.Name, c.File, strings.TrimPrefix(c.Kind(), "a ")), tree: true})
+		}
+		for _, r := range c.Ranges {
+			reserved = append(reserved, Reserved{Range: r, Network: c.Name, Source: c.File})
+		}
+	}
+	for _, n := range nets {
+		if n.Tenant {
+			continue
+		}
+		owners = append(owners, owner{dir: filepath.Clean(n.StateDir), what: fmt.Sprintf("network %s of %s", n.Name, n.Source), tree: true})
+		for _, r := range n.Ranges {
+			reserved = append(reserved, Reserved{Range: r, Network: n.Name, Source: n.Source})
+		}
+	}
+	kept := nets[:0]
+	for _, n := range nets {
+		if !n.Tenant {
+			kept = append(kept, n)
+			continue
+		}
+		dir := filepath.Clean(n.StateDir)
+		if o, taken := ownedBy(owners, dir); taken {
+			finds = append(finds, Finding{Kind: FindTrust, Level: slog.LevelWarn, Network: n.Name, Dir: dir,
+				Msg: fmt.Sprintf("network %s, defined only in libcni's cache (%s), keeps its allocations in %s, which is %s: not mirrored; a network from the cache cannot take another's state directory", n.Name, n.Source, dir, o.what)})
+			continue
+		}
+		owners = append(owners, owner{dir: dir, what: fmt.Sprintf("network %s of %s", n.Name, n.Source), tree: true})
+		for _, r := range reserved {
+			if r.Network != n.Name && (len(n.Ranges) == 0 || slices.ContainsFunc(n.Ranges, func(x hostlocal.Range) bool { return overlap(x, r.Range) })) {
+				n.Reserved = append(n.Reserved, r)
+			}
+		}
+		kept = append(kept, n)
+	}
+	return kept, finds
+}
+
+// ownedBy returns the owner of dir, or of a directory dir holds or lies
+// in.
+func ownedBy(owners []owner, dir string) (owner, bool) {
+	for _, o := range owners {
+		if dir == o.dir || within(o.dir, dir) || o.tree && within(dir, o.dir) {
+			return o, true
+		}
+	}
+	return owner{}, false
+}
+
+// within reports whether path lies under dir.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// overlap reports whether two ranges share an address.
+func overlap(a, b hostlocal.Range) bool {
+	if a.Start.Is4() != b.Start.Is4() {
+		return false
+	}
+	return a.Start.Compare(b.End) <= 0 && b.Start.Compare(a.End) <= 0
 }
 
 // tableRange is a [[network]] table's CIDR p as a range: only addresses

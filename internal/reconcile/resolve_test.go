@@ -86,7 +86,7 @@ func TestResolve(t *testing.T) {
 			if cfg.Networks == nil {
 				cfg.Discover = true // the default
 			}
-			nets, finds := Resolve(cfg, tt.cni, snap)
+			nets, finds := Resolve(cfg, cni.Discovery{Networks: tt.cni}, snap)
 			var got []string
 			for _, n := range nets {
 				got = append(got, strings.Join([]string{n.Name, n.Master, n.Shim, n.StateDir}, " "))
@@ -107,7 +107,7 @@ func TestResolve(t *testing.T) {
 
 func TestConfigRangesKeepGateway(t *testing.T) {
 	cfg := config.Config{StateRoot: "/r", Networks: []config.Network{{Name: "default", Ranges: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}}}}
-	nets, _ := Resolve(cfg, []cni.Network{{Name: "default", File: "f", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}}, &Snapshot{})
+	nets, _ := Resolve(cfg, cni.Discovery{Networks: []cni.Network{{Name: "default", File: "f", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}}}, &Snapshot{})
 	if len(nets) != 1 || nets[0].Ranges[0].Gateway != seedRange.Gateway {
 		t.Fatalf("ranges = %+v; want host-local's gateway kept", nets)
 	}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
@@ -45,4 +46,41 @@ func ShimSeed(machineID string, master Link) string {
 		return "mac " + master.PermMAC.String()
 	}
 	return "mac " + master.MAC.String()
+}
+
+// OwnShim reports whether l is a shim flatnet made, by its marks: the
+// alias flatnet gives its shims, on a macvlan, with the MAC flatnet derives
+// for that name on that master ([ShimMAC]). The alias alone is not enough:
+// anyone with CAP_NET_ADMIN can set it, on any device, and flatnet deletes
+// only what it made.
+func OwnShim(l Link, snap *Snapshot, machineID string) bool {
+	if l.Alias != ShimAlias || l.Kind != "macvlan" {
+		return false
+	}
+	seed := machineID
+	if seed == "" {
+		master, ok := snap.LinkByIndex(l.ParentIndex)
+		if !ok {
+			return false
+		}
+		seed = ShimSeed("", master)
+	}
+	return bytes.Equal(l.MAC, ShimMAC(seed, l.Name))
+}
+
+// managedDevs are the devices whose routes with flatnet's protocol are
+// flatnet's: the networks' shims (made or adopted), and the shims flatnet
+// made or set up that no network uses any more. A route with protocol 97
+// anywhere else is someone else's: never replaced, never deleted.
+func managedDevs(in Input) map[string]bool {
+	m := make(map[string]bool, len(in.Networks)+2)
+	for _, n := range in.Networks {
+		m[n.Shim] = true
+	}
+	for _, l := range in.Snap.Links {
+		if OwnShim(l, in.Snap, in.MachineID) || l.Kind == "macvlan" && Guarded(l, in.Snap.Filter) {
+			m[l.Name] = true
+		}
+	}
+	return m
 }

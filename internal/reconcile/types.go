@@ -102,6 +102,20 @@ type Route struct {
 	Protocol int
 	Priority int
 	Src      netip.Addr // preferred source address (`src`); invalid when none
+	// Gateways are its next hops (`via`, each of a multipath route's).
+	Gateways []netip.Addr
+	// Type is its kind when it is not a unicast route: "blackhole",
+	// "unreachable", "prohibit", "throw", ...; "" for unicast.
+	Type string
+}
+
+// NextHop is the next hop of a route in any table but the local one: an
+// address the node already reaches through that route, which flatnet
+// never routes to a shim.
+type NextHop struct {
+	Addr  netip.Addr
+	Route Route
+	Table int
 }
 
 // Snapshot is what the kernel holds right now.
@@ -113,6 +127,9 @@ type Snapshot struct {
 	Proxies []Proxy
 	// Filter is flatnet's nftables table; nil when there is none.
 	Filter *Filter
+	// NextHops are the next hops of the routes of every table but local
+	// (the main table's among them).
+	NextHops []NextHop
 }
 
 // Link returns the link called name.
@@ -166,6 +183,29 @@ type Network struct {
 	// through a shim at all (a macvlan mode other than bridge); nothing is
 	// made for it.
 	Unusable string
+	// Tenant is set for a network only libcni's cache defines (no CNI
+	// configuration file, no [[network]] table): tenants write it, through
+	// a Multus NetworkAttachmentDefinition. Its addresses are routed only
+	// on a subnet its master is connected to, and never inside a range
+	// that root's configuration gives another network (Reserved). See
+	// docs/security.md.
+	Tenant bool
+	// Reserved are the ranges root's configuration gives other networks
+	// (CNI configuration files of any plugin, [[network]] tables): a
+	// Tenant network's address inside one is refused.
+	Reserved []Reserved
+	// Refused are the containers whose allocations are not followed,
+	// sorted: their attachments were made with another configuration than
+	// the one followed, or cached under a name the configuration directory
+	// gives another network (cni.Discovery.Refused).
+	Refused []string
+}
+
+// Reserved is a range root's configuration gives a network.
+type Reserved struct {
+	Range   hostlocal.Range
+	Network string // the network it is given to
+	Source  string // where: the CNI configuration file or flatnet.toml
 }
 
 // Alloc is one allocation read from a state directory.

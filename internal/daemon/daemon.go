@@ -142,7 +142,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now func() time.Time) *pass {
 	return &pass{
 		cfg: d.opts.Config, log: d.log, k: k, notify: d.opts.Notifier, marks: m, now: now, mid: sd.MachineID(), watch: watch,
-		cache: statedir.NewCache(), disc: cni.NewLastGood(), caches: cni.NewCacheSet(), node: reconcile.NewNode(), since: map[string]time.Time{},
+		cache: statedir.NewCache(), disc: cni.NewLastGood(), caches: cni.NewCacheSet(), node: reconcile.NewNode(), unm: newUnmatched(),
 	}
 }
 
@@ -202,7 +202,7 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 // in between do not put it off.
 func (d *Daemon) step(retry, resync, recheck Timer) {
 	ok, full := d.p.run(d.p.marks.take())
-	at := d.p.recheckAt
+	at := d.p.unm.recheckAt
 	if r := d.p.node.RetryAt(); !r.IsZero() && (at.IsZero() || r.Before(at)) {
 		at = r
 	}

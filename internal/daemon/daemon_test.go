@@ -293,8 +293,8 @@ func TestRunTimeNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.d.p.marks.file(filepath.Dir(r.stateDir), "nadnet") // the state root's event
-	if ok, full := r.step(); !ok || !full {
-		t.Fatalf("a directory in the state root: ok %v, full %v", ok, full)
+	if ok, full := r.step(); !ok || full {
+		t.Fatalf("a directory in the state root is counted alone: ok %v, full %v", ok, full)
 	}
 	if !slices.Contains(r.d.p.watched, nadDir) {
 		t.Fatalf("the unexplained directory is not watched: %q", r.d.p.watched)
@@ -304,8 +304,8 @@ func TestRunTimeNetwork(t *testing.T) {
 	if ok, full := r.step(); !ok || full {
 		t.Fatalf("an allocation in an unexplained directory: ok %v, full %v", ok, full)
 	}
-	if want := r.clk.Now().Add(unmatchedGrace); !r.d.p.recheckAt.Equal(want) {
-		t.Errorf("recheck at %v, want %v", r.d.p.recheckAt, want)
+	if want := r.clk.Now().Add(unmatchedGrace); !r.d.p.unm.recheckAt.Equal(want) {
+		t.Errorf("recheck at %v, want %v", r.d.p.unm.recheckAt, want)
 	}
 	r.k.took()
 
@@ -325,8 +325,8 @@ func TestRunTimeNetwork(t *testing.T) {
 	if !slices.Contains(names, "nadnet "+filepath.Join(r.cacheDir, "results", name)) {
 		t.Errorf("networks %q", names)
 	}
-	if !r.d.p.recheckAt.IsZero() || slices.Contains(r.d.p.unknown, nadDir) {
-		t.Errorf("the explained directory still waits (recheck at %v) or is unknown (%q)", r.d.p.recheckAt, r.d.p.unknown)
+	if !r.d.p.unm.recheckAt.IsZero() || r.d.p.unm.has(nadDir) {
+		t.Errorf("the explained directory still waits (recheck at %v) or is unknown", r.d.p.unm.recheckAt)
 	}
 	r.clk.advance(unmatchedGrace)
 	r.d.p.marks.recountUnknown()
@@ -411,14 +411,14 @@ func TestUnexplainedDirectory(t *testing.T) {
 	r.write(t, filepath.Join(nad, "10.99.0.2"), "b1\r\nnet1")
 	r.d.p.marks.file(root, "bridgenad")
 	r.d.step(retry, resync, recheck)
-	if !slices.Contains(r.d.p.unknown, nad) {
-		t.Fatalf("unknown %q, want the bridge's directory before its entry", r.d.p.unknown)
+	if !r.d.p.unm.has(nad) {
+		t.Fatalf("want the bridge's directory unknown before its entry")
 	}
 	r.write(t, filepath.Join(r.cacheDir, "results", "bridgenad-b1-net1"), bridgeEntry)
 	r.d.p.marks.file(filepath.Join(r.cacheDir, "results"), "bridgenad-b1-net1")
 	r.d.step(retry, resync, recheck)
-	if slices.Contains(r.d.p.unknown, nad) || slices.Contains(r.d.p.watched, nad) {
-		t.Errorf("the bridge's entry did not explain its directory: unknown %q, watched %q", r.d.p.unknown, r.d.p.watched)
+	if r.d.p.unm.has(nad) || slices.Contains(r.d.p.watched, nad) {
+		t.Errorf("the bridge's entry did not explain its directory: watched %q", r.d.p.watched)
 	}
 	r.clk.advance(unmatchedGrace)
 	r.d.p.marks.recountUnknown()
@@ -466,7 +466,7 @@ func TestOwnDeletionEchoes(t *testing.T) {
 func TestMarks(t *testing.T) {
 	m := newMarks()
 	m.take()
-	m.interest("/etc/cni/net.d", map[string]string{"/var/lib/cni/results": "/var/lib/cni"}, map[string]bool{"eno1": true, "eno1.host": true})
+	m.interest("/etc/cni/net.d", map[string]string{"/var/lib/cni/results": "/var/lib/cni"}, map[string]bool{"eno1": true, "eno1.host": true}, nil)
 	m.file("/var/lib/cni/networks/default", "last_reserved_ip.0")
 	m.file("/var/lib/cni/networks/default", "lock")
 	m.kernelEvent(netlinkx.Event{Kind: netlinkx.LinkChanged, Link: "macvlan7"})

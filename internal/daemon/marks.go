@@ -37,6 +37,7 @@ type marks struct {
 	cniDir  string
 	results map[string]string
 	links   map[string]bool
+	unknown map[string]bool // the state root's directories no network explains
 	// expectDel counts the deletions of our routes a pass made, whose
 	// notifications are only our own echo.
 	expectDel map[netip.Prefix]int
@@ -97,6 +98,11 @@ func (m *marks) file(dir, name string) {
 			m.cache[cacheDir] = map[string]bool{}
 		}
 		m.cache[cacheDir][name] = true
+	case name == "" && m.unknown[dir]:
+		// A directory no network explains: counted again, not read.
+		if m.names[dir] == nil {
+			m.names[dir] = map[string]bool{}
+		}
 	case name == "":
 		m.dirs[dir] = true
 		m.because("state directory " + dir)
@@ -230,10 +236,11 @@ func (m *marks) takeDirs(t *marked) {
 }
 
 // interest sets the CNI directory, the caches' results/ directories (and
-// the cache directory of each) and the links whose events matter.
-func (m *marks) interest(cniDir string, results map[string]string, links map[string]bool) {
+// the cache directory of each), the links whose events matter, and the
+// state root's directories that no network explains.
+func (m *marks) interest(cniDir string, results map[string]string, links, unknown map[string]bool) {
 	m.mu.Lock()
-	m.cniDir, m.results, m.links = cniDir, results, links
+	m.cniDir, m.results, m.links, m.unknown = cniDir, results, links, unknown
 	m.mu.Unlock()
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/flatnet/flatnet/internal/statedir"
-	"github.com/flatnet/flatnet/internal/text"
 )
 
 // Kernel is what a pass needs of the kernel: one snapshot, and ops one by
@@ -82,15 +81,13 @@ type pass struct {
 	disco     cni.Discovery // cniNets and what else Combine found
 	cniFound  []reconcile.Finding
 	found     []reconcile.Finding
-	// The state root's directories that no network explains (unknown,
-	// watched), since when each has held allocations, and the findings
-	// for those that held them longer than unmatchedGrace; recheckAt is
-	// when the next one will have, zero when none waits.
-	unknown   []string
-	since     map[string]time.Time
-	unmatched []reconcile.Finding
-	recheckAt time.Time
+	// unm follows the state root's directories that no network explains;
+	// explained are the directories that networks do (their state
+	// directories, and those named like a network of any plugin).
+	unm       *unmatched
+	explained map[string]bool
 	node      *reconcile.Node
+	limit     logLimit // how much of one cause the journal gets
 	snap      *reconcile.Snapshot
 	nets      []reconcile.Network
 	watched   []string
@@ -139,31 +136,57 @@ func (p *pass) update(m *marked) (ok, full bool) {
 			m.why = "a network came or went in libcni's cache"
 			return p.full(*m), true // everything anew
 		}
-		if !slices.Equal(names, p.names) && !slices.Equal(p.unexplained(nets), p.unknown) {
-			// A network of another plugin came or went (its name explains
-			// a directory, or no longer does): the watches change.
-			m.why = "a network's name came or went in libcni's cache"
-			return p.full(*m), true
-		}
 		p.found = found
-		p.node.SetFound(slices.Concat(found, p.cniFound, p.unmatched))
+		if !slices.Equal(names, p.names) {
+			// A network of another plugin came or went: its name explains
+			// a directory, or no longer does.
+			p.unm.reset(p.unexplained(nets), p.now())
+			m.recount = true
+		}
+		p.node.SetFound(p.findings())
+	}
+	// The state root's entries and the unexplained directories' are only
+	// counted, one directory at a time.
+	now := p.now()
+	unm := m.recount
+	root := filepath.Clean(p.cfg.StateRoot)
+	if names, ok := m.names[root]; ok {
+		delete(m.names, root)
+		m.why = "entries of " + root
+		for name := range names {
+			dir := filepath.Join(root, name)
+			p.unm.entry(dir, p.explained[dir], now)
+		}
+		unm = true
+	}
+	for dir := range m.names {
+		if p.unm.has(dir) {
+			delete(m.names, dir)
+			p.unm.recount(dir, now)
+			unm = true
+		}
+	}
+	if unm {
+		p.unm.settle(now)
+		p.node.SetFound(p.findings())
+		p.follow(p.nets, p.snap, m)
+		for dir := range m.dirs {
+			if p.unm.has(dir) {
+				delete(m.dirs, dir) // a new watch's: counted already
+			}
+		}
+	}
+	if len(m.dirs) > 0 {
+		m.why = "a directory newly watched"
+		return p.full(*m), true
 	}
 	var changed []netip.Addr
 	for dir := range m.names {
-		if slices.Contains(p.unknown, dir) {
-			delete(m.names, dir) // no network's: only its count matters
-			m.recount = true
-			continue
-		}
 		if !p.cache.Known(dir) {
 			m.dirs[dir] = true
 			m.why = "entries of " + dir + ", not read whole yet"
 			return p.full(*m), true
 		}
-	}
-	if m.recount {
-		p.findUnmatched()
-		p.node.SetFound(slices.Concat(p.found, p.cniFound, p.unmatched))
 	}
 	for dir, names := range m.names {
 		ips, notes := p.cache.ReadNames(dir, names)
@@ -220,8 +243,8 @@ func (p *pass) full(m marked) bool {
 	p.snap = snap
 	nets, found := reconcile.Resolve(p.cfg, p.disco, snap)
 	p.nets, p.found = nets, found
-	p.unknown = p.unexplained(nets)
-	p.follow(nets, snap, &m) // watches the unknown directories before they are counted
+	p.unm.reset(p.unexplained(nets), p.now())
+	p.follow(nets, snap, &m) // watches the new unknown directories before they are counted
 
 	states := map[string]reconcile.DirState{}
 	keep := map[string]bool{}
@@ -237,11 +260,16 @@ func (p *pass) full(m marked) bool {
 		states[n.StateDir], _ = p.cache.State(dir)
 	}
 	p.cache.Keep(keep)
-	p.findUnmatched()
+	p.unm.countAll(p.now())
+	for dir := range m.dirs {
+		if p.unm.has(dir) {
+			delete(m.dirs, dir)
+		}
+	}
 
 	reused, released := p.cache.TakeChanges()
 	plan := p.node.Full(reconcile.Input{
-		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: slices.Concat(found, p.cniFound, p.unmatched),
+		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: p.findings(),
 		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap), Now: p.now(),
 	})
 	done, err := p.apply(plan.Ops)
@@ -278,7 +306,7 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	// directories there no network explains, whose allocations are
 	// counted again when they change.
 	dirs := []string{filepath.Clean(p.cfg.CNIConfDir), filepath.Clean(p.cfg.StateRoot)}
-	dirs = append(dirs, p.unknown...)
+	dirs = append(dirs, p.unm.watched(p.now())...)
 	results := map[string]string{}
 	for _, c := range p.cfg.CNICacheDirs {
 		r := cni.ResultsDir(c)
@@ -300,7 +328,11 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	if fromDefault && snap != nil {
 		links[snap.DefaultRouteDev()] = true
 	}
-	p.marks.interest(dirs[0], results, links)
+	unknown := make(map[string]bool, len(p.unm.dirs))
+	for d := range p.unm.dirs {
+		unknown[d] = true
+	}
+	p.marks.interest(dirs[0], results, links, unknown)
 	if slices.Equal(dirs, p.watched) {
 		return
 	}
@@ -318,7 +350,9 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 func (p *pass) readConf() {
 	files, err := cni.ReadDir(p.cfg.CNIConfDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		p.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", p.cfg.CNIConfDir, "err", err)
+		if p.limit.allow("confdir", "the messages about "+p.cfg.CNIConfDir, slog.LevelError, p.now()) {
+			p.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", p.cfg.CNIConfDir, "err", err)
+		}
 		if p.confNets == nil {
 			p.confNets = []cni.Network{}
 		}
@@ -331,8 +365,11 @@ func (p *pass) readConf() {
 	p.confNets = nets
 	p.confNames = cni.Names(files, nil)
 	p.claims = p.disc.Claims()
+	now := p.now()
 	for _, n := range notes {
-		p.log.Log(bg, n.Level, n.Msg, "file", n.File)
+		if p.limit.allow("conf|"+n.File, "the messages about "+n.File, n.Level, now) {
+			p.log.Log(bg, n.Level, n.Msg, "file", n.File)
+		}
 	}
 }
 
@@ -363,13 +400,6 @@ func (p *pass) combine() {
 	}
 }
 
-// unmatchedGrace is how long a directory of the state root that no
-// network explains may hold allocations before the journal says so. A
-// network defined at run time (Multus) is explained by its cache entry,
-// which libcni writes only once the whole ADD is done, after host-local
-// wrote the allocation: the first pod of such a network is not an error.
-const unmatchedGrace = 5 * time.Second
-
 // unexplained lists the directories of the state root that no network
 // explains: neither a state directory of nets nor named like a network of
 // the CNI configuration or of libcni's caches, whatever its plugins (a
@@ -383,6 +413,7 @@ func (p *pass) unexplained(nets []reconcile.Network) []string {
 	for _, name := range p.names {
 		known[filepath.Join(root, name)] = true
 	}
+	p.explained = known
 	dirs, err := statedir.Unexplained(root, known)
 	if err != nil {
 		p.log.Warn("cannot list the state root", "dir", p.cfg.StateRoot, "err", err)
@@ -390,34 +421,11 @@ func (p *pass) unexplained(nets []reconcile.Network) []string {
 	return dirs
 }
 
-// findUnmatched counts the allocations of the unknown directories and
-// makes a finding of each that has held some for unmatchedGrace; recheckAt
-// is when the next of the others will have.
-func (p *pass) findUnmatched() {
-	now := p.now()
-	p.unmatched, p.recheckAt = p.unmatched[:0], time.Time{}
-	held := map[string]bool{}
-	for _, dir := range p.unknown {
-		n := statedir.Allocated(dir)
-		if n == 0 {
-			continue
-		}
-		held[dir] = true
-		since, ok := p.since[dir]
-		if !ok {
-			since = now
-			p.since[dir] = now
-		}
-		if due := since.Add(unmatchedGrace); due.After(now) {
-			if p.recheckAt.IsZero() || due.Before(p.recheckAt) {
-				p.recheckAt = due
-			}
-			continue
-		}
-		p.unmatched = append(p.unmatched, reconcile.Finding{Kind: reconcile.FindUnmatched, Level: slog.LevelError, Dir: dir,
-			Msg: fmt.Sprintf("%s holds %s that no known network explains: the node cannot reach those pods (flatnet check says how to add the network)", dir, text.Plural(n, "allocation", "allocations"))})
-	}
-	maps.DeleteFunc(p.since, func(dir string, _ time.Time) bool { return !held[dir] })
+// findings are the findings the pass adds to the node's own: what
+// Resolve said of the networks, what was wrong with the CNI files and
+// caches, and the unexplained directories that hold allocations.
+func (p *pass) findings() []reconcile.Finding {
+	return slices.Concat(p.found, p.cniFound, p.unm.findings)
 }
 
 // carrierBack returns the networks' shims that had no carrier in the
@@ -476,9 +484,16 @@ func (p *pass) report(done []reconcile.Op) {
 		}
 		logOp(p.log, op)
 	}
+	now := p.now()
+	for _, sum := range p.limit.summaries(now) {
+		p.log.Log(bg, sum.Level, sum.Msg)
+	}
 	for _, f := range p.node.TakeFresh() {
 		if f.Kind == reconcile.FindHeld {
 			continue // statedir.Cache said it, with the error, once
+		}
+		if key, what := findingCause(f); !p.limit.allow(key, what, f.Level, now) {
+			continue
 		}
 		var attrs []any
 		if f.Network != "" {
@@ -492,7 +507,15 @@ func (p *pass) report(done []reconcile.Op) {
 }
 
 func (p *pass) logNotes(notes []statedir.Note) {
+	now := p.now()
 	for _, n := range notes {
+		key, what := "entries|"+n.Dir, "the messages about the entries of "+n.Dir
+		if n.File == "" {
+			key = "dir|" + n.Dir + "|" + n.Msg // about the directory: once per change anyway
+		}
+		if !p.limit.allow(key, what, n.Level, now) {
+			continue
+		}
 		attrs := []any{"dir", n.Dir}
 		if n.File != "" {
 			attrs = append(attrs, "file", n.File)

@@ -119,12 +119,63 @@ func badStateDirNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "192.168.1.203"), []byte{0, 1, 2, 3, '\n', 0xff}, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
+	var rejected, ignored []string
 	for _, s := range cases {
-		lines = append(lines, s)
+		if strings.HasPrefix(s, "not routing") {
+			rejected = append(rejected, s)
+		} else {
+			ignored = append(ignored, s)
+		}
 	}
-	f.settleAndCount(t, lines)
+	// The journal gets a few lines of each cause (unusable entries of a
+	// directory, addresses of a network not routed), each once, also over
+	// resyncs and a reload; flatnet status lists every address.
+	waitFor(t, deadline, "the first lines of each cause", func() error {
+		for _, c := range [][]string{rejected, ignored} {
+			if n := countAny(f.fn, c); n < logBurst {
+				return fmt.Errorf("%d of %d lines", n, logBurst)
+			}
+		}
+		return nil
+	})
+	resyncs(t, f.fn, 3)
+	hup(t, f.fn)
+	resyncs(t, f.fn, 2)
+	for _, c := range [][]string{rejected, ignored} {
+		if n := countAny(f.fn, c); n != logBurst {
+			t.Errorf("%d lines of %q and the like, want %d", n, c[0], logBurst)
+		}
+		for _, s := range c {
+			if n := countLog(f.fn, s); n > 1 {
+				t.Errorf("flatnet logged %q %d times", s, n)
+			}
+		}
+	}
+	stdout, _ := runFlatnet(t, f.l, "status", "--json")
+	for _, s := range rejected {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("flatnet status does not say %q:\n%s", s, stdout)
+		}
+	}
 	f.unharmed(t)
+}
+
+// logBurst is how many lines of one cause flatnet logs a minute
+// (daemon.logBurst).
+const logBurst = 5
+
+// countAny counts the lines of p's log that contain any of lines.
+func countAny(p *lab.Process, lines []string) int {
+	n := 0
+	for line := range strings.SplitSeq(p.Log(), "\n") {
+		for _, s := range lines {
+			if strings.Contains(line, s) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // files appearing empty and written later (host-local creates with O_EXCL,

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/internal/dev/lab"
+	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sd"
 )
 
 // Waiting for flatnet without sleeping: each helper here waits for an
@@ -20,18 +22,31 @@ import (
 var markerRoute = netip.MustParseAddr("192.168.1.250")
 
 // readSince returns once flatnet has completed a pass on a reading of the
-// node's kernel taken after readSince was called. The proof is a marker:
-// a route of flatnet's protocol to markerRoute on lo (which flatnet's
-// notification filter takes for the echo of its own addition, so it wakes
-// nothing), then a foreign route change that does wake flatnet; the watch
-// w then sees flatnet delete the marker as stale, which only a pass whose
-// reading of the kernel showed it can plan. The marker's addition and
-// deletion are the only route events it causes for flatnet's protocol.
+// node's kernel taken after readSince was called. The proof is a marker: a
+// route of flatnet's protocol to markerRoute through a shim flatnet made
+// and no network uses (a macvlan "fnmark.host" on a veth of the node's
+// own, with flatnet's alias and the MAC flatnet derives for it, which
+// only the machine id flatnet reads tells); its addition is taken for the
+// echo of flatnet's own (it wakes nothing). A foreign route change then
+// wakes flatnet, and the watch w sees flatnet delete the marker as stale
+// (with the unused shim), which only a pass whose reading of the kernel
+// showed it can plan. The marker's addition and deletion are the only
+// route events it causes for flatnet's protocol.
 func readSince(t testing.TB, l *lab.Lab, w *lab.RouteWatch) {
 	t.Helper()
 	t0 := time.Now()
+	// The veth stays between calls; the macvlan goes with each marker.
+	_, _ = l.Exec(l.Node, "ip", "link", "add", "fnmk0", "type", "veth", "peer", "name", "fnmk1")
+	lower, err := l.MAC(l.Node, "fnmk0")
+	if err != nil {
+		t.Fatalf("marker for a pass of flatnet: %v", err)
+	}
+	mac := reconcile.ShimMAC(reconcile.ShimSeed(flatnetMachineID(l), reconcile.Link{MAC: lower}), "fnmark.host")
 	steps := [][]string{
-		{"ip", "route", "add", markerRoute.String() + "/32", "dev", "lo", "proto", fmt.Sprint(flatnetProto)},
+		{"ip", "link", "set", "fnmk0", "up"},
+		{"ip", "link", "add", "fnmark.host", "link", "fnmk0", "address", mac.String(), "type", "macvlan", "mode", "bridge"},
+		{"ip", "link", "set", "fnmark.host", "alias", reconcile.ShimAlias, "up"},
+		{"ip", "route", "add", markerRoute.String() + "/32", "dev", "fnmark.host", "proto", fmt.Sprint(flatnetProto)},
 		{"ip", "route", "add", "unreachable", "198.51.100.1/32", "proto", "static"},
 		{"ip", "route", "del", "unreachable", "198.51.100.1/32", "proto", "static"},
 	}
@@ -48,6 +63,15 @@ func readSince(t testing.TB, l *lab.Lab, w *lab.RouteWatch) {
 		}
 		return errors.New("not yet")
 	})
+}
+
+// flatnetMachineID is the machine id the lab's flatnet reads, which seeds
+// its shims' MACs: the lab's own, else this machine's.
+func flatnetMachineID(l *lab.Lab) string {
+	if l.Opts.MachineID != "" {
+		return l.Opts.MachineID
+	}
+	return sd.MachineID()
 }
 
 // podRouteEvents returns the route events the watch saw since t0 for the

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
@@ -60,6 +61,36 @@ type netJSON struct {
 	Source         string       `json:"source"`
 	Waiting        string       `json:"waiting,omitempty"`
 	Held           bool         `json:"held,omitempty"`
+	// IPAM is the network's IPAM plugin type.
+	IPAM string `json:"ipam"`
+	// Addresses are the network's allocations, each with where flatnet
+	// learned it (a host-local state file, libcni's cached result), its
+	// container, and whether the node routes it through the shim.
+	Addresses []addrJSON `json:"addresses"`
+	// Attachments are the network's attachments in libcni's cache, with
+	// their container and what flatnet makes of them.
+	Attachments []attJSON `json:"attachments"`
+}
+
+type addrJSON struct {
+	IP        netip.Addr `json:"ip"`
+	Sources   []string   `json:"sources"` // "state file", "cache result"
+	Container string     `json:"container"`
+	IfName    string     `json:"ifname,omitempty"`
+	Routed    bool       `json:"routed"`
+}
+
+type attJSON struct {
+	Container string       `json:"container"`
+	IfName    string       `json:"ifname"`
+	NetNS     string       `json:"netns,omitempty"`
+	Cache     string       `json:"cache"`
+	Addresses []netip.Addr `json:"addresses"`
+	// State is "routed" (every address), "not routed" (some address is
+	// not: see the network's problems), "gone" (its network namespace is:
+	// a stale entry, never routed) or "no address" (nothing to route: a
+	// macvlan without IPAM).
+	State string `json:"state"`
 }
 
 // statusCmd prints what is mirrored and what drifted; exit 1 on drift or a
@@ -135,6 +166,8 @@ func buildStatus(o *inspect.Observation) statusJSON {
 				n.ShimOwner = "adopted"
 			}
 		}
+		n.IPAM = o.Networks[i].IPAM
+		n.Addresses, n.Attachments = addresses(o, o.Networks[i])
 		for _, ip := range st.Conflicts {
 			for _, r := range o.Snap.Routes {
 				if r.Dst.Addr() == ip && r.Dst.IsSingleIP() && r.Protocol != reconcile.Protocol {
@@ -165,10 +198,62 @@ func buildStatus(o *inspect.Observation) statusJSON {
 	return out
 }
 
+// addresses lists nw's allocations with their sources, and its cached
+// attachments, from the observation.
+func addresses(o *inspect.Observation, nw reconcile.Network) ([]addrJSON, []attJSON) {
+	routed := map[netip.Addr]bool{}
+	for _, r := range o.Snap.Routes {
+		if r.Protocol == reconcile.Protocol && r.Dev == nw.Shim && r.Dst.IsSingleIP() {
+			routed[r.Dst.Addr()] = true
+		}
+	}
+	byIP := map[netip.Addr]*addrJSON{}
+	get := func(ip netip.Addr, owner hostlocal.Owner) *addrJSON {
+		a := byIP[ip]
+		if a == nil {
+			a = &addrJSON{IP: ip, Sources: []string{}, Container: owner.ContainerID, IfName: owner.IfName, Routed: routed[ip]}
+			byIP[ip] = a
+		}
+		return a
+	}
+	if nw.StateDir != "" {
+		for ip, owner := range o.States[nw.StateDir].Allocs {
+			a := get(ip, owner)
+			a.Sources = append(a.Sources, "state file")
+		}
+	}
+	for ip, l := range o.Results[nw.Name] {
+		a := get(ip, l.Owner)
+		a.Sources = append(a.Sources, "cache result")
+	}
+	addrs := make([]addrJSON, 0, len(byIP))
+	for _, ip := range slices.SortedFunc(maps.Keys(byIP), netip.Addr.Compare) {
+		addrs = append(addrs, *byIP[ip])
+	}
+	atts := []attJSON{}
+	for _, a := range o.Disco.Attachments[nw.Name] {
+		j := attJSON{Container: a.ContainerID, IfName: a.IfName, NetNS: a.NetNS, Cache: a.Path, Addresses: []netip.Addr{}, State: "routed"}
+		for _, x := range a.Addrs {
+			j.Addresses = append(j.Addresses, x.Prefix.Addr())
+			if !routed[x.Prefix.Addr()] {
+				j.State = "not routed"
+			}
+		}
+		switch {
+		case a.Gone:
+			j.State = "gone"
+		case len(a.Addrs) == 0:
+			j.State = "no address"
+		}
+		atts = append(atts, j)
+	}
+	return addrs, atts
+}
+
 // printStatus prints the human table and the lines under it.
 func printStatus(w io.Writer, out statusJSON, cfg config.Config, c palette) {
 	if len(out.Networks) == 0 {
-		fmt.Fprintf(w, "no network to mirror: no macvlan + host-local network in %s, in libcni's cache (%s) or in the configuration\n", cfg.CNIConfDir, strings.Join(cfg.CNICacheDirs, ", "))
+		fmt.Fprintf(w, "no network to mirror: no macvlan network in %s, in libcni's cache (%s) or in the configuration\n", cfg.CNIConfDir, strings.Join(cfg.CNICacheDirs, ", "))
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NETWORK\tMASTER\tSHIM\tSHIM STATE\tMODE\tMAC\tALLOCATED\tROUTED\tMISSING\tSTALE\tFOREIGN\tSTATUS")
@@ -203,6 +288,28 @@ func printStatus(w io.Writer, out statusJSON, cfg config.Config, c palette) {
 		}
 		if len(n.ConflictRoutes) > 0 {
 			fmt.Fprintf(w, "%s: %s: %s\n", n.Name, c.warn("routes flatnet does not own, left alone"), strings.Join(text.Head(n.ConflictRoutes, 10), "; "))
+		}
+		files, results := 0, 0
+		for _, a := range n.Addresses {
+			for _, src := range a.Sources {
+				if src == "state file" {
+					files++
+				} else {
+					results++
+				}
+			}
+		}
+		if results > 0 {
+			fmt.Fprintf(w, "%s: addresses learnt from %d state files and %d cached results (flatnet status --json lists each)\n", n.Name, files, results)
+		}
+		for _, a := range n.Attachments {
+			who := text.Printable(shortID(a.Container) + "/" + a.IfName)
+			switch a.State {
+			case "gone":
+				fmt.Fprintf(w, "%s: %s %s: its network namespace %s is gone (its CNI DEL never ran); not routed\n", n.Name, c.warn("stale attachment"), who, a.NetNS)
+			case "no address":
+				fmt.Fprintf(w, "%s: %s %s: no address known (IPAM %s)\n", n.Name, c.warn("not routable"), who, dash(n.IPAM))
+			}
 		}
 		drift = drift || !n.InSync || len(n.Conflicts) > 0
 	}
@@ -252,6 +359,14 @@ func nonNil(ips []netip.Addr) []netip.Addr {
 		return []netip.Addr{}
 	}
 	return ips
+}
+
+// shortID cuts a container id to 12 characters, as runtimes print it.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12] + "…"
+	}
+	return id
 }
 
 func dash(s string) string {

@@ -211,6 +211,7 @@ func Run(f Facts) []Result {
 		c.routes()
 		c.foreign()
 		c.allocations()
+		c.attachments()
 		c.networkd()
 		c.networkManager()
 	}
@@ -302,7 +303,7 @@ func (c *checker) configNotLoaded() bool {
 func (c *checker) networks() {
 	f := c.f
 	if len(f.Networks) == 0 && len(f.Resolve) == 0 && c.macvlanConfigs == 0 && !f.CNIDirMissing && f.CNIDirErr == nil {
-		c.add(Warn, "networks", fmt.Sprintf("nothing to mirror: no macvlan network with host-local IPAM in %s, in libcni's cache (%s) or in the configuration", f.Config.CNIConfDir, strings.Join(f.Config.CNICacheDirs, ", ")),
+		c.add(Warn, "networks", fmt.Sprintf("nothing to mirror: no macvlan network in %s, in libcni's cache (%s) or in the configuration", f.Config.CNIConfDir, strings.Join(f.Config.CNICacheDirs, ", ")),
 			fmt.Sprintf("put the pods' macvlan conflist in %s, or point cni_conf_dir in %s at the directory that holds it", f.Config.CNIConfDir, cmp.Or(f.ConfigPath, config.DefaultPath)))
 	}
 	for _, n := range f.Networks {
@@ -312,8 +313,12 @@ func (c *checker) networks() {
 				st = s
 			}
 		}
-		c.add(OK, "network "+n.Name, fmt.Sprintf("from %s: master %s, shim %s, pods %s, state dir %s, %s",
-			n.Source, cmp.Or(n.Master, "(none yet)"), n.Shim, describeRanges(n.Ranges), n.StateDir, text.Plural(st.Allocated, "allocation", "allocations")), "")
+		where := fmt.Sprintf("pods %s, state dir %s", describeRanges(n.Ranges), n.StateDir)
+		if n.StateDir == "" {
+			where = fmt.Sprintf("IPAM %s, addresses from libcni's cached results", cmp.Or(n.IPAM, "none"))
+		}
+		c.add(OK, "network "+n.Name, fmt.Sprintf("from %s: master %s, shim %s, %s, %s",
+			n.Source, cmp.Or(n.Master, "(none yet)"), n.Shim, where, text.Plural(st.Allocated, "allocation", "allocations")), "")
 	}
 	// A master set in flatnet.toml must be the one the pods are on.
 	for _, cn := range f.Config.Networks {
@@ -355,7 +360,7 @@ func (c *checker) cniCache() {
 		switch {
 		case errors.Is(p.Err, cni.ErrUnfollowable):
 			c.add(Warn, name, p.Err.Error()+": the node cannot reach that pod through flatnet",
-				`give the network host-local IPAM ("ipam": {"type": "host-local", ...}) in its NetworkAttachmentDefinition or conflist, or route its pods by hand`)
+				`correct the network's NetworkAttachmentDefinition (or conflist) as the message says, or route its pods by hand`)
 		case errors.As(p.Err, &conflict):
 			c.add(Warn, "cni cache "+conflict.Network, p.Err.Error(),
 				"recreate those pods so they take the configuration in use, or make the configurations agree; two NetworkAttachmentDefinitions of one network name: rename one")

@@ -414,11 +414,19 @@ func TestFaults(t *testing.T) {
 			want: []want{{name: "cni 00-default.conflist", status: check.Fail, detail: []string{"single macvlan"}}},
 		},
 		{
-			name: "IPAM other than host-local",
+			name: "IPAM other than host-local: followed through libcni's cache",
 			mod: func(s *scenario) {
 				s.conflist(`{"cniVersion":"0.3.1","name":"default","plugins":[{"type":"macvlan","master":"eno1","ipam":{"type":"dhcp"}}]}`)
 			},
-			want: []want{{name: "cni 00-default.conflist", status: check.Warn, detail: []string{`IPAM "dhcp"`}, fix: []string{"host-local"}}},
+			want: []want{{name: "cni 00-default.conflist", status: check.OK, detail: []string{"IPAM dhcp", "libcni caches"}},
+				{name: "network default", status: check.OK, detail: []string{"IPAM dhcp", "cached results"}}},
+		},
+		{
+			name: "a macvlan without IPAM: not routable",
+			mod: func(s *scenario) {
+				s.conflist(`{"cniVersion":"0.3.1","name":"default","plugins":[{"type":"macvlan","master":"eno1"}]}`)
+			},
+			want: []want{{name: "cni 00-default.conflist", status: check.Warn, detail: []string{"no IPAM", "not routable"}, fix: []string{"give the network an IPAM"}}},
 		},
 		{
 			name: "a CNI file that is not JSON",
@@ -535,10 +543,10 @@ func TestFaults(t *testing.T) {
 		{
 			name: "a cached macvlan attachment flatnet cannot follow",
 			mod: func(s *scenario) {
-				s.f.CacheProblems = []cni.Problem{{File: "/var/lib/cni/results/dhcpnet-c1-eth0",
-					Err: &cni.UnfollowableError{Network: "dhcpnet", Err: fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local%w", "dhcp", cni.ErrNotHostLocal)}}}
+				s.f.CacheProblems = []cni.Problem{{File: "/var/lib/cni/results/inner-c1-eth0",
+					Err: &cni.UnfollowableError{Network: "inner", Err: errors.New(`"linkInContainer": the master is inside the container's namespace, not on the node`)}}}
 			},
-			want: []want{{name: "cni cache dhcpnet-c1-eth0", status: check.Warn, detail: []string{"dhcp", "cannot reach that pod"}, fix: []string{"host-local"}}},
+			want: []want{{name: "cni cache inner-c1-eth0", status: check.Warn, detail: []string{"linkInContainer", "cannot reach that pod"}, fix: []string{"NetworkAttachmentDefinition"}}},
 		},
 		{
 			name: "flatnet.toml edited, not reloaded",

@@ -37,9 +37,9 @@ func (c *checker) cniDir() {
 	for _, n := range f.CNI {
 		names = append(names, fmt.Sprintf("%s (%s)", n.Name, n.File))
 	}
-	found := "no macvlan + host-local network"
+	found := "no macvlan network"
 	if len(names) > 0 {
-		found = "macvlan + host-local: " + strings.Join(names, ", ")
+		found = "macvlan: " + strings.Join(names, ", ")
 	}
 	c.add(OK, "cni", fmt.Sprintf("%s: %s, %s", dir, text.Plural(countCNIFiles(f.CNIFiles), "config file", "config files"), found), "")
 }
@@ -133,9 +133,6 @@ func (c *checker) cniLint() {
 			switch {
 			case errors.Is(p.Err, cni.ErrDuplicate):
 				c.add(Warn, name, msg, fmt.Sprintf("remove %s, or give its network another name; the runtime uses the first file too", path))
-			case errors.Is(p.Err, cni.ErrNotHostLocal):
-				c.add(Warn, name, msg+": the node cannot reach these pods",
-					fmt.Sprintf(`use "ipam": {"type": "host-local", ...} in %s so flatnet can follow the allocations, or route those pods by hand`, path))
 			default:
 				c.add(Fail, name, "skipped, by flatnet and by the container runtime: "+msg,
 					fmt.Sprintf("correct %s as the message says; pods of its network cannot start until then", path))
@@ -153,14 +150,9 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
 	bad := func(s Status, detail, fix string) {
 		c.add(s, name, fmt.Sprintf("network %s: %s", net, detail), fix)
 	}
-	if p.IPAM == nil || p.IPAM.Type != "host-local" {
-		ipam := "no IPAM"
-		if p.IPAM != nil {
-			ipam = fmt.Sprintf("IPAM %q", p.IPAM.Type)
-		}
-		bad(Warn, fmt.Sprintf("macvlan with %s: flatnet follows only host-local's allocation files, so the node cannot reach these pods", ipam),
-			fmt.Sprintf(`use "ipam": {"type": "host-local", ...} in %s, or route those pods by hand`, path))
-		return true
+	if p.IPAM == nil || p.IPAM.Type == "" {
+		bad(Warn, "macvlan with no IPAM: its pods get their addresses themselves (a VM that runs DHCP), which flatnet cannot know, so the node does not reach them (flatnet status lists them as not routable)",
+			fmt.Sprintf(`give the network an IPAM in %s (host-local, static, whereabouts or dhcp: their address is then in libcni's cache), or route those pods by hand`, path))
 	}
 	switch p.Mode {
 	case "", "bridge":
@@ -195,11 +187,13 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
 	}
 	lan := c.lanPrefixes(master)
 	var ranges []rawRange
-	if p.IPAM.Subnet != "" {
-		ranges = append(ranges, p.IPAM.rawRange)
-	}
-	for _, set := range p.IPAM.Ranges {
-		ranges = append(ranges, set...)
+	if p.IPAM != nil && p.IPAM.Type == "host-local" {
+		if p.IPAM.Subnet != "" {
+			ranges = append(ranges, p.IPAM.rawRange)
+		}
+		for _, set := range p.IPAM.Ranges {
+			ranges = append(ranges, set...)
+		}
 	}
 	for _, r := range ranges {
 		c.lintRange(bad, path, r, master, lan)
@@ -220,6 +214,9 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
 		return true
 	}
 	desc := fmt.Sprintf("macvlan %s on %s", cmp.Or(p.Mode, "bridge"), cmp.Or(master, "(default-route NIC)"))
+	if p.IPAM.Type != "host-local" {
+		desc += fmt.Sprintf(", IPAM %s: flatnet routes the addresses libcni caches for its pods", p.IPAM.Type)
+	}
 	for _, n := range f.CNI {
 		if n.File == file && n.Name == net {
 			for _, r := range n.Ranges {

@@ -95,7 +95,9 @@ func Gather(f *Facts, env Env) {
 	}
 	f.StateFiles = map[string][]StateFile{}
 	for _, n := range f.Networks {
-		f.StateFiles[n.StateDir] = g.stateFiles(n.StateDir)
+		if n.StateDir != "" {
+			f.StateFiles[n.StateDir] = g.stateFiles(n.StateDir)
+		}
 	}
 
 	f.Networkd = Networkd{Running: procs.comm["systemd-network"], ManageForeignRoutes: true, Links: map[string]NetworkdLink{}}

@@ -504,9 +504,14 @@ func (c *checker) allocations() {
 			c.add(Warn, name, fmt.Sprintf("%s in %s ignored, not being host-local allocations: %s", text.Plural(len(bad), "entry", "entries"), n.StateDir, strings.Join(s, ", ")),
 				fmt.Sprintf("remove them from %s if nothing else needs them: host-local writes only regular files named by address", n.StateDir))
 		}
-		if len(c.out) == before && len(f.StateFiles[n.StateDir]) == 0 {
+		switch {
+		case len(c.out) > before:
+		case n.StateDir == "":
+			c.add(OK, name, fmt.Sprintf("%s from libcni's cached results (IPAM %s keeps no state on the node)",
+				text.Plural(len(f.Results[n.Name]), "address", "addresses"), cmp.Or(n.IPAM, "none")), "")
+		case len(f.StateFiles[n.StateDir]) == 0:
 			c.add(OK, name, fmt.Sprintf("no allocation in %s yet", n.StateDir), "")
-		} else if len(c.out) == before {
+		default:
 			boot := ""
 			if !f.BootTime.IsZero() {
 				boot = ", none older than the last boot"
@@ -514,6 +519,57 @@ func (c *checker) allocations() {
 			c.add(OK, name, fmt.Sprintf("%s in %s%s", text.Plural(len(f.StateFiles[n.StateDir]), "allocation file", "allocation files"), n.StateDir, boot), "")
 		}
 	}
+}
+
+// attachments reports the cached attachments of each network that flatnet
+// does not route: those whose network namespace is gone (their DEL never
+// ran) and those without an address (macvlan without IPAM: a VM that
+// takes its address itself).
+func (c *checker) attachments() {
+	f := c.f
+	for _, n := range f.Networks {
+		atts := f.Disco.Attachments[n.Name]
+		if len(atts) == 0 {
+			continue
+		}
+		name := "attachments " + n.Name
+		var gone, bare []string
+		for _, a := range atts {
+			switch {
+			case a.Gone:
+				gone = append(gone, fmt.Sprintf("%s (netns %s)", a.String(), cmp.Or(a.NetNS, a.Sandbox)))
+			case len(a.Addrs) == 0:
+				bare = append(bare, a.String())
+			}
+		}
+		if len(gone) > 0 {
+			c.add(Warn, name, fmt.Sprintf("%s of %s %s stale: %s network namespace is gone, but libcni's cache still holds %s (a pod whose CNI DEL never ran: a crash, a power loss); not routed: %s",
+				text.Plural(len(gone), "cached attachment", "cached attachments"), n.Name, isAre(len(gone)), theirIts(len(gone)), theirThem(len(gone)), strings.Join(text.Head(gone, 5), ", ")),
+				"the runtime removes them when it cleans up those sandboxes (crictl rmp, or restart containerd / CRI-O); if none is left to clean up, remove the cache files (ls /var/lib/cni/results, /var/lib/cni/multus/results)")
+		}
+		if len(bare) > 0 {
+			c.add(Warn, name, fmt.Sprintf("%s of %s not routable: no address known (its IPAM is %s: the pod, a VM that runs DHCP itself say, takes its address where flatnet cannot see it): %s",
+				text.Plural(len(bare), "attachment", "attachments"), n.Name, cmp.Or(n.IPAM, "none"), strings.Join(text.Head(bare, 5), ", ")),
+				"give the network an IPAM (host-local, static, whereabouts, dhcp) so that libcni's cache holds the address, or route those pods by hand (ip route add <address> dev "+n.Shim+")")
+		}
+		if len(gone) == 0 && len(bare) == 0 {
+			c.add(OK, name, fmt.Sprintf("%s in libcni's cache, every one live and with an address", text.Plural(len(atts), "attachment", "attachments")), "")
+		}
+	}
+}
+
+func theirIts(n int) string {
+	if n == 1 {
+		return "its"
+	}
+	return "their"
+}
+
+func theirThem(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
 }
 
 // rejectFix says what to do about allocations flatnet refuses to route.
@@ -559,6 +615,8 @@ func refusalFix(r reconcile.Refusal) string {
 		return "the network comes from libcni's cache and its pod took an address of a range the node's own configuration gives another network: change the NetworkAttachmentDefinition's range"
 	case reconcile.RefuseAttachment:
 		return "the pod was attached with another configuration of its network, or under a network name that is another network's (see the cni cache lines): recreate it with the configuration flatnet follows"
+	case reconcile.RefuseStale:
+		return "the pod is gone but its runtime never called CNI DEL: once the runtime cleans up the sandbox (crictl rmp, a restart of containerd), host-local releases the address"
 	}
 	return "see the reason given"
 }

@@ -58,11 +58,12 @@ package cni
 //     subdirectory of the configuration directory (only the list's own
 //     bytes are cached); such an entry shows no macvlan plugin.
 //
-// A cached attachment of a macvlan plugin with host-local IPAM becomes a
-// Network exactly as the same configuration in a file would (master, mode,
-// dataDir, host-local's ranges and defaults), with File set to the cache
-// file's path. Combine merges those with the configuration directory's
-// networks; see there for who wins.
+// A cached attachment of a macvlan plugin becomes a Network exactly as the
+// same configuration in a file would (master, mode, IPAM, and for
+// host-local its dataDir, ranges and defaults), with File set to the cache
+// file's path; its result's addresses are the attachment's (Addrs).
+// Combine merges those with the configuration directory's networks; see
+// there for who wins.
 
 import (
 	"bytes"
@@ -71,9 +72,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flatnet/flatnet/internal/config"
-	"github.com/flatnet/flatnet/internal/text"
 	"io/fs"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -81,7 +81,9 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
+	"github.com/flatnet/flatnet/internal/text"
 )
 
 // Where libcni and Multus keep their caches, and what is in them.
@@ -104,12 +106,30 @@ type CacheFile struct {
 // Attachment is one cached attachment: a container's interface on a
 // network, which keeps the network known while it lasts.
 type Attachment struct {
-	Path        string         // the cache file
-	ContainerID string         // the runtime's container (sandbox) id
-	IfName      string         // the interface inside the container
-	NetNS       string         // the namespace path the runtime gave; it may be gone
-	ModTime     time.Time      // the cache file's: when the attachment was made
-	IPs         []netip.Prefix // the addresses in the cached result, for information
+	Path        string    // the cache file
+	ContainerID string    // the runtime's container (sandbox) id
+	IfName      string    // the interface inside the container
+	NetNS       string    // the namespace path the runtime gave; it may be gone
+	ModTime     time.Time // the cache file's: when the attachment was made
+	// Addrs are the addresses the cached result gives the pod's own
+	// interface (whatever the IPAM: host-local, static, whereabouts,
+	// dhcp; the macvlan plugin passes its IPAM's result on).
+	Addrs []Addr
+	// MAC and Sandbox are the pod interface's MAC address and network
+	// namespace as the result gives them, when it does.
+	MAC     net.HardwareAddr
+	Sandbox string
+	// Gone is set when the attachment's network namespace no longer
+	// exists (CheckNetNS): a pod whose DEL never ran (a crash, a node that
+	// lost power; libcni's cache survives a reboot). Its addresses are
+	// never routed.
+	Gone bool
+}
+
+// Addr is an address of a cached result.
+type Addr struct {
+	Prefix  netip.Prefix // the address and the length of its subnet
+	Gateway netip.Addr   // the result's gateway for it; invalid when none
 }
 
 // String is the attachment as messages name it: the container id cut to 12
@@ -127,7 +147,7 @@ type CacheEntry struct {
 	Attachment
 	NetworkName string   // the network the attachment is on
 	Types       []string // the cached configuration's plugin types, in order; empty when it holds none
-	// Network is the macvlan + host-local network of the attachment, as
+	// Network is the macvlan network of the attachment, as
 	// Discover would find it in a file holding the cached configuration,
 	// with the runtime's ipRanges applied and File set to Path; nil when
 	// the configuration has no macvlan plugin.
@@ -248,10 +268,10 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 			IfName:      env.IfName,
 			NetNS:       env.NetNS,
 			ModTime:     f.ModTime,
-			IPs:         resultIPs(env.Result),
 		},
 		NetworkName: env.NetworkName,
 	}
+	e.Addrs, e.MAC, e.Sandbox = readResult(env.Result, env.IfName)
 	if want := env.NetworkName + "-" + env.ContainerID + "-" + env.IfName; filepath.Base(f.Path) != want {
 		return CacheEntry{}, fmt.Errorf("%w: it holds network %q, container %s, interface %q, which libcni caches as %q",
 			ErrCacheMisnamed, env.NetworkName, env.ContainerID, env.IfName, want)
@@ -397,31 +417,86 @@ func injectRuntimeConfig(plugin []byte, capArgs map[string]json.RawMessage) ([]b
 	return json.Marshal(m)
 }
 
-// resultIPs reads the addresses of a cached result ("ips": [{"address":
-// "192.168.1.2/16"}], CNI 0.3.0 on); anything else gives none.
-func resultIPs(result map[string]json.RawMessage) []netip.Prefix {
-	raw, ok := lookup(result, "ips")
-	if !ok {
-		return nil
+// cniResult is what flatnet reads of a CNI result: CNI 0.3.0 and later
+// ("interfaces", "ips" with the index of their interface), and 0.1.0 and
+// 0.2.0 ("ip4", "ip6").
+type cniResult struct {
+	Interfaces []struct {
+		Name    string `json:"name"`
+		Mac     string `json:"mac"`
+		Sandbox string `json:"sandbox"`
+	} `json:"interfaces"`
+	IPs []struct {
+		Address   string `json:"address"`
+		Gateway   string `json:"gateway"`
+		Interface *int   `json:"interface"`
+	} `json:"ips"`
+	IP4, IP6 *struct {
+		IP      string `json:"ip"`
+		Gateway string `json:"gateway"`
 	}
-	var ips []struct {
-		Address string `json:"address"`
+}
+
+// readResult reads a cached result: the addresses of the pod's own
+// interface (an address whose "interface" names a host-side interface, one
+// without a sandbox, such as a bridge's, is not the pod's), and that
+// interface's MAC and sandbox. A result that does not parse gives nothing:
+// the attachment is then one without an address to route.
+func readResult(result map[string]json.RawMessage, ifName string) ([]Addr, net.HardwareAddr, string) {
+	if len(result) == 0 {
+		return nil, nil, ""
 	}
-	if json.Unmarshal(raw, &ips) != nil {
-		return nil
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return nil, nil, ""
 	}
-	var out []netip.Prefix
-	for _, ip := range ips {
-		if p, err := netip.ParsePrefix(ip.Address); err == nil {
-			out = append(out, p)
+	var r cniResult
+	if json.Unmarshal(raw, &r) != nil {
+		return nil, nil, ""
+	}
+	var mac net.HardwareAddr
+	sandbox := ""
+	for _, i := range r.Interfaces {
+		if i.Sandbox == "" || (i.Name != ifName && sandbox != "") {
+			continue
+		}
+		sandbox = i.Sandbox
+		mac, _ = net.ParseMAC(i.Mac)
+	}
+	var out []Addr
+	add := func(address, gateway string) {
+		p, err := netip.ParsePrefix(address)
+		if err != nil {
+			return
+		}
+		a := Addr{Prefix: netip.PrefixFrom(p.Addr().Unmap(), p.Bits())}
+		if p.Addr().Is4In6() {
+			a.Prefix = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		if g, err := netip.ParseAddr(gateway); err == nil {
+			a.Gateway = g.Unmap()
+		}
+		out = append(out, a)
+	}
+	for _, ip := range r.IPs {
+		if ip.Interface != nil && (*ip.Interface < 0 || *ip.Interface >= len(r.Interfaces) || r.Interfaces[*ip.Interface].Sandbox == "") {
+			continue
+		}
+		add(ip.Address, ip.Gateway)
+	}
+	for _, ip := range []*struct {
+		IP      string `json:"ip"`
+		Gateway string `json:"gateway"`
+	}{r.IP4, r.IP6} {
+		if ip != nil {
+			add(ip.IP, ip.Gateway)
 		}
 	}
-	return out
+	return out, mac, sandbox
 }
 
 // UnfollowableError is a cached macvlan attachment flatnet cannot follow:
-// errors.Is(err, ErrUnfollowable) holds, and Err says why (it matches
-// ErrNotHostLocal when the IPAM is not host-local).
+// errors.Is(err, ErrUnfollowable) holds, and Err says why.
 type UnfollowableError struct {
 	Network    string
 	Attachment Attachment

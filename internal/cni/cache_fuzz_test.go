@@ -137,8 +137,8 @@ func checkNetwork(t *testing.T, n Network) {
 	if n.DataDir != "" && (!filepath.IsAbs(n.DataDir) || filepath.Clean(n.DataDir) != n.DataDir) {
 		t.Fatalf("bad dataDir %q", n.DataDir)
 	}
-	if len(n.Ranges) == 0 {
-		t.Fatalf("network %q without ranges", n.Name)
+	if n.HostLocal() != (len(n.Ranges) > 0) || !n.HostLocal() && n.DataDir != "" {
+		t.Fatalf("network %q of IPAM %q with ranges %v, dataDir %q", n.Name, n.IPAM, n.Ranges, n.DataDir)
 	}
 	for _, r := range n.Ranges {
 		s := r.Subnet

@@ -60,13 +60,13 @@ func TestParseCacheEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Network{Name: "nadnet", File: "/var/lib/cni/results/nadnet-c1-net1", Master: "eno1",
+	want := Network{Name: "nadnet", File: "/var/lib/cni/results/nadnet-c1-net1", Master: "eno1", IPAM: "host-local",
 		Ranges: []hostlocal.Range{r("192.168.0.0/16", "192.168.3.1", "192.168.3.9", "192.168.0.1")}}
 	if e.Network == nil || !reflect.DeepEqual(*e.Network, want) {
 		t.Fatalf("Network = %+v, want %+v", e.Network, want)
 	}
 	wantAtt := Attachment{Path: f.Path, ContainerID: "c1", IfName: "net1", NetNS: "/var/run/netns/c1", ModTime: time.Unix(7, 0),
-		IPs: []netip.Prefix{netip.MustParsePrefix("192.168.1.2/16")}}
+		Addrs: []Addr{{Prefix: netip.MustParsePrefix("192.168.1.2/16")}}}
 	if !reflect.DeepEqual(e.Attachment, wantAtt) || e.NetworkName != "nadnet" || !reflect.DeepEqual(e.Types, []string{"macvlan"}) {
 		t.Fatalf("entry = %+v", e)
 	}

@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -111,4 +112,27 @@ func ReadCacheFile(dir, name string) CacheFile {
 		f.Data = data
 	}
 	return f
+}
+
+// CheckNetNS sets e.Gone when the attachment's network namespace (the
+// runtime's netns path, else the result's sandbox) no longer exists: the
+// pod is gone though its DEL never ran. A path that cannot be checked (no
+// path at all, a permission error, a directory the service's sandbox
+// hides: see safepath.Missing) leaves the attachment live.
+//
+// Runtimes keep a pod's namespace as a file under /run/netns (containerd
+// and CRI-O as /var/run/netns/cni-<uuid>, podman as /run/netns/netns-<uuid>,
+// iproute2 and cnitool's users as /run/netns/<name>) or name it by a
+// process (/proc/<pid>/ns/net); either goes when the pod does, and /run is
+// empty after a reboot while libcni's cache, on disk, is not.
+func (e *CacheEntry) CheckNetNS() {
+	path := cmp.Or(e.NetNS, e.Sandbox)
+	e.Gone = path != "" && netnsGone(path)
+}
+
+// netnsGone reports whether the namespace file at path is known to be
+// gone; a variable for tests.
+var netnsGone = func(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist) && safepath.Missing(path) == nil
 }

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/flatnet/flatnet/internal/safepath"
 )
 
 // CacheSet is the daemon's copy of libcni's caches: the parsed entries of
@@ -18,6 +16,9 @@ import (
 type CacheSet struct {
 	entries map[string]CacheEntry // by path
 	bad     map[string]Problem    // by path
+	// badGen counts the changes of bad, so that a reader can tell
+	// cheaply whether the problems changed.
+	badGen uint64
 }
 
 // NewCacheSet returns an empty set.
@@ -30,6 +31,7 @@ func NewCacheSet() *CacheSet {
 func (s *CacheSet) ReadAll(dirs []string) {
 	old := s.entries
 	s.entries, s.bad = map[string]CacheEntry{}, map[string]Problem{}
+	s.badGen++
 	for _, dir := range dirs {
 		files, err := ReadCache(dir)
 		if err != nil {
@@ -55,33 +57,53 @@ func (s *CacheSet) ReadAll(dirs []string) {
 // ReadNames reads the files names of the results/ directory of cache
 // directory dir, for the events that named them.
 //
-// A results/ directory that others than root can write is not read
-// (safepath.Check): its entries stay as they were; the next whole read
-// (ReadAll) reports it.
-func (s *CacheSet) ReadNames(dir string, names []string) {
-	if safepath.Check(ResultsDir(dir)) != nil {
-		return
-	}
+// Who can write the directory was checked by the whole read (ReadAll),
+// which a change of its owner or mode brings (the watch's IN_ATTRIB), and
+// is not checked again per file: this is the path every pod takes.
+//
+// It returns what changed, file by file (the entry a file held before and
+// holds now), for Index.Apply.
+func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
+	var changes []EntryChange
 	for _, name := range names {
 		f := ReadCacheFile(dir, name)
+		var c EntryChange
+		if old, ok := s.entries[f.Path]; ok {
+			c.Old = &old
+		}
 		if errors.Is(f.Err, fs.ErrNotExist) {
 			delete(s.entries, f.Path)
-			delete(s.bad, f.Path)
-			continue
+			if _, ok := s.bad[f.Path]; ok {
+				delete(s.bad, f.Path)
+				s.badGen++
+			}
+		} else {
+			s.take(f, s.entries)
 		}
-		s.take(f, s.entries)
+		if e, ok := s.entries[f.Path]; ok {
+			c.New = &e
+		}
+		if c.Old != nil || c.New != nil {
+			changes = append(changes, c)
+		}
 	}
+	return changes
 }
 
 // take parses f into the set; old has what f said before.
 func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
 	e, err := ParseCache(f)
+	e.CheckNetNS()
+	if _, ok := s.bad[f.Path]; ok {
+		s.badGen++
+	}
 	delete(s.bad, f.Path)
 	switch {
 	case err == nil || errors.Is(err, ErrUnfollowable):
 		s.entries[f.Path] = e
 		if err != nil {
 			s.bad[f.Path] = Problem{File: f.Path, Err: err}
+			s.badGen++
 		}
 	case errors.Is(err, ErrCacheIncomplete):
 		if prev, ok := old[f.Path]; ok {
@@ -92,8 +114,12 @@ func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
 	default:
 		delete(s.entries, f.Path)
 		s.bad[f.Path] = Problem{File: f.Path, Err: err}
+		s.badGen++
 	}
 }
+
+// ProblemsChanged is a number that changes whenever Problems may have.
+func (s *CacheSet) ProblemsChanged() uint64 { return s.badGen }
 
 // Entries are the entries held, in path order. An entry an
 // UnfollowableError was returned for is among them with its Network nil.

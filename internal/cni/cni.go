@@ -7,11 +7,11 @@
 // "plugins" list is not a network list and is reported, as the runtime
 // skips it too ("no 'type'; perhaps this is a .conflist?").
 //
-// Discover is pure. A network is found for every plugin of type "macvlan"
-// whose IPAM is "host-local"; its ranges are worked out exactly as
-// host-local does (see Discover). A file that cannot be used becomes a
-// Problem and never affects the others. ReadDir is the small adapter that
-// reads the directory.
+// Discover is pure. A network is found for every plugin of type "macvlan",
+// whatever its IPAM; for host-local IPAM, its ranges are worked out
+// exactly as host-local does (see Discover). A file that cannot be used
+// becomes a Problem and never affects the others. ReadDir is the small
+// adapter that reads the directory.
 //
 // Note that a kubelet with a CRI runtime uses only the first usable file of
 // the directory as the pod network; the others are typically used through
@@ -51,15 +51,26 @@ type File struct {
 	Err  error  // set when the file could not be read; Discover reports it as a Problem
 }
 
-// Network is a macvlan + host-local network found in the CNI configuration.
+// Network is a macvlan network found in the CNI configuration, whatever
+// its IPAM.
 type Network struct {
-	Name    string            // the CNI network name
-	File    string            // base name of the file it came from
-	Master  string            // macvlan "master"; "" means the default-route NIC (the macvlan plugin's rule)
-	Mode    string            // macvlan "mode"; "" means bridge (the plugin's default)
+	Name   string // the CNI network name
+	File   string // base name of the file it came from
+	Master string // macvlan "master"; "" means the default-route NIC (the macvlan plugin's rule)
+	Mode   string // macvlan "mode"; "" means bridge (the plugin's default)
+	// IPAM is the IPAM plugin's type: "host-local", "static",
+	// "whereabouts", "dhcp", any other, or "" for none (an L2-only
+	// attachment: a VM that runs DHCP itself). Only host-local keeps
+	// state on the node (DataDir, Ranges); the others' addresses are
+	// known from libcni's cached results alone.
+	IPAM    string
 	DataDir string            // host-local ipam "dataDir", cleaned; "" when absent (host-local then uses /var/lib/cni/networks)
-	Ranges  []hostlocal.Range // every range of every range set, in host-local's order, with defaults filled in
+	Ranges  []hostlocal.Range // host-local's: every range of every range set, in its order, with defaults filled in
 }
+
+// HostLocal reports whether n's IPAM is host-local, which keeps a state
+// directory on the node.
+func (n Network) HostLocal() bool { return n.IPAM == "host-local" }
 
 // Problem is a configuration file, or a network in one, that was skipped,
 // and why.
@@ -75,8 +86,8 @@ func (p Problem) Error() string { return text.Printable(p.File) + ": " + text.Pr
 // Unwrap returns the reason.
 func (p Problem) Unwrap() error { return p.Err }
 
-// Discover finds the macvlan + host-local networks in the files of a CNI
-// configuration directory. Files are taken in name order whatever the order
+// Discover finds the macvlan networks in the files of a CNI configuration
+// directory. Files are taken in name order whatever the order
 // given, names without a CNI extension are ignored, and when two files
 // define the same network name the first wins and the later one is a
 // Problem.
@@ -106,10 +117,11 @@ func (p Problem) Unwrap() error { return p.Err }
 //     cniVersion 0.3.0 or later.
 //
 // Any of these errors skips the network with a Problem, as host-local would
-// fail every allocation. So do: a macvlan plugin whose IPAM is not
-// host-local (flatnet can only follow host-local's files), an unknown macvlan
-// mode, "linkInContainer" (the master is then not on the node), an invalid
-// master or network name, and a relative dataDir.
+// fail every allocation. So do: an unknown macvlan mode, "linkInContainer"
+// (the master is then not on the node), an invalid master or network name,
+// and a relative dataDir. A macvlan network with another IPAM (static,
+// whereabouts, dhcp, ...) or none has no ranges and no state directory:
+// its pods' addresses are known from libcni's cache alone.
 //
 // Not followed: plugin configs loaded from a <name>/ subdirectory of the
 // directory (newer libcni), "cniVersions" lists, and ipRanges a runtime
@@ -230,7 +242,7 @@ func readList(name string, data []byte) (netList, error) {
 	return parseConf(data)
 }
 
-// parseFile reads one file and returns its macvlan + host-local networks.
+// parseFile reads one file and returns its macvlan networks.
 func parseFile(name string, data []byte) ([]Network, error) {
 	list, err := readList(name, data)
 	if err != nil {
@@ -243,7 +255,7 @@ func parseFile(name string, data []byte) ([]Network, error) {
 	return nets, err
 }
 
-// listNetworks returns the macvlan + host-local networks of a network list,
+// listNetworks returns the macvlan networks of a network list,
 // with File unset.
 func listNetworks(list netList) ([]Network, error) {
 	var nets []Network
@@ -259,7 +271,11 @@ func listNetworks(list netList) ([]Network, error) {
 			}
 			return nil, fmt.Errorf("network %q: %w", list.name, err)
 		}
-		nets = append(nets, n)
+		if len(nets) == 0 {
+			// A second macvlan plugin in one list would make a second
+			// interface of the same name: the first defines the network.
+			nets = append(nets, n)
+		}
 	}
 	return nets, nil
 }
@@ -353,10 +369,6 @@ func macvlanNetwork(list netList, plugin []byte) (Network, error) {
 	switch {
 	case !config.ValidNetworkName(list.name):
 		return Network{}, fmt.Errorf("%q is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it", list.name)
-	case mc.IPAM.Type == "":
-		return Network{}, fmt.Errorf("macvlan without IPAM: pods get no address to route%w", silent{ErrNotHostLocal})
-	case mc.IPAM.Type != "host-local":
-		return Network{}, fmt.Errorf("macvlan with IPAM %q: flatnet follows only host-local%w", mc.IPAM.Type, silent{ErrNotHostLocal})
 	case mc.LinkInContainer:
 		return Network{}, errors.New(`"linkInContainer": the master is inside the container's namespace, not on the node`)
 	}
@@ -370,11 +382,15 @@ func macvlanNetwork(list netList, plugin []byte) (Network, error) {
 			return Network{}, fmt.Errorf("master: %w", err)
 		}
 	}
-	dataDir, ranges, err := hostLocal(plugin, list.cniVersion)
-	if err != nil {
-		return Network{}, err
+	n := Network{Name: list.name, Master: mc.Master, Mode: mc.Mode, IPAM: mc.IPAM.Type}
+	if n.HostLocal() {
+		dataDir, ranges, err := hostLocal(plugin, list.cniVersion)
+		if err != nil {
+			return Network{}, err
+		}
+		n.DataDir, n.Ranges = dataDir, ranges
 	}
-	return Network{Name: list.name, Master: mc.Master, Mode: mc.Mode, DataDir: dataDir, Ranges: ranges}, nil
+	return n, nil
 }
 
 // jsonError makes a JSON decoding error readable: the line and column of a

@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/di
 func render(nets []Network, problems []Problem) string {
 	var b strings.Builder
 	for _, n := range nets {
-		fmt.Fprintf(&b, "network %q file=%s master=%q mode=%q dataDir=%q\n", n.Name, n.File, n.Master, n.Mode, n.DataDir)
+		fmt.Fprintf(&b, "network %q file=%s master=%q mode=%q ipam=%q dataDir=%q\n", n.Name, n.File, n.Master, n.Mode, n.IPAM, n.DataDir)
 		for _, r := range n.Ranges {
 			fmt.Fprintf(&b, "  range %s start=%s end=%s gateway=%s\n", r.Subnet, r.Start, r.End, r.Gateway)
 		}
@@ -89,6 +89,7 @@ func TestDiscoverSeed(t *testing.T) {
 		Name:   "default",
 		File:   "00-default.conflist",
 		Master: "eno1",
+		IPAM:   "host-local",
 		Ranges: []hostlocal.Range{{
 			Subnet:  netip.MustParsePrefix("192.168.0.0/16"),
 			Start:   netip.MustParseAddr("192.168.1.2"),
@@ -232,19 +233,19 @@ func TestDiscoverFields(t *testing.T) {
 		{
 			name: "no master, mode and dataDir",
 			file: File{Name: "a.conflist", Data: []byte(`{"name": "n", "plugins": [{"type": "macvlan", "mode": "private", "ipam": {"type": "host-local", "dataDir": "/run/ipam//x/", "subnet": "10.0.0.0/24"}}]}`)},
-			want: Network{Name: "n", File: "a.conflist", Mode: "private", DataDir: "/run/ipam/x",
+			want: Network{Name: "n", File: "a.conflist", Mode: "private", IPAM: "host-local", DataDir: "/run/ipam/x",
 				Ranges: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.1", "10.0.0.254", "10.0.0.1")}},
 		},
 		{
 			name: "single plugin .conf",
 			file: File{Name: "b.conf", Data: []byte(`{"cniVersion": "0.3.1", "name": "n", "type": "macvlan", "master": "eth0.100", "mode": "passthru", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`)},
-			want: Network{Name: "n", File: "b.conf", Master: "eth0.100", Mode: "passthru",
+			want: Network{Name: "n", File: "b.conf", Master: "eth0.100", Mode: "passthru", IPAM: "host-local",
 				Ranges: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.1", "10.0.0.254", "10.0.0.1")}},
 		},
 		{
 			name: "single plugin .json without cniVersion",
 			file: File{Name: "c.json", Data: []byte(`{"name": "n", "type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`)},
-			want: Network{Name: "n", File: "c.json",
+			want: Network{Name: "n", File: "c.json", IPAM: "host-local",
 				Ranges: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.1", "10.0.0.254", "10.0.0.1")}},
 		},
 	}
@@ -300,20 +301,17 @@ func TestDiscoverProblems(t *testing.T) {
 		{"plugin type not a string", "a.conflist", `{"name": "n", "plugins": [{"type": 1}]}`, `a.conflist: plugin 0: type: a JSON number where a string belongs`},
 		{"conf without type", "a.conf", `{"name": "n"}`, `a.conf: no "type"`},
 		{"list in a .json", "a.json", `{"name": "n", "plugins": [{"type": "macvlan"}]}`, `a.json: no "type": this is a network list, which is read only from a *.conflist file`},
-		{"control characters stay escaped", "a\n.conflist", "{\"name\": \"n\", \"plugins\": [{\"type\": \"macvlan\", \"ipam\": {\"type\": \"x\\u000ay\"}}]}", `a\n.conflist: network "n": macvlan with IPAM "x\ny": flatnet follows only host-local`},
+		{"control characters stay escaped", "a\n.conflist", "{\"name\": \"n\", \"plugins\": [{\"type\": \"macvlan\", \"mode\": \"x\\u000ay\"}]}", `a\n.conflist: network "n": unknown macvlan mode "x\ny"`},
 		{"conf not JSON", "a.conf", `name = "n"`, `a.conf: invalid JSON at line 1, column 2: invalid character 'a' in literal null (expecting 'u')`},
 
 		// The macvlan plugin.
 		{"bad network name", "a.conflist", `{"name": "../x", "plugins": [` + macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24"}`) + `]}`, `a.conflist: network "../x": "../x" is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it`},
 		{"empty network name", "a.conf", `{"type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`, `a.conf: network "": "" is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it`},
-		{"no ipam", "a.conflist", string(conflist(`{"type": "macvlan"}`)), `a.conflist: network "net": macvlan without IPAM: pods get no address to route`},
-		{"dhcp ipam", "a.conflist", string(conflist(macvlan(`{"type": "dhcp"}`))), `a.conflist: network "net": macvlan with IPAM "dhcp": flatnet follows only host-local`},
-		{"static ipam", "a.conflist", string(conflist(macvlan(`{"type": "static"}`))), `a.conflist: network "net": macvlan with IPAM "static": flatnet follows only host-local`},
 		{"bad mode", "a.conflist", string(conflist(`{"type": "macvlan", "mode": "source", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`)), `a.conflist: network "net": unknown macvlan mode "source"`},
 		{"link in container", "a.conflist", string(conflist(`{"type": "macvlan", "linkInContainer": true, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`)), `a.conflist: network "net": "linkInContainer": the master is inside the container's namespace, not on the node`},
 		{"bad master", "a.conflist", string(conflist(`{"type": "macvlan", "master": "eno1/x", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`)), `a.conflist: network "net": master: "eno1/x" contains '/', which a Linux interface name cannot contain`},
 		{"master not a string", "a.conflist", string(conflist(`{"type": "macvlan", "master": 1, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`)), `a.conflist: network "net": master: a JSON number where a string belongs`},
-		{"second of two macvlans is bad", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24"}`) + `,` + macvlan(`{"type": "dhcp"}`))), `a.conflist: network "net": plugin 1 (macvlan): macvlan with IPAM "dhcp": flatnet follows only host-local`},
+		{"second of two macvlans is bad", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24"}`) + `,` + `{"type": "macvlan", "mode": "source"}`)), `a.conflist: network "net": plugin 1 (macvlan): unknown macvlan mode "source"`},
 
 		// host-local.
 		{"no ranges", "a.conflist", string(conflist(macvlan(`{"type": "host-local"}`))), `a.conflist: network "net": host-local has no IP ranges: set ipam "ranges" (or "subnet")`},
@@ -425,11 +423,9 @@ func TestProblemKinds(t *testing.T) {
 	_, probs := Discover([]File{
 		{Name: "10-a.conflist", Data: conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24"}`))},
 		{Name: "20-a.conflist", Data: conflist(macvlan(`{"type": "host-local", "subnet": "10.0.1.0/24"}`))},
-		{Name: "30-dhcp.conflist", Data: []byte(strings.Replace(string(conflist(macvlan(`{"type": "dhcp"}`))), `"net"`, `"d"`, 1))},
-		{Name: "40-none.conflist", Data: []byte(strings.Replace(string(conflist(`{"type": "macvlan"}`)), `"net"`, `"n"`, 1))},
 		{Name: "50-bad.conflist", Data: []byte(`{"name": "b", "plugins": [{"type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.2.0/31"}}]}`)},
 	})
-	want := map[string]error{"20-a.conflist": ErrDuplicate, "30-dhcp.conflist": ErrNotHostLocal, "40-none.conflist": ErrNotHostLocal, "50-bad.conflist": nil}
+	want := map[string]error{"20-a.conflist": ErrDuplicate, "50-bad.conflist": nil}
 	if len(probs) != len(want) {
 		t.Fatalf("problems %v", probs)
 	}
@@ -438,10 +434,31 @@ func TestProblemKinds(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("unexpected problem %v", p)
-		case kind == nil && (errors.Is(p, ErrDuplicate) || errors.Is(p, ErrNotHostLocal)):
+		case kind == nil && errors.Is(p, ErrDuplicate):
 			t.Errorf("%v: of a kind it is not", p)
 		case kind != nil && !errors.Is(p, kind):
 			t.Errorf("%v: not %v", p, kind)
+		}
+	}
+}
+
+// TestDiscoverAnyIPAM: a macvlan network of any IPAM is found, with no
+// ranges and no state directory unless its IPAM is host-local: its pods'
+// addresses come from libcni's cache.
+func TestDiscoverAnyIPAM(t *testing.T) {
+	for ipam, want := range map[string]string{
+		`{"type": "dhcp"}`: "dhcp",
+		`{"type": "static", "addresses": [{"address": "192.168.1.50/16"}]}`: "static",
+		`{"type": "whereabouts", "range": "192.168.2.0/24"}`:                "whereabouts",
+		``: "",
+	} {
+		plugin := `{"type": "macvlan", "master": "eno1"}`
+		if ipam != "" {
+			plugin = macvlan(ipam)
+		}
+		nets, probs := Discover([]File{{Name: "a.conflist", Data: conflist(plugin)}})
+		if len(probs) != 0 || len(nets) != 1 || nets[0].IPAM != want || nets[0].HostLocal() || nets[0].DataDir != "" || len(nets[0].Ranges) != 0 {
+			t.Errorf("IPAM %s: %+v %v", ipam, nets, probs)
 		}
 	}
 }

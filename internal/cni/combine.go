@@ -58,6 +58,7 @@ func DiscoverAll(files []File, cache []CacheFile) Discovery {
 	var entries []CacheEntry
 	for _, f := range cache {
 		e, err := ParseCache(f)
+		e.CheckNetNS()
 		if err != nil {
 			if !Ignorable(err) {
 				problems = append(problems, Problem{File: f.Path, Err: err})

@@ -6,11 +6,6 @@ import "errors"
 // error ParseCache returns, matches one of them with errors.Is; the messages
 // themselves are written for people and may change.
 var (
-	// ErrNotHostLocal: a macvlan network whose IPAM is not host-local, or
-	// that has no IPAM. flatnet can only follow host-local's files, so the
-	// node cannot reach these pods through flatnet.
-	ErrNotHostLocal = errors.New("macvlan IPAM is not host-local")
-
 	// ErrDuplicate: a configuration file defines a network that an earlier
 	// file (in libcni's order) already defines; the earlier one wins.
 	ErrDuplicate = errors.New("network already defined")
@@ -45,9 +40,9 @@ var (
 	// kind libcni 0.8 to 1.3 write: a format flatnet does not know.
 	ErrCacheKind = errors.New("unknown kind of cache entry")
 
-	// ErrUnfollowable: a cached macvlan attachment flatnet cannot follow;
-	// the error is an *UnfollowableError saying why (its Err may also match
-	// ErrNotHostLocal).
+	// ErrUnfollowable: a cached macvlan attachment flatnet cannot follow
+	// (linkInContainer, an unknown mode, a configuration its IPAM would
+	// refuse); the error is an *UnfollowableError saying why.
 	ErrUnfollowable = errors.New("cannot be followed")
 
 	// ErrConflict: a network defined in the CNI configuration directory

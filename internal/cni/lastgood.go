@@ -95,7 +95,7 @@ func (d *LastGood) Update(files []File) ([]Network, []Note) {
 		}
 		if len(probs) == 0 && len(nets) == 0 {
 			now = append(now, Note{Level: slog.LevelInfo, File: f.Name,
-				Msg: fmt.Sprintf("CNI config %s skipped: no macvlan plugin with host-local IPAM in it", text.Printable(f.Name))})
+				Msg: fmt.Sprintf("CNI config %s skipped: no macvlan plugin in it", text.Printable(f.Name))})
 		}
 		byFile[f.Name] = nets
 		add(nets)

@@ -275,8 +275,9 @@ func TestUpdatePassIsSmall(t *testing.T) {
 
 // nadnetEntry is the cache entry libcni (cnitool) left for a pod attached
 // to network nadnet, defined nowhere but in that entry: a Multus
-// NetworkAttachmentDefinition's way.
-const nadnetEntry = `{"kind":"cniCacheV1","containerId":"c9","config":"ewogICJjbmlWZXJzaW9uIjogIjEuMC4wIiwKICAibmFtZSI6ICJuYWRuZXQiLAogICJwbHVnaW5zIjogWwogICAgewogICAgICAidHlwZSI6ICJtYWN2bGFuIiwKICAgICAgIm1hc3RlciI6ICJlbm8xIiwKICAgICAgIm1vZGUiOiAiYnJpZGdlIiwKICAgICAgImlwYW0iOiB7CiAgICAgICAgInR5cGUiOiAiaG9zdC1sb2NhbCIsCiAgICAgICAgInJhbmdlcyI6IFtbeyJzdWJuZXQiOiAiMTkyLjE2OC4wLjAvMTYiLCAicmFuZ2VTdGFydCI6ICIxOTIuMTY4LjMuMSIsICJyYW5nZUVuZCI6ICIxOTIuMTY4LjMuMjU0IiwgImdhdGV3YXkiOiAiMTkyLjE2OC4wLjEifV1dLAogICAgICAgICJyb3V0ZXMiOiBbeyJkc3QiOiAiMC4wLjAuMC8wIn1dCiAgICAgIH0KICAgIH0sCiAgICB7InR5cGUiOiAidHVuaW5nIiwgInN5c2N0bCI6IHsibmV0LmlwdjQuY29uZi5hbGwubG9nX21hcnRpYW5zIjogIjEifX0KICBdCn0K","ifName":"eth0","networkName":"nadnet","netns":"/run/netns/pod9","result":{"cniVersion":"1.0.0","ips":[{"address":"192.168.3.1/16","gateway":"192.168.0.1"}]}}`
+// NetworkAttachmentDefinition's way. Its netns is one that exists: an
+// attachment whose namespace is gone is stale, and not routed.
+const nadnetEntry = `{"kind":"cniCacheV1","containerId":"c9","config":"ewogICJjbmlWZXJzaW9uIjogIjEuMC4wIiwKICAibmFtZSI6ICJuYWRuZXQiLAogICJwbHVnaW5zIjogWwogICAgewogICAgICAidHlwZSI6ICJtYWN2bGFuIiwKICAgICAgIm1hc3RlciI6ICJlbm8xIiwKICAgICAgIm1vZGUiOiAiYnJpZGdlIiwKICAgICAgImlwYW0iOiB7CiAgICAgICAgInR5cGUiOiAiaG9zdC1sb2NhbCIsCiAgICAgICAgInJhbmdlcyI6IFtbeyJzdWJuZXQiOiAiMTkyLjE2OC4wLjAvMTYiLCAicmFuZ2VTdGFydCI6ICIxOTIuMTY4LjMuMSIsICJyYW5nZUVuZCI6ICIxOTIuMTY4LjMuMjU0IiwgImdhdGV3YXkiOiAiMTkyLjE2OC4wLjEifV1dLAogICAgICAgICJyb3V0ZXMiOiBbeyJkc3QiOiAiMC4wLjAuMC8wIn1dCiAgICAgIH0KICAgIH0sCiAgICB7InR5cGUiOiAidHVuaW5nIiwgInN5c2N0bCI6IHsibmV0LmlwdjQuY29uZi5hbGwubG9nX21hcnRpYW5zIjogIjEifX0KICBdCn0K","ifName":"eth0","networkName":"nadnet","netns":"/proc/self/ns/net","result":{"cniVersion":"1.0.0","ips":[{"address":"192.168.3.1/16","gateway":"192.168.0.1"}]}}`
 
 // TestRunTimeNetwork: a network defined only in libcni's cache (nothing
 // in the configuration directory) is found when its entry appears: a full

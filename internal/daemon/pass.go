@@ -9,13 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime/debug"
 	"slices"
 	"time"
 
 	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/flatnet/flatnet/internal/statedir"
 )
@@ -79,8 +79,15 @@ type pass struct {
 	names     []string
 	cniNets   []cni.Network
 	disco     cni.Discovery // cniNets and what else Combine found
-	cniFound  []reconcile.Finding
-	found     []reconcile.Finding
+	// index keeps what Combine made of each cached attachment, so that an
+	// entry's change is taken in O(1) (cni.Index); results are the
+	// addresses of the followed attachments, by network, kept by delta
+	// (reconcile.Input.Results).
+	index    *cni.Index
+	results  map[string]map[netip.Addr]reconcile.Lease
+	cacheGen uint64 // caches.ProblemsChanged() when cniFound was made
+	cniFound []reconcile.Finding
+	found    []reconcile.Finding
 	// unm follows the state root's directories that no network explains;
 	// explained are the directories that networks do (their state
 	// directories, and those named like a network of any plugin).
@@ -127,23 +134,43 @@ func (p *pass) run(m marked) (ok, full bool) {
 // libcni's caches changed. A directory never read whole, or unreadable,
 // makes it a full pass, as do cache entries that change the networks.
 func (p *pass) update(m *marked) (ok, full bool) {
+	var changed []netip.Addr
+	var gone map[netip.Addr]hostlocal.Owner
 	if len(m.cache) > 0 {
-		names := p.names
-		p.readCaches(m.cache)
-		p.combine()
-		nets, found := reconcile.Resolve(p.cfg, p.disco, p.snap)
-		if !reflect.DeepEqual(nets, p.nets) {
-			m.why = "a network came or went in libcni's cache"
-			return p.full(*m), true // everything anew
+		// A cache entry that only brings or takes a pod's addresses costs
+		// O(1); one that changes what a network is, a full pass.
+		for _, dir := range slices.Sorted(maps.Keys(m.cache)) {
+			for _, c := range p.caches.ReadNames(dir, slices.Sorted(maps.Keys(m.cache[dir]))) {
+				chs, redefine := p.index.Apply(c)
+				if redefine {
+					m.why = "a network's definition changed in libcni's cache"
+					return p.full(*m), true
+				}
+				for _, ch := range chs {
+					res := p.results[ch.Network]
+					if res == nil {
+						res = map[netip.Addr]reconcile.Lease{}
+						p.results[ch.Network] = res
+					}
+					if ch.Old != nil {
+						for _, ip := range reconcile.RemoveLeases(res, *ch.Old) {
+							if gone == nil {
+								gone = map[netip.Addr]hostlocal.Owner{}
+							}
+							gone[ip] = hostlocal.Owner{ContainerID: ch.Old.ContainerID, IfName: ch.Old.IfName}
+							changed = append(changed, ip)
+						}
+					}
+					if ch.New != nil {
+						changed = append(changed, reconcile.AddLeases(res, *ch.New)...)
+					}
+				}
+			}
 		}
-		p.found = found
-		if !slices.Equal(names, p.names) {
-			// A network of another plugin came or went: its name explains
-			// a directory, or no longer does.
-			p.unm.reset(p.unexplained(nets), p.now())
-			m.recount = true
+		if p.caches.ProblemsChanged() != p.cacheGen {
+			p.cacheFindings()
+			p.node.SetFound(p.findings())
 		}
-		p.node.SetFound(p.findings())
 	}
 	// The state root's entries and the unexplained directories' are only
 	// counted, one directory at a time.
@@ -180,7 +207,6 @@ func (p *pass) update(m *marked) (ok, full bool) {
 		m.why = "a directory newly watched"
 		return p.full(*m), true
 	}
-	var changed []netip.Addr
 	for dir := range m.names {
 		if !p.cache.Known(dir) {
 			m.dirs[dir] = true
@@ -198,6 +224,14 @@ func (p *pass) update(m *marked) (ok, full bool) {
 		return true, false
 	}
 	reused, released := p.cache.TakeChanges()
+	for ip, o := range gone {
+		if _, ok := released[ip]; !ok {
+			if released == nil {
+				released = map[netip.Addr]hostlocal.Owner{}
+			}
+			released[ip] = o
+		}
+	}
 	done, err := p.apply(p.node.Update(changed, reused, released))
 	p.node.Done(done)
 	p.report(done)
@@ -249,6 +283,9 @@ func (p *pass) full(m marked) bool {
 	states := map[string]reconcile.DirState{}
 	keep := map[string]bool{}
 	for _, n := range nets {
+		if n.StateDir == "" {
+			continue // its IPAM keeps nothing on the node
+		}
 		dir := filepath.Clean(n.StateDir)
 		keep[dir] = true
 		if m.dirs[dir] || !p.cache.Known(dir) {
@@ -268,8 +305,13 @@ func (p *pass) full(m marked) bool {
 	}
 
 	reused, released := p.cache.TakeChanges()
+	for _, n := range nets {
+		if p.results[n.Name] == nil {
+			p.results[n.Name] = map[netip.Addr]reconcile.Lease{} // Update's changes must reach the node's own map
+		}
+	}
 	plan := p.node.Full(reconcile.Input{
-		Networks: nets, States: states, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: p.findings(),
+		Networks: nets, States: states, Results: p.results, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: p.findings(),
 		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap), Now: p.now(),
 	})
 	done, err := p.apply(plan.Ops)
@@ -316,7 +358,9 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	links := map[string]bool{}
 	fromDefault := false
 	for _, n := range nets {
-		dirs = append(dirs, filepath.Clean(n.StateDir))
+		if n.StateDir != "" {
+			dirs = append(dirs, filepath.Clean(n.StateDir))
+		}
 		links[n.Master], links[n.Shim] = true, true
 	}
 	for _, n := range p.cfg.Networks {
@@ -394,8 +438,17 @@ func (p *pass) combine() {
 	}
 	d.Networks = append(d.Networks, d.Keep(p.cniNets, held)...)
 	p.cniNets, p.disco = d.Networks, d
+	p.index = cni.NewIndex(p.confNets, p.claims, entries)
+	p.results = reconcile.Results(d)
+	p.cacheFindings()
+}
+
+// cacheFindings are what is wrong with libcni's cache files, and between
+// them and the networks (cni.Combine's problems).
+func (p *pass) cacheFindings() {
+	p.cacheGen = p.caches.ProblemsChanged()
 	p.cniFound = p.cniFound[:0]
-	for _, pr := range slices.Concat(p.caches.Problems(), d.Problems) {
+	for _, pr := range slices.Concat(p.caches.Problems(), p.disco.Problems) {
 		p.cniFound = append(p.cniFound, reconcile.Finding{Kind: reconcile.FindCNI, Level: slog.LevelWarn, Dir: pr.File, Msg: "CNI: " + pr.Error()})
 	}
 }
@@ -408,7 +461,9 @@ func (p *pass) unexplained(nets []reconcile.Network) []string {
 	root := filepath.Clean(p.cfg.StateRoot)
 	known := make(map[string]bool, len(nets)+len(p.names))
 	for _, n := range nets {
-		known[filepath.Clean(n.StateDir)] = true
+		if n.StateDir != "" {
+			known[filepath.Clean(n.StateDir)] = true
+		}
 	}
 	for _, name := range p.names {
 		known[filepath.Join(root, name)] = true

@@ -78,7 +78,7 @@ func short(id string) string {
 // statusLine is the STATUS= line: a few words per network.
 func statusLine(sts []reconcile.NetSummary, cfg config.Config) string {
 	if len(sts) == 0 {
-		return fmt.Sprintf("no macvlan + host-local network in %s", cfg.CNIConfDir)
+		return fmt.Sprintf("no macvlan network in %s", cfg.CNIConfDir)
 	}
 	var parts []string
 	for _, s := range sts {

@@ -7,6 +7,7 @@ package inspect
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -35,6 +36,16 @@ type Observation struct {
 	// Unmatched are the state directories holding allocations that no
 	// known network explains.
 	Unmatched []statedir.Unmatched
+
+	// Disco is what discovery made of the files and the caches: the
+	// attachments of each network (followed and refused), those whose
+	// network namespace is gone among them.
+	Disco cni.Discovery
+	// States are the state directories as read, by path; Results the
+	// addresses libcni's cache gives the networks' live attachments, by
+	// network (reconcile.Input).
+	States  map[string]reconcile.DirState
+	Results map[string]map[netip.Addr]reconcile.Lease
 
 	Snap *reconcile.Snapshot
 	// Networks and Resolve are what reconcile.Resolve made of the
@@ -76,6 +87,7 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 		cache = append(cache, fs...)
 	}
 	all := cni.DiscoverAll(files, cache)
+	o.Disco, o.Results = all, reconcile.Results(all)
 	o.CNI = all.Networks
 	for _, p := range all.Problems {
 		if p.File != "" && filepath.IsAbs(p.File) || errors.Is(p.Err, cni.ErrConflict) || errors.Is(p.Err, cni.ErrCacheConflict) {
@@ -87,8 +99,12 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	}
 	o.Networks, o.Resolve = reconcile.Resolve(cfg, all, o.Snap)
 	states := map[string]reconcile.DirState{}
+	o.States = states
 	known := map[string]bool{}
 	for _, n := range o.Networks {
+		if n.StateDir == "" {
+			continue // its IPAM keeps nothing on the node
+		}
 		known[filepath.Clean(n.StateDir)] = true
 		allocs, bad, err := statedir.Read(n.StateDir)
 		states[n.StateDir] = reconcile.DirState{Allocs: allocs, Err: err}
@@ -107,6 +123,6 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	o.Unmatched, _ = statedir.FindUnmatched(filepath.Clean(cfg.StateRoot), known)
 	o.FilterErr = netlinkx.ProbeFilter()
 	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
-	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
+	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Results: o.Results, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
 	return o, nil
 }

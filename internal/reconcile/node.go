@@ -32,10 +32,12 @@ type Node struct {
 	masters  []Link                           // by network
 	held     []bool                           // by network: state dir unreadable, routes held
 	allocs   []map[netip.Addr]hostlocal.Owner // by network: in.States[StateDir].Allocs, looked up once
+	results  []map[netip.Addr]Lease           // by network: in.Results[Name], looked up once
 	nodeAddr map[netip.Addr]bool
 	routes   map[netip.Addr]hostRoute
 	routing  *routing          // what the node's own routing answers for
 	refused  []map[string]bool // by network: Network.Refused
+	gone     []map[string]bool // by network: Network.Gone
 	managed  map[string]bool   // the devices whose protocol-97 routes are flatnet's
 
 	decided map[netip.Addr]decision
@@ -221,6 +223,8 @@ func (n *Node) networks(in Input) []Finding {
 	n.masters = make([]Link, len(in.Networks))
 	n.held = make([]bool, len(in.Networks))
 	n.refused = make([]map[string]bool, len(in.Networks))
+	n.results = make([]map[netip.Addr]Lease, len(in.Networks))
+	n.gone = make([]map[string]bool, len(in.Networks))
 	n.allocs = make([]map[netip.Addr]hostlocal.Owner, len(in.Networks))
 	n.counts = make([]netCounts, len(in.Networks))
 	for i, nw := range in.Networks {
@@ -230,6 +234,16 @@ func (n *Node) networks(in Input) []Finding {
 			for _, id := range nw.Refused {
 				n.refused[i][id] = true
 			}
+		}
+		n.results[i] = in.Results[nw.Name]
+		if len(nw.Gone) > 0 {
+			n.gone[i] = make(map[string]bool, len(nw.Gone))
+			for _, id := range nw.Gone {
+				n.gone[i][id] = true
+			}
+		}
+		if nw.StateDir == "" {
+			continue // no state on the node: results alone
 		}
 		ds, known := in.States[nw.StateDir]
 		n.allocs[i] = ds.Allocs
@@ -265,6 +279,9 @@ func (n *Node) decideAll(before []Op) (opBuckets, []Finding) {
 			for ip := range n.allocs[i] {
 				addrs = append(addrs, ip)
 			}
+		}
+		for ip := range n.results[i] {
+			addrs = append(addrs, ip)
 		}
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
@@ -473,16 +490,23 @@ func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 	var owner hostlocal.Owner
 	for i := range n.in.Networks {
 		nw := &n.in.Networks[i]
-		if n.held[i] {
-			continue
-		}
+		// host-local's file, else the cached result: one decision, one
+		// route, whichever told first.
 		o, ok := n.allocs[i][ip]
-		if !ok {
-			continue
+		ranges := nw.Ranges
+		if !ok || n.held[i] {
+			l, inResult := n.results[i][ip]
+			if !inResult {
+				continue
+			}
+			o = l.Owner
+			if len(ranges) == 0 {
+				ranges = []hostlocal.Range{l.Range()}
+			}
 		}
-		if why := hostlocal.Reject(ip, nw.Ranges, n.isNode); why != 0 {
+		if why := hostlocal.Reject(ip, ranges, n.isNode); why != 0 {
 			finds = append(finds, Finding{Kind: FindReject, Level: slog.LevelWarn, Network: nw.Name, IP: ip, Why: why,
-				Msg: fmt.Sprintf("not routing %s of network %s: %s", ip, nw.Name, why.Explain(ip, nw.Ranges))})
+				Msg: fmt.Sprintf("not routing %s of network %s: %s", ip, nw.Name, why.Explain(ip, ranges))})
 			continue
 		}
 		if ref, what := n.refuse(i, ip, o); ref != 0 {
@@ -562,6 +586,9 @@ func (n *Node) isNode(ip netip.Addr) bool { return n.nodeAddr[ip] }
 func (n *Node) refuse(i int, ip netip.Addr, owner hostlocal.Owner) (Refusal, string) {
 	if n.refused[i][owner.ContainerID] && owner.ContainerID != "" {
 		return RefuseAttachment, fmt.Sprintf("allocated to container %s, whose attachment was made with another configuration of the network, or under a name that is another network's; flatnet does not follow it", owner.ContainerID)
+	}
+	if n.gone[i][owner.ContainerID] && owner.ContainerID != "" {
+		return RefuseStale, fmt.Sprintf("allocated to container %s, whose network namespace is gone though libcni's cache still holds its attachment (its DEL never ran): stale", owner.ContainerID)
 	}
 	if n.routing == nil {
 		return 0, ""

@@ -51,8 +51,13 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 			}
 		}
 		states := map[string]DirState{seedNet.StateDir: allocs(), other.StateDir: allocs()}
+		// A network whose addresses come from libcni's cached results
+		// alone (static, whereabouts, dhcp), and results for the seed's
+		// network too (host-local's pods have both).
+		leased := Network{Name: "leased", Master: "eno1", Shim: "eno1.host", IPAM: "static"}
+		results := map[string]map[netip.Addr]Lease{seedNet.Name: {}, leased.Name: {}}
 		base := &Snapshot{Links: []Link{eno1, shim}, Addrs: []netip.Addr{ip("192.168.0.5")}, Routes: routes}
-		in := Input{Networks: []Network{seedNet, other}, States: states, Snap: base}
+		in := Input{Networks: []Network{seedNet, other, leased}, States: states, Results: results, Snap: base}
 		node := NewNode()
 		k := &fakeKernel{fail: map[string]error{}}
 		done, _ := Apply(k, node.Full(in).Ops)
@@ -80,6 +85,20 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 					changed = append(changed, a)
 				}
 			}
+			for _, name := range []string{seedNet.Name, leased.Name} {
+				for _, s := range pool {
+					if r.IntN(5) != 0 {
+						continue
+					}
+					a := ip(s)
+					if _, had := results[name][a]; had {
+						delete(results[name], a)
+					} else {
+						results[name][a] = Lease{Owner: hostlocal.Owner{ContainerID: "l-" + s, IfName: "net1"}, Subnet: netip.MustParsePrefix("192.168.0.0/16"), Gateway: ip("192.168.0.1")}
+					}
+					changed = append(changed, a)
+				}
+			}
 			clear(k.fail)
 			ops := node.Update(changed, reused, nil)
 			for _, op := range ops {
@@ -90,7 +109,7 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 			done, _ := Apply(k, ops)
 			node.Done(done)
 
-			full := Compute(Input{Networks: in.Networks, States: states, Snap: snapOf(node, base)})
+			full := Compute(Input{Networks: in.Networks, States: states, Results: results, Snap: snapOf(node, base)})
 			got, want := node.Status(), full.Networks
 			sum := node.Summary()
 			for i := range want {
@@ -114,7 +133,7 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 			clear(k.fail)
 			retry, _ := Apply(k, node.Update(failed, nil, nil))
 			node.Done(retry)
-			for _, op := range NewNode().Full(Input{Networks: in.Networks, States: states, Snap: snapOf(node, base)}).Ops {
+			for _, op := range NewNode().Full(Input{Networks: in.Networks, States: states, Results: results, Snap: snapOf(node, base)}).Ops {
 				if op.Kind.IsRoute() {
 					t.Fatalf("round %d step %d: after the retry a full pass still plans %q", round, step, op)
 				}

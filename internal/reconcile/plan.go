@@ -19,7 +19,13 @@ type Input struct {
 	// States holds each network's state directory, by path. A network whose
 	// directory is missing from the map is treated as unreadable (held).
 	States map[string]DirState
-	Snap   *Snapshot
+	// Results are, by network name, the addresses libcni's cache gives the
+	// pods of the network's followed, live attachments (whatever their
+	// IPAM): a second source of allocations beside the state directories.
+	// The maps are read, never written, and may change between calls:
+	// whoever changes an address's lease calls Update for it.
+	Results map[string]map[netip.Addr]Lease
+	Snap    *Snapshot
 	// MachineID seeds the shims' stable MAC addresses.
 	MachineID string
 	// Reused lists addresses released and allocated again to another

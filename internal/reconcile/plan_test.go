@@ -238,6 +238,8 @@ func findingNames(fs []Finding) []string {
 			s = "noranges:" + f.Network
 		case FindShimClash:
 			s = "shimclash:" + f.Network
+		case FindRefused:
+			s = "refused:" + f.Network + ":" + f.IP.String()
 		default:
 			s = fmt.Sprintf("kind%d", f.Kind)
 		}
@@ -497,5 +499,50 @@ func TestApplyBatchesRouteRuns(t *testing.T) {
 	}
 	if len(done) != len(p.Ops)-1 {
 		t.Errorf("done %d of %d ops, want all but the failed one", len(done), len(p.Ops))
+	}
+}
+
+// TestResultsRouted: addresses from libcni's cached results are routed
+// like host-local's, whatever the IPAM: a network with no state directory
+// and no ranges has its leases judged by the subnet and gateway of their
+// result; an address in both sources gets one route; a state file of a
+// container whose namespace is gone is stale.
+func TestResultsRouted(t *testing.T) {
+	static := Network{Name: "fixed", Master: "eno1", Shim: "eno1.host", IPAM: "static"}
+	seed := seedNet
+	seed.Gone = []string{"c-192.168.1.9"}
+	lease := func(id string) Lease {
+		return Lease{Owner: hostlocal.Owner{ContainerID: id, IfName: "net1"}, Subnet: netip.MustParsePrefix("192.168.0.0/16"), Gateway: ip("192.168.0.1")}
+	}
+	in := Input{
+		Networks: []Network{seed, static},
+		States:   map[string]DirState{seed.StateDir: allocs("192.168.1.2", "192.168.1.9")},
+		Results: map[string]map[netip.Addr]Lease{
+			seed.Name:   {ip("192.168.1.2"): lease("c-192.168.1.2")},
+			static.Name: {ip("192.168.5.50"): lease("s1"), ip("192.168.0.1"): lease("s2"), ip("192.168.255.255"): lease("s3")},
+		},
+		Snap:      &Snapshot{Links: []Link{eno1, shim}, Addrs: []netip.Addr{ip("192.168.0.5")}},
+		MachineID: "mid",
+	}
+	p := Compute(in)
+	var got []string
+	for _, op := range p.Ops {
+		got = append(got, op.String())
+	}
+	want := []string{
+		"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",
+		"ip route add 192.168.5.50/32 dev eno1.host scope link proto 97",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ops:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	keys := findingNames(p.Findings)
+	for _, k := range []string{"reject:fixed:192.168.0.1", "reject:fixed:192.168.255.255", "refused:default:192.168.1.9"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("findings %q lack %s", keys, k)
+		}
+	}
+	if st := p.Networks[1]; st.Allocated != 1 || st.Held {
+		t.Errorf("status of the static network: %+v", st)
 	}
 }

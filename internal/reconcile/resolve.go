@@ -63,7 +63,11 @@ func Resolve(cfg config.Config, d cni.Discovery, snap *Snapshot) ([]Network, []F
 		if n.Shim == "" && n.Master != "" {
 			n.Shim = ShimName(n.Master)
 		}
-		if n.StateDir == "" {
+		n.IPAM = "host-local" // a [[network]] table's own network: host-local's files, in its ranges
+		if found {
+			n.IPAM = cn.IPAM
+		}
+		if n.StateDir == "" && n.IPAM == "host-local" {
 			root := cfg.StateRoot
 			if found && cn.DataDir != "" {
 				root = cn.DataDir
@@ -79,7 +83,7 @@ func Resolve(cfg config.Config, d cni.Discovery, snap *Snapshot) ([]Network, []F
 			n.Unusable = fmt.Sprintf("macvlan mode %s in %s: the node cannot reach these pods through a shim; use \"mode\": \"bridge\"", cn.Mode, cn.File)
 			finds = append(finds, Finding{Kind: FindMode, Level: slog.LevelError, Network: n.Name, Msg: fmt.Sprintf("network %s: %s", n.Name, n.Unusable)})
 		}
-		if len(n.Ranges) == 0 {
+		if len(n.Ranges) == 0 && n.IPAM == "host-local" {
 			finds = append(finds, Finding{Kind: FindNoRanges, Level: slog.LevelError, Network: n.Name,
 				Msg: fmt.Sprintf("network %s (%s) has no address ranges: set ranges in flatnet.toml or define it in the CNI config", n.Name, n.Source)})
 			return
@@ -96,6 +100,7 @@ func Resolve(cfg config.Config, d cni.Discovery, snap *Snapshot) ([]Network, []F
 			}
 		}
 		n.Refused = refusedIDs(d.Refused[n.Name])
+		n.Gone = goneIDs(d.Attachments[n.Name])
 		out = append(out, n)
 	}
 	// Each [[network]] table overrides the discovered network of its name,
@@ -169,6 +174,19 @@ func refusedIDs(as []cni.Attachment) []string {
 	return slices.Compact(ids)
 }
 
+// goneIDs are the containers of the attachments of as whose network
+// namespace is gone, sorted, once each.
+func goneIDs(as []cni.Attachment) []string {
+	var ids []string
+	for _, a := range as {
+		if a.Gone {
+			ids = append(ids, a.ContainerID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
 // owner is a directory that is already someone's, for confine.
 type owner struct {
 	dir  string
@@ -215,7 +233,9 @@ func confine(cfg config.Config, claims []cni.Claim, nets []Network, finds []Find
 		if n.Tenant {
 			continue
 		}
-		owners = append(owners, owner{dir: filepath.Clean(n.StateDir), what: fmt.Sprintf("network %s of %s", n.Name, n.Source), tree: true})
+		if n.StateDir != "" {
+			owners = append(owners, owner{dir: filepath.Clean(n.StateDir), what: fmt.Sprintf("network %s of %s", n.Name, n.Source), tree: true})
+		}
 		for _, r := range n.Ranges {
 			reserved = append(reserved, Reserved{Range: r, Network: n.Name, Source: n.Source})
 		}
@@ -227,12 +247,14 @@ func confine(cfg config.Config, claims []cni.Claim, nets []Network, finds []Find
 			continue
 		}
 		dir := filepath.Clean(n.StateDir)
-		if o, taken := ownedBy(owners, dir); taken {
+		if o, taken := ownedBy(owners, dir); taken && n.StateDir != "" {
 			finds = append(finds, Finding{Kind: FindTrust, Level: slog.LevelWarn, Network: n.Name, Dir: dir,
 				Msg: fmt.Sprintf("network %s, defined only in libcni's cache (%s), keeps its allocations in %s, which is %s: not mirrored; a network from the cache cannot take another's state directory", n.Name, n.Source, dir, o.what)})
 			continue
 		}
-		owners = append(owners, owner{dir: dir, what: fmt.Sprintf("network %s of %s", n.Name, n.Source), tree: true})
+		if n.StateDir != "" {
+			owners = append(owners, owner{dir: dir, what: fmt.Sprintf("network %s of %s", n.Name, n.Source), tree: true})
+		}
 		for _, r := range reserved {
 			if r.Network != n.Name && (len(n.Ranges) == 0 || slices.ContainsFunc(n.Ranges, func(x hostlocal.Range) bool { return overlap(x, r.Range) })) {
 				n.Reserved = append(n.Reserved, r)
@@ -312,4 +334,51 @@ func withGateway(r hostlocal.Range, hl []hostlocal.Range) hostlocal.Range {
 		}
 	}
 	return r
+}
+
+// Results are the leases of d's followed attachments, by network name
+// (Input.Results): the addresses their cached results give the pods'
+// interfaces, except those of attachments whose network namespace is gone.
+func Results(d cni.Discovery) map[string]map[netip.Addr]Lease {
+	out := make(map[string]map[netip.Addr]Lease, len(d.Attachments))
+	for name, atts := range d.Attachments {
+		m := map[netip.Addr]Lease{}
+		for _, a := range atts {
+			AddLeases(m, a)
+		}
+		if len(m) > 0 {
+			out[name] = m
+		}
+	}
+	return out
+}
+
+// AddLeases adds the addresses of attachment a to m, unless a is gone. An
+// address already leased to another attachment keeps its lease.
+func AddLeases(m map[netip.Addr]Lease, a cni.Attachment) (added []netip.Addr) {
+	if a.Gone {
+		return nil
+	}
+	for _, x := range a.Addrs {
+		ip := x.Prefix.Addr()
+		if _, taken := m[ip]; taken {
+			continue
+		}
+		m[ip] = Lease{Owner: hostlocal.Owner{ContainerID: a.ContainerID, IfName: a.IfName}, Subnet: x.Prefix.Masked(), Gateway: x.Gateway}
+		added = append(added, ip)
+	}
+	return added
+}
+
+// RemoveLeases takes the addresses of attachment a out of m, those leased
+// to it.
+func RemoveLeases(m map[netip.Addr]Lease, a cni.Attachment) (removed []netip.Addr) {
+	for _, x := range a.Addrs {
+		ip := x.Prefix.Addr()
+		if l, ok := m[ip]; ok && l.Owner.ContainerID == a.ContainerID && l.Owner.IfName == a.IfName {
+			delete(m, ip)
+			removed = append(removed, ip)
+		}
+	}
+	return removed
 }

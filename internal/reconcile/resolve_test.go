@@ -12,7 +12,7 @@ import (
 
 func TestResolve(t *testing.T) {
 	snap := &Snapshot{Routes: []Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth9"}}}
-	seedCNI := cni.Network{Name: "default", File: "00-default.conflist", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}
+	seedCNI := cni.Network{Name: "default", File: "00-default.conflist", IPAM: "host-local", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}
 	tests := []struct {
 		name     string
 		cfg      config.Config
@@ -27,12 +27,12 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "no master: the default route's NIC; dataDir honoured",
-			cni:  []cni.Network{{Name: "n", File: "n.conf", DataDir: "/data", Ranges: []hostlocal.Range{seedRange}}},
+			cni:  []cni.Network{{Name: "n", File: "n.conf", IPAM: "host-local", DataDir: "/data", Ranges: []hostlocal.Range{seedRange}}},
 			want: "n eth9 eth9.host /data/n",
 		},
 		{
 			name: "long master names get a short stable shim",
-			cni:  []cni.Network{{Name: "n", File: "n.conf", Master: "enp129s0f1np1", Ranges: []hostlocal.Range{seedRange}}},
+			cni:  []cni.Network{{Name: "n", File: "n.conf", IPAM: "host-local", Master: "enp129s0f1np1", Ranges: []hostlocal.Range{seedRange}}},
 			want: "n enp129s0f1np1 " + ShimName("enp129s0f1np1") + " /var/lib/cni/networks/n",
 		},
 		{
@@ -51,7 +51,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name:     "a mode other than bridge is unusable",
-			cni:      []cni.Network{{Name: "p", File: "p.conf", Master: "eno1", Mode: "private", Ranges: []hostlocal.Range{seedRange}}},
+			cni:      []cni.Network{{Name: "p", File: "p.conf", IPAM: "host-local", Master: "eno1", Mode: "private", Ranges: []hostlocal.Range{seedRange}}},
 			want:     "p eno1 eno1.host /var/lib/cni/networks/p",
 			wantFind: "macvlan mode private",
 		},
@@ -59,20 +59,20 @@ func TestResolve(t *testing.T) {
 			name: "a table overrides the discovered network of its name, others stay discovered",
 			cfg: config.Config{Discover: true, Networks: []config.Network{{Name: "v6", Master: "eno2", Line: 4},
 				{Name: "extra", Master: "eno3", Ranges: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/24")}, Line: 9}}},
-			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
+			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", IPAM: "host-local", Master: "eno1",
 				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
 			want: "default eno1 eno1.host /var/lib/cni/networks/default; v6 eno2 eno2.host /var/lib/cni/networks/v6; extra eno3 eno3.host /var/lib/cni/networks/extra",
 		},
 		{
 			name: "discover = false: the tables alone, the CNI config filling them in",
 			cfg:  config.Config{Discover: false, Networks: []config.Network{{Name: "v6", Line: 4}}},
-			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
+			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", IPAM: "host-local", Master: "eno1",
 				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
 			want: "v6 eno1 eno1.host /var/lib/cni/networks/v6",
 		},
 		{
 			name: "two networks on one master share a shim",
-			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", Master: "eno1",
+			cni: []cni.Network{seedCNI, {Name: "v6", File: "10-v6.conflist", IPAM: "host-local", Master: "eno1",
 				Ranges: []hostlocal.Range{hostlocal.RangeFromPrefix(netip.MustParsePrefix("fd00::/64"))}}},
 			want: "default eno1 eno1.host /var/lib/cni/networks/default; v6 eno1 eno1.host /var/lib/cni/networks/v6",
 		},
@@ -107,7 +107,7 @@ func TestResolve(t *testing.T) {
 
 func TestConfigRangesKeepGateway(t *testing.T) {
 	cfg := config.Config{StateRoot: "/r", Networks: []config.Network{{Name: "default", Ranges: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}}}}
-	nets, _ := Resolve(cfg, cni.Discovery{Networks: []cni.Network{{Name: "default", File: "f", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}}}, &Snapshot{})
+	nets, _ := Resolve(cfg, cni.Discovery{Networks: []cni.Network{{Name: "default", File: "f", IPAM: "host-local", Master: "eno1", Ranges: []hostlocal.Range{seedRange}}}}, &Snapshot{})
 	if len(nets) != 1 || nets[0].Ranges[0].Gateway != seedRange.Gateway {
 		t.Fatalf("ranges = %+v; want host-local's gateway kept", nets)
 	}

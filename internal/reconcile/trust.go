@@ -35,6 +35,9 @@ const (
 	// RefuseAttachment: the address was allocated to an attachment flatnet
 	// does not follow (Network.Refused).
 	RefuseAttachment
+	// RefuseStale: the state file's container has an attachment in
+	// libcni's cache whose network namespace is gone (Network.Gone).
+	RefuseStale
 )
 
 // String says it as a log line does.
@@ -50,6 +53,8 @@ func (r Refusal) String() string {
 		return "inside another network's ranges"
 	case RefuseAttachment:
 		return "allocated to an attachment flatnet does not follow"
+	case RefuseStale:
+		return "its pod's network namespace is gone"
 	}
 	return ""
 }

@@ -169,13 +169,23 @@ func (s *Snapshot) DefaultRouteDev() string {
 	return best
 }
 
-// Network is one network to mirror, fully resolved: every field is set.
+// Network is one network to mirror, fully resolved.
 type Network struct {
-	Name     string
-	Master   string
-	Shim     string
+	Name   string
+	Master string
+	Shim   string
+	// IPAM is the network's IPAM plugin type ("host-local" for a
+	// [[network]] table's own network). Only host-local keeps a state
+	// directory; every network's pods are also known from libcni's cached
+	// results (Input.Results).
+	IPAM string
+	// StateDir is host-local's directory of the network's allocations;
+	// "" when its IPAM keeps none on the node.
 	StateDir string
-	Ranges   []hostlocal.Range
+	// Ranges are the network's ranges: host-local's, or a table's; none
+	// for another IPAM, whose addresses are judged by the subnet and
+	// gateway their cached result gives (Lease).
+	Ranges []hostlocal.Range
 	// Source says where the network was defined ("flatnet.toml:7" or the
 	// CNI config file), for messages.
 	Source string
@@ -199,6 +209,10 @@ type Network struct {
 	// the one followed, or cached under a name the configuration directory
 	// gives another network (cni.Discovery.Refused).
 	Refused []string
+	// Gone are the containers, sorted, whose attachments libcni's cache
+	// still holds though their network namespace is gone (their DEL never
+	// ran): a state file of theirs is stale, not routed.
+	Gone []string
 }
 
 // Reserved is a range root's configuration gives a network.
@@ -212,6 +226,24 @@ type Reserved struct {
 type Alloc struct {
 	IP    netip.Addr
 	Owner hostlocal.Owner
+}
+
+// Lease is an address libcni's cached result gives a pod: a source of
+// allocations beside host-local's files, for any IPAM.
+type Lease struct {
+	Owner   hostlocal.Owner // the container and its interface
+	Subnet  netip.Prefix    // the address's subnet as the result gives it
+	Gateway netip.Addr      // the result's gateway for it; invalid when none
+}
+
+// Range is what l's network allows of its subnet, for a network that has
+// no ranges of its own (an IPAM other than host-local): every host
+// address of the subnet but the gateway (for IPv4, neither the network nor
+// the broadcast address).
+func (l Lease) Range() hostlocal.Range {
+	r := hostlocal.RangeFromPrefix(l.Subnet)
+	r.Gateway = l.Gateway
+	return r
 }
 
 // DirState is what a state directory holds.

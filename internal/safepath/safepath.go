@@ -44,18 +44,28 @@ func hiddenDirs(v string) []string {
 // it cannot tell whether it holds anything.
 var ErrHidden = errors.New("hidden from flatnet by its service's sandbox")
 
-// Missing says what a directory dir that does not exist means: nil when it
-// is simply not there yet (it holds nothing), or an error matching
-// ErrHidden when it lies in a directory the service manager hides from
-// flatnet (HiddenEnv), which may well hold it: the caller must keep what
-// it knew rather than take it for empty.
+// Missing says what a path dir that does not exist means: nil when it is
+// simply not there (yet), or an error matching ErrHidden when it lies in a
+// directory the service manager hides from flatnet (HiddenEnv), which may
+// well hold it: the caller must keep what it knew rather than take it for
+// empty or gone. A path is hidden when the nearest directory above it
+// that flatnet sees is one of those: a directory bound into the hidden one
+// (the unit binds /run/netns into its private /run) is seen, and what is
+// missing below it is missing.
 func Missing(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil
 	}
+	seen := abs
+	for {
+		if _, err := os.Lstat(seen); err == nil || seen == filepath.Dir(seen) {
+			break
+		}
+		seen = filepath.Dir(seen)
+	}
 	for _, h := range hiddenDirs(os.Getenv(HiddenEnv)) {
-		if abs == h || strings.HasPrefix(abs, h+"/") {
+		if seen == h {
 			return fmt.Errorf("%w: %s lies under %s, which flatnet's service does not see (its private /run keeps container runtime sockets out of its reach); bind it in with a drop-in (systemctl edit flatnet): [Service] ExecStartPre=+/bin/mkdir -p %s, BindReadOnlyPaths=%s (docs/systemd.md)",
 				ErrHidden, abs, h, abs, abs)
 		}

@@ -128,21 +128,28 @@ func TestCheckReal(t *testing.T) {
 	}
 }
 
-// TestMissing: a directory that does not exist is empty, unless it lies in
-// a directory the service manager hides from flatnet (its private /run):
-// then flatnet cannot tell, and says how to bind it in.
+// TestMissing: a path that does not exist is not there, unless it lies
+// in a directory the service manager hides from flatnet (its private /run):
+// then flatnet cannot tell, and says how to bind it in; below a directory
+// bound into the hidden one, missing is missing.
 func TestMissing(t *testing.T) {
-	if err := Missing("/run/ipam-state/net"); err != nil {
+	root := t.TempDir() // stands for the private /run
+	bound := filepath.Join(root, "netns")
+	if err := os.Mkdir(bound, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(root, "ipam-state", "net")
+	if err := Missing(in); err != nil {
 		t.Fatalf("nothing hidden: %v", err)
 	}
-	t.Setenv(HiddenEnv, "/run /var/run relative")
-	for dir, hidden := range map[string]bool{"/run/ipam-state/net": true, "/var/run/x": true, "/run": true, "/runner/x": false, "/var/lib/cni/networks/default": false} {
-		err := Missing(dir)
+	t.Setenv(HiddenEnv, root+" /var/run relative")
+	for path, hidden := range map[string]bool{in: true, filepath.Join(root, "x"): true, filepath.Join(bound, "cni-1"): false, "/var/lib/cni/networks/none": false} {
+		err := Missing(path)
 		if hidden != errors.Is(err, ErrHidden) {
-			t.Errorf("Missing(%s) = %v", dir, err)
+			t.Errorf("Missing(%s) = %v", path, err)
 		}
-		if hidden && !strings.Contains(err.Error(), "BindReadOnlyPaths="+dir) {
-			t.Errorf("Missing(%s) does not say how to bind it in: %v", dir, err)
+		if hidden && !strings.Contains(err.Error(), "BindReadOnlyPaths="+path) {
+			t.Errorf("Missing(%s) does not say how to bind it in: %v", path, err)
 		}
 	}
 }

@@ -8,7 +8,9 @@
 # Usage: packaging/deps.sh GROUP...
 #   demo     the namespace lab: ip, ping, nft, the CNI plugins; CA
 #            certificates for Go's module downloads
-#   test     the Go tests besides: arping, inotifywait, zsh, tcpdump
+#   test     the Go tests besides: arping, inotifywait, zsh, tcpdump; for
+#            the CRI tests containerd (with ctr), runc, dnsmasq, nsenter
+#            and unshare
 #   package  lint-package and test-package: debootstrap, systemd-nspawn,
 #            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, ...
 #
@@ -31,6 +33,12 @@ cmd:inotifywait    inotify-tools                inotify-tools
 cmd:bash           bash                         bash
 cmd:zsh            zsh                          zsh
 cmd:tcpdump        tcpdump                      tcpdump
+cmd:containerd     containerd                   containerd
+cmd:ctr            containerd                   containerd
+cmd:runc           runc                         runc
+cmd:dnsmasq        dnsmasq-base                 dnsmasq
+cmd:nsenter        util-linux                   util-linux
+cmd:unshare        util-linux                   util-linux
 '
 need_package='
 cmd:debootstrap    debootstrap                  debootstrap

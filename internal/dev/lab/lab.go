@@ -716,9 +716,10 @@ func alive(pid int) bool {
 	return err == nil || errors.Is(err, unix.EPERM)
 }
 
-// RemoveStale deletes the namespaces and temporary directories of labs
-// whose process is no longer alive: what a killed test or demo left. It
-// returns the namespaces it removed. New calls it.
+// RemoveStale deletes the namespaces, temporary directories and cgroups
+// (a runtime's, see StartCRI) of labs whose process is no longer alive:
+// what a killed test or demo left. It returns the namespaces it removed.
+// New calls it.
 func RemoveStale() ([]string, error) {
 	var removed []string
 	var errs []error
@@ -748,6 +749,9 @@ func RemoveStale() ([]string, error) {
 			continue
 		}
 		removed = append(removed, ns)
+	}
+	if err := removeStaleCgroups(); err != nil {
+		errs = append(errs, err)
 	}
 	if dirs, err := filepath.Glob(filepath.Join(os.TempDir(), NamePrefix+"*")); err == nil {
 		for _, d := range dirs {

@@ -32,6 +32,11 @@ type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // Wait's result, set before done is closed
+	// halt, if set, is how kill stops the process before its SIGKILL: a
+	// process that is the parent of a PID namespace's init (the CRI's
+	// unshare) kills that init first, so that it is reaped by its parent
+	// rather than orphaned.
+	halt func()
 }
 
 // Start runs argv in a lab namespace (`ip netns exec NS argv…`, which execs
@@ -149,6 +154,9 @@ func (p *Process) Close() error { return p.kill() }
 
 // kill sends SIGKILL unless the process has exited, and waits.
 func (p *Process) kill() error {
+	if p.halt != nil && !p.Exited() {
+		p.halt()
+	}
 	if err := p.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}

@@ -385,3 +385,116 @@ func TestCRIDHCP(t *testing.T) {
 		},
 	})
 }
+
+// TestCRILeavesNothing: a lab's runtime, with a pod and the dhcp daemon,
+// runs in namespaces of its own and goes with them. While it runs, its
+// mounts (the pod's network namespace, /run) exist in its mount namespace
+// only; once the lab is closed, no process of its PID namespace is left
+// (its init reaped, not a zombie), no mount of the lab anywhere here, no
+// cgroup of its pods, no namespace and no directory of the lab.
+func TestCRILeavesNothing(t *testing.T) {
+	l := lab.NewT(t, lab.Options{NoIPv6: true})
+	c := startCRI(t, l, lab.CRIOptions{DHCP: true})
+	criLoads(t, c, l.Opts.Network)
+	p := runPod(t, c, "web")
+
+	procs, err := c.Processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) < 5 { // init, containerd, the dhcp daemon, a shim, pause
+		t.Errorf("the runtime's PID namespace holds %v, want at least init, containerd, the dhcp daemon, a shim and pause", procs)
+	}
+	theirs, err := c.MountPoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{p.NetNS, "/run", "/var/lib"} {
+		if !slices.Contains(theirs, want) {
+			t.Errorf("the runtime's mount namespace has no mount on %s", want)
+		}
+	}
+	if m := hostMountsUnder(t, l.Dir, "/run/containerd", "/var/lib/cni"); len(m) > 0 {
+		t.Errorf("mounts of the runtime seen here while it runs: %v", m)
+	}
+	var cgroups []string
+	for _, root := range cgroupRoots(t) {
+		if _, err := os.Stat(filepath.Join(root, c.CgroupParent)); err == nil {
+			cgroups = append(cgroups, filepath.Join(root, c.CgroupParent))
+		}
+	}
+	if len(cgroups) == 0 {
+		t.Errorf("no cgroup %s in any hierarchy while the pod runs", c.CgroupParent)
+	}
+	nss := l.Namespaces()
+
+	if err := l.Close(); err != nil {
+		t.Fatalf("closing the lab: %v", err)
+	}
+	if !c.Proc.Exited() {
+		t.Errorf("unshare (pid %d) still runs", c.Proc.PID)
+	}
+	if left, err := c.Processes(); err != nil || len(left) > 0 {
+		t.Errorf("processes of the runtime left: %v %v", left, err)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", c.Init)); err == nil {
+		t.Errorf("the runtime's init (pid %d) is still there (a zombie?)", c.Init)
+	}
+	if m := hostMountsUnder(t, l.Dir, "/run/containerd", "/var/lib/cni"); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	for _, cg := range cgroups {
+		if _, err := os.Stat(cg); err == nil {
+			t.Errorf("cgroup %s left", cg)
+		}
+	}
+	for _, ns := range nss {
+		if _, err := os.Stat(filepath.Join(lab.NetnsDir, ns)); err == nil {
+			t.Errorf("namespace %s left", ns)
+		}
+	}
+	if _, err := os.Stat(l.Dir); err == nil {
+		t.Errorf("the lab's directory %s left", l.Dir)
+	}
+}
+
+// hostMountsUnder lists the mount points this process sees under any of
+// dirs.
+func hostMountsUnder(t testing.TB, dirs ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		for _, d := range dirs {
+			if f[4] == d || strings.HasPrefix(f[4], d+"/") {
+				out = append(out, f[4])
+			}
+		}
+	}
+	return out
+}
+
+// cgroupRoots lists the mount points of the cgroup hierarchies here.
+func cgroupRoots(t testing.TB) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if _, after, ok := strings.Cut(line, " - "); ok {
+			if f := strings.Fields(after); len(f) > 0 && (f[0] == "cgroup" || f[0] == "cgroup2") {
+				out = append(out, strings.Fields(line)[4])
+			}
+		}
+	}
+	return out
+}

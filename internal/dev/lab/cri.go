@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,13 +106,17 @@ type CRI struct {
 	// the runtime, the shims and the pods' pause processes.
 	Proc *Process
 
+	// Init is the PID (as this process sees it) of the runtime's init, the
+	// child of Proc that is PID 1 of the runtime's PID namespace; Proc
+	// reaps it.
+	Init int
+
 	lab    *Lab
 	crictl string
 	closer *closer
 	once   sync.Once
 	err    error
 	pidNS  string // "pid:[inode]" of the runtime's PID namespace
-	init   int    // its init's PID, as this process sees it
 }
 
 // criInit is the init of the runtime's PID namespace (sh, PID 1 there,
@@ -445,7 +450,7 @@ func (c *CRI) findInit() error {
 			continue
 		}
 		if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); got == ns {
-			c.pidNS, c.init = ns, pid
+			c.pidNS, c.Init = ns, pid
 			return nil
 		}
 	}
@@ -474,10 +479,10 @@ func parentPID(pid int) (int, bool) {
 // initAlive reports whether the runtime's init is still that process (its
 // PID in the runtime's PID namespace), so a reused PID is never signalled.
 func (c *CRI) initAlive() bool {
-	if c.init == 0 {
+	if c.Init == 0 {
 		return false
 	}
-	got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", c.init))
+	got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", c.Init))
 	return err == nil && got == c.pidNS
 }
 
@@ -486,13 +491,62 @@ func (c *CRI) initAlive() bool {
 // it (so that init is never left a zombie of the host's PID 1); Proc's kill
 // then has nothing left to kill.
 func (c *CRI) halt() {
-	if c.initAlive() {
-		_ = unix.Kill(c.init, unix.SIGKILL)
+	if c.Init == 0 {
+		_ = c.findInit() // StartCRI failed before it looked
 	}
+	if !c.initAlive() {
+		return
+	}
+	_ = unix.Kill(c.Init, unix.SIGKILL)
 	select {
 	case <-c.Proc.Done():
 	case <-time.After(StopTimeout):
 	}
+}
+
+// Processes lists the PIDs (as this process sees them) of the runtime's
+// init and its descendants: containerd, the dhcp daemon, the shims and the
+// pods' processes (in PID namespaces of the pods, under the runtime's).
+// Once the init is gone, there are none: the kernel kills every process of
+// a PID namespace, and of those under it, when its init dies.
+func (c *CRI) Processes() ([]int, error) {
+	if !c.initAlive() {
+		return nil, nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	parent := map[int]int{}
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			if ppid, ok := parentPID(pid); ok {
+				parent[pid] = ppid
+			}
+		}
+	}
+	var out []int
+	for pid := range parent {
+		for p, n := pid, 0; p > 1 && n < len(parent); p, n = parent[p], n+1 {
+			if p == c.Init {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// MountPoints lists the mount points of the runtime's mount namespace, as
+// its init sees them: those of the host, and its own (a tmpfs on /run, the
+// cgroup hierarchies, /var/lib, the pods' network namespaces and root
+// file systems), which no other namespace sees.
+func (c *CRI) MountPoints() ([]string, error) {
+	if !c.initAlive() {
+		return nil, errors.New("the runtime is not running")
+	}
+	return mountPoints(fmt.Sprintf("/proc/%d/mountinfo", c.Init))
 }
 
 // Close stops the runtime (see halt), waits for it and removes its pods'
@@ -741,7 +795,7 @@ func (c *CRI) PodExec(p *CRIPod, argv ...string) (string, error) {
 	if !c.initAlive() {
 		return "", fmt.Errorf("PodExec in %s: the runtime is not running", p.Name)
 	}
-	full := append([]string{"nsenter", "--target", strconv.Itoa(c.init), "--mount", "--pid", "--",
+	full := append([]string{"nsenter", "--target", strconv.Itoa(c.Init), "--mount", "--pid", "--",
 		"nsenter", "--net=" + p.NetNS, "--"}, argv...)
 	out, err := run(context.Background(), full...)
 	if err != nil {
@@ -781,7 +835,18 @@ func overlayWorks(dir string) bool {
 // cgroupMounts lists the mount points of the cgroup hierarchies (v1 and
 // v2) this process sees.
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	return mountsOf("/proc/self/mountinfo", func(fstype string) bool { return fstype == "cgroup" || fstype == "cgroup2" })
+}
+
+// mountPoints lists every mount point of a mountinfo file.
+func mountPoints(mountinfo string) ([]string, error) {
+	return mountsOf(mountinfo, func(string) bool { return true })
+}
+
+// mountsOf lists the mount points of a mountinfo file whose file system
+// type is one keep wants.
+func mountsOf(mountinfo string, keep func(fstype string) bool) ([]string, error) {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return nil, err
 	}
@@ -793,7 +858,7 @@ func cgroupMounts() ([]string, error) {
 		fields := strings.Fields(sc.Text())
 		for i, fld := range fields {
 			if fld == "-" && i+1 < len(fields) && i >= 5 {
-				if t := fields[i+1]; t == "cgroup" || t == "cgroup2" {
+				if keep(fields[i+1]) {
 					out = append(out, unescapeMountinfo(fields[4]))
 				}
 				break

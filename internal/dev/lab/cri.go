@@ -47,7 +47,13 @@ import (
 //     ctr into the "k8s.io" namespace, unpacked for the CRI's snapshotter,
 //     and StartCRI waits until the CRI lists it.
 //   - The CRI also runs the loopback plugin for the pod's lo: CNIPath must
-//     hold it (Debian's and Fedora's containernetworking-plugins do).
+//     hold it (Debian's and Fedora's containernetworking-plugins do), and
+//     libcni caches that attachment too, as results/cni-loopback-<id>-lo,
+//     beside <network>-<id>-eth0. Both go on CNI DEL (crictl stopp).
+//   - RunPodSandbox sets up the pod's network (CNI ADD) before it starts
+//     the sandbox container, so the pod's address and cache entry exist
+//     when crictl runp returns; the pid in `crictl inspectp`'s info is the
+//     pause process's in the runtime's PID namespace, not this one's.
 //   - The aufs snapshotter runs modprobe at start: it is disabled, with
 //     the other snapshotters the lab never uses, so that the runtime loads
 //     no kernel module; AppArmor is disabled so that it loads no profile.
@@ -72,9 +78,15 @@ type CRIOptions struct {
 	// uses only the first conflist there by file name (max_conf_num 1), and
 	// follows changes to the directory.
 	ConfDir string
-	// DHCP starts the CNI dhcp plugin's daemon beside containerd, in its
-	// mount namespace (where the pods' network namespaces are), listening on
-	// CRI.DHCPSocket: name it in a conflist's "ipam" as "daemonSocketPath".
+	// DHCP starts the CNI dhcp plugin's daemon beside containerd, listening
+	// on CRI.DHCPSocket: name it in a conflist's "ipam" as
+	// "daemonSocketPath" (else the plugin asks /run/cni/dhcp.sock). The
+	// plugin hands the daemon the pod's network namespace by its path, which
+	// exists only in the runtime's mount namespace: the daemon runs there.
+	// The macvlan plugin (1.1.1) gives it eth0 still down; the daemon sets
+	// the link up, its first attempt fails with "network is down" and is
+	// retried some 3 s later, so a dhcp pod takes several seconds to start.
+	// On CNI DEL (crictl stopp) the daemon releases the lease.
 	DHCP bool
 	// Snapshotter is containerd's snapshotter. Default "overlayfs" when an
 	// overlay mounts in the lab's directory, else "native".
@@ -875,7 +887,7 @@ func unescapeMountinfo(s string) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
+		if s[i] == '\\' && i+4 <= len(s) {
 			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
 				b.WriteByte(byte(n))
 				i += 3

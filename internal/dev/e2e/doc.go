@@ -1,7 +1,9 @@
 // Package e2e holds flatnet's integration tests: the real flatnet binary,
 // built once per run, runs inside a network-namespace lab (package lab)
 // whose pods are made by the real CNI macvlan and host-local plugins, and
-// reachability is proven with real packets (ping, HTTP, ARP).
+// reachability is proven with real packets (ping, HTTP, ARP). The CRI
+// tests (cri_test.go) make their pods through containerd's CRI and
+// crictl instead, as kubelet does.
 //
 // The tests build only with the integration tag (go test -tags
 // integration), so that a plain go test ./... runs the unit tests alone,

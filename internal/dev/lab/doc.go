@@ -24,6 +24,13 @@
 // own shim MAC), share one LAN. WatchNDP, NDPProbe and Neighbours show what
 // a namespace learns of its neighbours.
 //
+// Pods may also come from a container runtime as on a Kubernetes node:
+// StartCRI runs containerd with its CRI plugin for the lab (in the node
+// namespace, in mount and PID namespaces of its own that go with it), and
+// its RunPod, StopPod and RemovePod drive it with crictl as kubelet does;
+// StartDHCPServer serves DHCP on the LAN (dnsmasq) for dhcp IPAM, and
+// ReadCacheEntry reads what libcni cached of an attachment.
+//
 // Nothing of the host is touched: every command and socket of the lab runs
 // in one of the lab's own namespaces (the methods refuse any other), and
 // Close removes all of them, kills the processes the lab started and
@@ -33,6 +40,7 @@
 //
 // The package needs root, iproute2, iputils ping, nft and the CNI plugins
 // (Debian's containernetworking-plugins); Require skips a test without
-// them, or fails it under CI (testenv.Skip). Its own tests that build labs
+// them, or fails it under CI (testenv.Skip). StartCRI also needs
+// containerd, runc and util-linux (RequireCRI), StartDHCPServer dnsmasq. Its own tests that build labs
 // carry the integration build tag.
 package lab

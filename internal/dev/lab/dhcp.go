@@ -25,12 +25,15 @@ type DHCPServer struct {
 
 // StartDHCPServer runs dnsmasq in the LAN namespace as a DHCP server on the
 // bridge, leasing first–last with the LAN's prefix length, the LAN gateway
-// as router, for an hour. dnsmasq stays in the foreground as the lab's
-// child (--keep-in-foreground), logs to <Dir>/dnsmasq.log, reads no
-// configuration of the host (--conf-file names the lab's), serves no DNS
-// (port 0) and keeps its leases and pid file in the lab's directory. It
-// runs as root (--user=root): the lab's directory is not for others. It
-// returns once dnsmasq says it serves the range.
+// as router, for an hour. dnsmasq reads no configuration of the host
+// (--conf-file names the lab's), serves no DNS (port 0), keeps its leases
+// and pid file in the lab's directory and logs to <Dir>/dnsmasq.log. It
+// runs with --no-daemon: in the foreground as the lab's child, and as
+// root with its credentials unchanged. Without it (even with
+// --keep-in-foreground) dnsmasq changes its group and capabilities, which
+// clears the parent-death signal Start gives every process, so it would
+// outlive a test that is killed. It returns once dnsmasq says it serves
+// the range.
 func (l *Lab) StartDHCPServer(first, last netip.Addr) (*DHCPServer, error) {
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
 		return nil, fmt.Errorf("StartDHCPServer needs dnsmasq: %w", err)
@@ -59,7 +62,7 @@ func (l *Lab) StartDHCPServer(first, last netip.Addr) (*DHCPServer, error) {
 	if err := os.WriteFile(s.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := l.Start(l.LAN, "dnsmasq", "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--user=root", "--conf-file="+s.Conf)
+	p, err := l.Start(l.LAN, "dnsmasq", "dnsmasq", "--no-daemon", "--conf-file="+s.Conf)
 	if err != nil {
 		return nil, err
 	}

@@ -271,7 +271,7 @@ func (l *Lab) StartCRI(o CRIOptions) (c *CRI, err error) {
 	}
 	if c.Snapshotter == "" {
 		c.Snapshotter = "native"
-		if overlayWorks(dir) {
+		if l.overlayWorks(dir) {
 			c.Snapshotter = "overlayfs"
 		}
 	}
@@ -303,12 +303,17 @@ func (l *Lab) StartCRI(o CRIOptions) (c *CRI, err error) {
 	}
 	argv := append([]string{"unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
 		"sh", initScript, filepath.Join(l.Dir, "varlib"), c.Config}, dhcp...)
-	c.Proc, err = l.Start(l.Node, "containerd", argv...)
+	// The lab's Close waits until the process knows how to stop.
+	l.ops.RLock()
+	c.Proc, err = l.startLocked(l.Node, "containerd", nil, argv...)
+	if err == nil {
+		c.Proc.halt = c.halt
+		c.closer = l.addCloser("containerd", c.stop)
+	}
+	l.ops.RUnlock()
 	if err != nil {
 		return nil, err
 	}
-	c.Proc.halt = c.halt
-	c.closer = l.addCloser("containerd", c.stop)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Close())
@@ -389,7 +394,7 @@ func (c *CRI) waitReady(o CRIOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CRIStartTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", "--address", c.Socket, "--namespace", "k8s.io",
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", c.lab.Node, "ctr", "--address", c.Socket, "--namespace", "k8s.io",
 		"images", "import", "--snapshotter", c.Snapshotter, filepath.Join(c.Dir, "pause.tar"))
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -580,12 +585,16 @@ func (c *CRI) stop() error {
 	return c.err
 }
 
-// Crictl runs `crictl --config CrictlConfig args…` and returns its
-// standard output; the error holds its standard error.
+// Crictl runs `crictl --config CrictlConfig args…` in the node namespace,
+// where kubelet would run, and returns its standard output; the error
+// holds its standard error.
 func (c *CRI) Crictl(args ...string) ([]byte, error) {
+	if err := c.lab.checkNS(c.lab.Node); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.crictl, append([]string{"--config", c.CrictlConfig}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.lab.Node, c.crictl, "--config", c.CrictlConfig}, args...)...)
 	cmd.WaitDelay = time.Second
 	// crictl takes its endpoints from these too; only CrictlConfig counts.
 	var env []string
@@ -825,8 +834,9 @@ func (c *CRI) PodPing(p *CRIPod, ip netip.Addr) error {
 
 // overlayWorks reports whether an overlay mounts with its upper and work
 // directories in dir, as containerd's overlayfs snapshotter needs. The
-// probe mounts in a mount namespace of its own, which goes with it.
-func overlayWorks(dir string) bool {
+// probe mounts in a mount namespace of its own (in the node), which goes
+// with it.
+func (l *Lab) overlayWorks(dir string) bool {
 	probe, err := os.MkdirTemp(dir, "overlay-probe-")
 	if err != nil {
 		return false
@@ -838,7 +848,7 @@ func overlayWorks(dir string) bool {
 			return false
 		}
 	}
-	_, err = run(context.Background(), "unshare", "--mount", "--propagation", "private",
+	_, err = l.Exec(l.Node, "unshare", "--mount", "--propagation", "private",
 		"mount", "-t", "overlay", "overlay", "-o",
 		"lowerdir="+d("lower")+",upperdir="+d("upper")+",workdir="+d("work"), d("merged"))
 	return err == nil

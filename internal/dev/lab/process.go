@@ -51,14 +51,19 @@ func (l *Lab) Start(ns, name string, argv ...string) (*Process, error) {
 // start is Start with the `ip netns exec` command run by wrap, a command
 // that execs its arguments in place (so PID is still argv's).
 func (l *Lab) start(ns, name string, wrap []string, argv ...string) (*Process, error) {
+	l.ops.RLock()
+	defer l.ops.RUnlock()
+	return l.startLocked(ns, name, wrap, argv...)
+}
+
+// startLocked is start for a caller holding l.ops for reading.
+func (l *Lab) startLocked(ns, name string, wrap []string, argv ...string) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("Start: no command")
 	}
 	if name == "" || strings.ContainsAny(name, "/\x00") {
 		return nil, fmt.Errorf("Start: bad name %q", name)
 	}
-	l.ops.RLock()
-	defer l.ops.RUnlock()
 	if err := l.checkNS(ns); err != nil {
 		return nil, err
 	}

@@ -26,16 +26,12 @@ var (
 )
 
 // needCnitool builds the CNI project's cnitool, pinned in
-// internal/dev/tools.mod, once per run.
+// internal/dev/tools.mod, once per run, next to the flatnet binary (TestMain
+// removes that directory).
 func needCnitool(t testing.TB) string {
 	t.Helper()
 	cnitoolOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "flatnet-cnitool-")
-		if err != nil {
-			cnitoolErr = err
-			return
-		}
-		cnitoolBin = filepath.Join(dir, "cnitool")
+		cnitoolBin = filepath.Join(filepath.Dir(flatnetBin), "cnitool")
 		root := moduleRoot()
 		cmd := exec.Command("go", "build", "-modfile="+filepath.Join(root, "internal/dev/tools.mod"), "-o", cnitoolBin, "github.com/containernetworking/cni/cnitool")
 		cmd.Dir = root

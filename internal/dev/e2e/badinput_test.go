@@ -430,8 +430,8 @@ func badConfigAtReload(t *testing.T) {
 	}
 }
 
-// CNI configs: unparseable JSON, a conflist with no macvlan, an IPAM that
-// is not host-local, ranges that do not parse: each skipped with a clear
+// CNI configs: unparseable JSON, a conflist with no macvlan, a macvlan mode
+// that does not exist, ranges that do not parse: each skipped with a clear
 // message once, the other networks unaffected; also while running, and a
 // good file turning bad keeps its networks.
 func badCNIConfigs(t *testing.T) {
@@ -440,7 +440,7 @@ func badCNIConfigs(t *testing.T) {
 	files := map[string]string{
 		"10-broken.conflist":   `{"cniVersion": "0.3.1", "name": "broken", "plugins": [`,
 		"20-bridge.conflist":   `{"cniVersion": "0.3.1", "name": "bridgenet", "plugins": [{"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/16"}]]}}]}`,
-		"30-dhcp.conflist":     `{"cniVersion": "0.3.1", "name": "dhcpnet", "plugins": [{"type": "macvlan", "master": "eno1", "ipam": {"type": "dhcp"}}]}`,
+		"30-mode.conflist":     `{"cniVersion": "0.3.1", "name": "modenet", "plugins": [{"type": "macvlan", "master": "eno1", "mode": "source", "ipam": {"type": "dhcp"}}]}`,
 		"40-badrange.conflist": `{"cniVersion": "0.3.1", "name": "badrange", "plugins": [{"type": "macvlan", "master": "eno1", "ipam": {"type": "host-local", "ranges": [[{"subnet": "192.168.300.0/24"}]]}}]}`,
 		"50-binary.conf":       "\x00\x01\x02\xff",
 	}
@@ -463,7 +463,7 @@ func badCNIConfigs(t *testing.T) {
 	lines := []string{
 		"CNI config 10-broken.conflist skipped:",
 		"CNI config 20-bridge.conflist",
-		"CNI config 30-dhcp.conflist skipped:",
+		"CNI config 30-mode.conflist skipped:",
 		"CNI config 40-badrange.conflist skipped:",
 		"CNI config 50-binary.conf skipped:",
 	}

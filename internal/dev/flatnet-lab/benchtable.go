@@ -197,6 +197,9 @@ func (b *bench) rows() []row {
 	for _, n := range slices.Sorted(maps.Keys(r.latLoaded)) {
 		latRows(fmt.Sprintf("allocation → route with %d routes present", n), r.latLoaded[n], time.Millisecond)
 	}
+	for _, n := range slices.Sorted(maps.Keys(r.latResult)) {
+		latRows(fmt.Sprintf("cache entry (result only) → route with %d routes present", n), map[string][]time.Duration{sysFlatnet: r.latResult[n]}, time.Millisecond)
+	}
 	if f, ok := r.first["auto"]; ok {
 		for i, fam := range []string{"IPv4", "IPv6"} {
 			for _, q := range []struct {

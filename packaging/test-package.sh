@@ -793,6 +793,20 @@ check_sockets() {
 	else
 		fail "$what: the only sockets in flatnet's /run are the journal's and the notify socket" "$r"
 	fi
+	# /run/netns: a pod's namespace file made after flatnet started is seen
+	# (the stale-attachment check of docs/discovery.md), and goes with it.
+	in_ct sh -c ': >/run/netns/flatnet-test-pod'
+	if in_ct nsenter -t "$pid" -m test -e /run/netns/flatnet-test-pod; then
+		in_ct rm -f /run/netns/flatnet-test-pod
+		if ! in_ct nsenter -t "$pid" -m test -e /run/netns/flatnet-test-pod; then
+			pass "$what: flatnet sees pods' namespace files come and go in /run/netns"
+		else
+			fail "$what: flatnet sees pods' namespace files come and go in /run/netns" "still there after rm"
+		fi
+	else
+		in_ct rm -f /run/netns/flatnet-test-pod
+		fail "$what: flatnet sees pods' namespace files come and go in /run/netns" "not there"
+	fi
 }
 
 log "stand-in container runtimes, started after flatnet"
@@ -1331,7 +1345,7 @@ nothing_left "purge"
 # shellcheck disable=SC2016 # expanded by the container's shell
 leftover=$(in_ct sh -c 'for p in /etc/flatnet /usr/bin/flatnet /usr/lib/systemd/system/flatnet.service \
 	/etc/systemd/system/multi-user.target.wants/flatnet.service /etc/systemd/system/flatnet.service \
-	/etc/iproute2/rt_protos.d/flatnet.conf /usr/lib/modules-load.d/flatnet.conf \
+	/etc/iproute2/rt_protos.d/flatnet.conf /usr/lib/modules-load.d/flatnet.conf /usr/lib/tmpfiles.d/flatnet.conf \
 	/usr/lib/systemd/network/05-flatnet-shim.network /usr/lib/NetworkManager/conf.d/flatnet.conf \
 	/usr/share/doc/flatnet /var/lib/systemd/deb-systemd-helper-enabled/flatnet.service.dsh-also \
 	/var/lib/systemd/deb-systemd-helper-masked/flatnet.service; do

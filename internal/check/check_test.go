@@ -373,6 +373,14 @@ func TestFaults(t *testing.T) {
 				fix: []string{`"rangeStart": "192.168.1.2", "rangeEnd": "192.168.1.254"`}}},
 		},
 		{
+			name: "subnet with host bits",
+			mod: func(s *scenario) {
+				s.conflist(confList("eno1", "", `{"subnet": "192.168.1.5/16", "rangeStart": "192.168.1.2", "rangeEnd": "192.168.1.254"}`))
+			},
+			want: []want{{name: "cni 00-default.conflist", status: check.Fail, detail: []string{"subnet 192.168.1.5/16 has host bits set: host-local refuses this"},
+				fix: []string{`"subnet"`, `"192.168.0.0/16"`}}},
+		},
+		{
 			name: "a pool holding the node's address",
 			mod: func(s *scenario) {
 				s.conflist(confList("eno1", "", `{"subnet": "192.168.0.0/16", "rangeStart": "192.168.0.2", "rangeEnd": "192.168.0.100"}`))

@@ -239,7 +239,11 @@ func (c *checker) lintRange(bad func(Status, string, string), path string, r raw
 		bad(Fail, fmt.Sprintf("subnet %q is not a CIDR", r.Subnet), fmt.Sprintf(`write "subnet" in %s as a CIDR such as "192.168.0.0/16"`, path))
 		return
 	}
-	subnet = subnet.Masked()
+	if subnet != subnet.Masked() {
+		bad(Fail, fmt.Sprintf("subnet %s has host bits set: host-local refuses this, so no pod of the network can start", subnet),
+			fmt.Sprintf(`write "subnet" in %s as "%s"`, path, subnet.Masked()))
+		subnet = subnet.Masked()
+	}
 	parse := func(key, s string) (netip.Addr, bool) {
 		if s == "" {
 			return netip.Addr{}, false

@@ -109,9 +109,8 @@ func (p Problem) Unwrap() error { return p.Err }
 //   - rangeEnd, when absent, is the subnet's last address, minus one for IPv4
 //     (the broadcast); when given it must lie in the subnet and not before
 //     rangeStart;
-//   - a subnet written with host bits ("192.168.1.5/24") counts from the
-//     written address: the default start and gateway are then .6, as in
-//     host-local. The Range's Subnet is always the masked prefix;
+//   - a subnet written with host bits ("192.168.1.5/24") is refused, as
+//     every host-local since 0.8 refuses it;
 //   - within a set, families must not mix and ranges must not overlap; range
 //     sets must not overlap each other; more than one set per family needs
 //     cniVersion 0.3.0 or later.
@@ -424,7 +423,7 @@ func goTypeAsJSON(e *json.UnmarshalTypeError) string {
 	if e.Type == nil {
 		return "another type"
 	}
-	if e.Type == ipType {
+	if e.Type == ipType || e.Type == ipArgType {
 		return "an IP address string"
 	}
 	switch e.Type.Kind().String() {
@@ -461,5 +460,8 @@ func jsonType(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// ipType is net.IP's type, for messages.
-var ipType = reflect.TypeFor[net.IP]()
+// ipType and ipArgType are the types of IP addresses, for messages.
+var (
+	ipType    = reflect.TypeFor[net.IP]()
+	ipArgType = reflect.TypeFor[ipArg]()
+)

@@ -168,11 +168,6 @@ func TestDiscoverRanges(t *testing.T) {
 			want: []hostlocal.Range{r("fd00::/126", "fd00::1", "fd00::3", "fd00::1")},
 		},
 		{
-			name: "subnet with host bits counts from the written address",
-			ipam: `{"type": "host-local", "ranges": [[{"subnet": "192.168.1.5/24"}]]}`,
-			want: []hostlocal.Range{r("192.168.1.0/24", "192.168.1.6", "192.168.1.254", "192.168.1.6")},
-		},
-		{
 			name: "IPv4-mapped addresses are IPv4",
 			ipam: `{"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/24", "rangeStart": "::ffff:10.0.0.10", "gateway": "::ffff:10.0.0.1"}]]}`,
 			want: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.10", "10.0.0.254", "10.0.0.1")},
@@ -324,6 +319,8 @@ func TestDiscoverProblems(t *testing.T) {
 		{"bad rangeStart", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24", "rangeStart": "10.0.0"}`))), `a.conflist: network "net": "10.0.0" is not an IP address`},
 		{"bad route", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24", "routes": [{"dst": "default"}]}`))), `a.conflist: network "net": "default" is not a CIDR`},
 		{"bad args ip", "a.conflist", `{"name": "net", "plugins": [{"type": "macvlan", "args": {"cni": {"ips": ["x"]}}, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}]}`, `a.conflist: network "net": "x" is not an IP address`},
+		{"empty args ip", "a.conflist", `{"name": "net", "plugins": [{"type": "macvlan", "args": {"cni": {"ips": [""]}}, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}]}`, `a.conflist: network "net": an empty address in "ips": host-local cannot understand it`},
+		{"bad runtimeConfig ips", "a.conflist", `{"name": "net", "plugins": [{"type": "macvlan", "runtimeConfig": {"ips": [[]]}, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}]}`, `a.conflist: network "net": runtimeConfig.ips: a JSON array where an IP address string belongs`},
 		{"ranges wrong shape", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "ranges": [{"subnet": "10.0.0.0/24"}]}`))), `a.conflist: network "net": ipam.ranges: a JSON object where a list belongs`},
 		{"subnet too small /31", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/31"}`))), `a.conflist: network "net": ipam: network 10.0.0.0/31 too small to allocate from`},
 		{"subnet too small /32", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "ranges": [[{"subnet": "10.0.0.1/32"}]]}`))), `a.conflist: network "net": ipam.ranges[0][0]: network 10.0.0.1/32 too small to allocate from`},
@@ -336,8 +333,8 @@ func TestDiscoverProblems(t *testing.T) {
 		{"rangeEnd other family", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "fd00::/64", "rangeEnd": "10.0.0.1"}`))), `a.conflist: network "net": ipam: rangeEnd 10.0.0.1 is not the same IP version as subnet fd00::/64`},
 		{"rangeStart after rangeEnd", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/24", "rangeStart": "10.0.0.200", "rangeEnd": "10.0.0.100"}]]}`))), `a.conflist: network "net": ipam.ranges[0][0]: rangeEnd 10.0.0.100 is before rangeStart 10.0.0.200`},
 		{"rangeEnd before default start", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24", "rangeEnd": "10.0.0.0"}`))), `a.conflist: network "net": ipam: rangeEnd 10.0.0.0 is before rangeStart 10.0.0.1`},
-		{"host bits leave nothing", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.254/24"}`))), `a.conflist: network "net": ipam: subnet 10.0.0.254/24 leaves no addresses after 10.0.0.254; write it as 10.0.0.0/24`},
-		{"host bits past the subnet", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.255/24"}`))), `a.conflist: network "net": ipam: subnet 10.0.0.255/24 leaves no addresses after 10.0.0.255; write it as 10.0.0.0/24`},
+		{"host bits", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "ranges": [[{"subnet": "192.168.1.5/24"}]]}`))), `a.conflist: network "net": ipam.ranges[0][0]: subnet 192.168.1.5/24 has host bits set; write it as 192.168.1.0/24`},
+		{"host bits, legacy subnet", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "fd00::1/64"}`))), `a.conflist: network "net": ipam: subnet fd00::1/64 has host bits set; write it as fd00::/64`},
 		{"mixed families in a set", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/24"}, {"subnet": "fd00::/64"}]]}`))), `a.conflist: network "net": ipam.ranges[0]: mixed address families in one range set`},
 		{"overlap in a set", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/16"}, {"subnet": "10.0.1.0/24"}]]}`))), `a.conflist: network "net": ipam.ranges[0][0] and ipam.ranges[0][1] overlap (10.0.0.0/16 (10.0.0.1-10.0.255.254), 10.0.1.0/24 (10.0.1.1-10.0.1.254))`},
 		{"overlapping sets", "a.conflist", string(conflist(macvlan(`{"type": "host-local", "subnet": "10.0.0.0/16", "ranges": [[{"subnet": "10.0.0.0/16", "rangeStart": "10.0.9.0"}]]}`))), `a.conflist: network "net": ipam overlaps ipam.ranges[0]`},
@@ -406,12 +403,12 @@ func TestVersionAtLeast(t *testing.T) {
 		want bool
 	}{
 		{"0.3.0", true}, {"0.3.1", true}, {"0.4.0", true}, {"1.0.0", true}, {"1.1", true}, {"1", true},
-		{"v1.0.0", true}, {"1.0.0-rc1", true},
-		{"0.2.0", false}, {"0.1.0", false}, {"0.2.9", false}, {"0", false}, {"", false},
+		{"+1.0.0", true},
+		{"v1.0.0", false}, {"1.0.0-rc1", false}, {"0.2.0", false}, {"0.1.0", false}, {"0.2.9", false}, {"0", false}, {"", false},
 		{"x", false}, {"1.0.0.0", false}, {"0.-1.0", false}, {"0..3", false},
 	}
 	for _, tt := range tests {
-		if got := versionAtLeast(tt.v, 0, 3, 0); got != tt.want {
+		if got := versionAtLeast(tt.v, "0.3.0"); got != tt.want {
 			t.Errorf("versionAtLeast(%q, 0.3.0) = %v, want %v", tt.v, got, tt.want)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
@@ -19,7 +18,8 @@ import (
 // to case, as encoding/json does), same IP and CIDR parsers.
 
 // ipnet is a CIDR kept with its address as written, like CNI's types.IPNet:
-// "192.168.1.5/24" is 192.168.1.5 with a /24 mask.
+// "192.168.1.5/24" is 192.168.1.5 with a /24 mask (which canonicalize
+// refuses, as host-local does).
 type ipnet net.IPNet
 
 // UnmarshalJSON parses a CIDR string.
@@ -61,16 +61,43 @@ type ipamConf struct {
 	} `json:"routes"`
 }
 
+// ipArg is an address a pod asks for ("ips" in args.cni and runtimeConfig)
+// as host-local's ip.IP reads it: an address, or one written as a CIDR
+// ("10.0.0.5/24"). "" and null decode to none, which host-local then
+// refuses ("cannot understand ip").
+type ipArg struct{ ip net.IP }
+
+// UnmarshalText parses an address or a CIDR.
+func (a *ipArg) UnmarshalText(b []byte) error {
+	s := string(b)
+	if s == "" {
+		*a = ipArg{}
+		return nil
+	}
+	var ip net.IP
+	if strings.Contains(s, "/") {
+		ip, _, _ = net.ParseCIDR(s)
+	} else {
+		ip = net.ParseIP(s)
+	}
+	if ip == nil {
+		return fmt.Errorf("%q is not an IP address", s)
+	}
+	a.ip = ip
+	return nil
+}
+
 // hostLocalConf is host-local's view of the whole plugin config
 // (allocator.Net).
 type hostLocalConf struct {
 	IPAM          *ipamConf `json:"ipam"`
 	RuntimeConfig struct {
 		IPRanges []rangeSet `json:"ipRanges,omitempty"`
+		IPs      []ipArg    `json:"ips,omitempty"`
 	} `json:"runtimeConfig,omitempty"`
 	Args *struct {
 		A *struct {
-			IPs []net.IP `json:"ips"`
+			IPs []ipArg `json:"ips"`
 		} `json:"cni"`
 	} `json:"args"`
 }
@@ -93,6 +120,16 @@ func hostLocal(plugin []byte, cniVersion string) (string, []hostlocal.Range, err
 		return "", nil, errors.New(`no "ipam"`)
 	}
 	ipam := c.IPAM
+	// The addresses asked for are only checked: they must be addresses.
+	asked := c.RuntimeConfig.IPs
+	if c.Args != nil && c.Args.A != nil {
+		asked = append(asked, c.Args.A.IPs...)
+	}
+	for _, a := range asked {
+		if a.ip == nil {
+			return "", nil, errors.New(`an empty address in "ips": host-local cannot understand it`)
+		}
+	}
 	var sets []labeledSet
 	for i, s := range c.RuntimeConfig.IPRanges {
 		sets = append(sets, labeledSet{label: fmt.Sprintf("runtimeConfig.ipRanges[%d]", i), set: s})
@@ -121,7 +158,7 @@ func hostLocal(plugin []byte, cniVersion string) (string, []hostlocal.Range, err
 			v6++
 		}
 	}
-	if (v4 > 1 || v6 > 1) && !versionAtLeast(cniVersion, 0, 3, 0) {
+	if (v4 > 1 || v6 > 1) && !versionAtLeast(cniVersion, "0.3.0") {
 		return "", nil, fmt.Errorf("cniVersion %q allows one range set per address family; 0.3.0 and later allow more", cniVersion)
 	}
 	for i := range canon {
@@ -201,6 +238,11 @@ func canonicalize(rc rangeConf) (hostlocal.Range, error) {
 		return hostlocal.Range{}, fmt.Errorf("subnet %s is not IPv4 or IPv6", written)
 	}
 	subnet := netip.PrefixFrom(base, ones).Masked()
+	if subnet.Addr() != base {
+		// Every host-local since 0.8 refuses it ("Network has host bits
+		// set"), so no pod of the network can start.
+		return hostlocal.Range{}, fmt.Errorf("subnet %s has host bits set; write it as %s", written, subnet)
+	}
 	r := hostlocal.Range{Subnet: subnet}
 
 	if rc.Gateway == nil {
@@ -230,15 +272,6 @@ func canonicalize(rc rangeConf) (hostlocal.Range, error) {
 		if r.End.Less(r.Start) {
 			return hostlocal.Range{}, fmt.Errorf("rangeEnd %s is before rangeStart %s", r.End, r.Start)
 		}
-	}
-	// Only defaults counted from a subnet written with host bits can get here
-	// with a start past the end or outside the subnet; host-local would then
-	// allocate nothing sensible.
-	if !r.Start.IsValid() || !subnet.Contains(r.Start) || r.End.Less(r.Start) {
-		return hostlocal.Range{}, fmt.Errorf("subnet %s leaves no addresses after %s; write it as %s", written, rc.Subnet.IP, subnet)
-	}
-	if !subnet.Contains(r.Gateway) {
-		r.Gateway = netip.Addr{}
 	}
 	return r, nil
 }
@@ -291,29 +324,10 @@ func setsOverlap(a, b []hostlocal.Range) bool {
 }
 
 // versionAtLeast reports whether the CNI version v ("0.3.1", "1.0.0") is at
-// least major.minor.patch. An empty or unparseable version is not.
-func versionAtLeast(v string, major, minor, patch int) bool {
-	v = strings.TrimPrefix(v, "v")
-	if i := strings.IndexAny(v, "-+"); i >= 0 {
-		v = v[:i]
-	}
-	parts := strings.Split(v, ".")
-	if len(parts) > 3 {
-		return false
-	}
-	got := [3]int{}
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return false
-		}
-		got[i] = n
-	}
-	want := [3]int{major, minor, patch}
-	for i := range got {
-		if got[i] != want[i] {
-			return got[i] > want[i]
-		}
-	}
-	return true
+// least min, as host-local's version.GreaterThanOrEqualTo has it: with
+// libcni's parser, so "" is 0.1.0 and an unparseable version ("v1.0.0",
+// "1.0.0-rc1") is not.
+func versionAtLeast(v, min string) bool {
+	p, err := parseVersion(v)
+	return err == nil && cmpVersion(p, mustVersion(min)) >= 0
 }

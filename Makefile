@@ -37,11 +37,17 @@ test: deps ## run every test (root): lint, package lint, Go tests, the package u
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: all passed ($(TEST_PARTS))"
 
+# The oracle tests (flatnet's parsers against the CNI project's code) are a
+# module of their own, so that the plugins module stays out of flatnet's.
+ORACLE := internal/dev/oracle
+
 test-go: ## unit, fuzz seeds and real-kernel integration tests (root)
 	$(GO) test -count=1 -tags integration ./...
+	cd $(ORACLE) && $(GO) test -count=1 ./...
 
 unit: ## run the unit tests only (no root needed; integration tests build only with -tags integration)
 	$(GO) test -count=1 ./...
+	cd $(ORACLE) && $(GO) test -count=1 ./...
 
 lint: ## gofmt, go vet, staticcheck (the integration tests too)
 	@out=$$($(GOFMT) -l $$(git ls-files '*.go')) && test -z "$$out" || { echo "$$out"; exit 1; }
@@ -49,6 +55,7 @@ lint: ## gofmt, go vet, staticcheck (the integration tests too)
 	$(GO) vet -tags integration ./...
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags integration ./...
+	cd $(ORACLE) && $(GO) vet ./... && $(GO) tool staticcheck ./...
 
 demo: deps-demo build ## as root: a throwaway lab of namespaces; the node reaches its pods only with flatnet
 	$(GO) run ./internal/dev/flatnet-lab demo --flatnet $(BIN)
@@ -59,7 +66,7 @@ bench: build ## as root: allocation-to-route latency, bursts, cold start, beside
 fuzz: ## run each fuzzer for 30s
 	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$p/*_test.go | cut -d' ' -f2); do \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s ./$$p || exit 1; done; done
+	    (cd $$p && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s .) || exit 1; done; done
 
 clean: ## remove build output
 	rm -rf bin dist

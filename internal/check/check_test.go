@@ -381,6 +381,14 @@ func TestFaults(t *testing.T) {
 				fix: []string{`"subnet"`, `"192.168.0.0/16"`}}},
 		},
 		{
+			name: "subnet too small",
+			mod: func(s *scenario) {
+				s.conflist(confList("eno1", "", `{"subnet": "192.168.1.4/31"}`))
+			},
+			want: []want{{name: "cni 00-default.conflist", status: check.Fail, detail: []string{"subnet 192.168.1.4/31 is too small to allocate from"},
+				fix: []string{`widen "subnet"`}}},
+		},
+		{
 			name: "a pool holding the node's address",
 			mod: func(s *scenario) {
 				s.conflist(confList("eno1", "", `{"subnet": "192.168.0.0/16", "rangeStart": "192.168.0.2", "rangeEnd": "192.168.0.100"}`))

@@ -55,7 +55,9 @@ func countCNIFiles(files []cni.File) int {
 }
 
 // rawPlugin is a macvlan plugin as written in a CNI file, read leniently so
-// that a configuration host-local refuses can still be explained.
+// that a mode or master the macvlan plugin refuses can still be explained.
+// Its ranges are not read here: package cni's reading (its Networks, and
+// the *cni.RangeError of a refused one) is what check explains.
 type rawPlugin struct {
 	network string
 	Type    string `json:"type"`
@@ -63,17 +65,7 @@ type rawPlugin struct {
 	Mode    string `json:"mode"`
 	IPAM    *struct {
 		Type string `json:"type"`
-		rawRange
-		Ranges [][]rawRange `json:"ranges"`
 	} `json:"ipam"`
-}
-
-// rawRange is one host-local range as written.
-type rawRange struct {
-	Subnet     string `json:"subnet"`
-	RangeStart string `json:"rangeStart"`
-	RangeEnd   string `json:"rangeEnd"`
-	Gateway    string `json:"gateway"`
 }
 
 // macvlanPlugins returns the macvlan plugins of a CNI file; ok is false
@@ -122,7 +114,7 @@ func (c *checker) cniLint() {
 			plugins, _ := macvlanPlugins(file.Name, file.Data)
 			c.macvlanConfigs += len(plugins)
 			for _, p := range plugins {
-				explained = c.lintPlugin(name, path, file.Name, p) || explained
+				explained = c.lintPlugin(name, path, file.Name, p, problems[file.Name]) || explained
 			}
 		}
 		if explained {
@@ -141,9 +133,9 @@ func (c *checker) cniLint() {
 	}
 }
 
-// lintPlugin checks one macvlan plugin. It reports whether it found
-// something wrong (which then explains the file's problems).
-func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
+// lintPlugin checks one macvlan plugin, given the file's problems. It
+// reports whether it found something wrong (which then explains them).
+func (c *checker) lintPlugin(name, path, file string, p rawPlugin, problems []cni.Problem) bool {
 	f := c.f
 	net := p.network
 	before := len(c.out)
@@ -186,28 +178,23 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
 		}
 	}
 	lan := c.lanPrefixes(master)
-	var ranges []rawRange
-	if p.IPAM != nil && p.IPAM.Type == "host-local" {
-		if p.IPAM.Subnet != "" {
-			ranges = append(ranges, p.IPAM.rawRange)
+	// A range host-local refuses, as package cni read it.
+	for _, pr := range problems {
+		var re *cni.RangeError
+		if errors.As(pr.Err, &re) {
+			explainRange(bad, path, re, lan)
 		}
-		for _, set := range p.IPAM.Ranges {
-			ranges = append(ranges, set...)
-		}
-	}
-	for _, r := range ranges {
-		c.lintRange(bad, path, r, master, lan)
 	}
 	// What host-local hands out, as package cni worked it out.
 	for _, n := range f.CNI {
-		if f.Snap == nil {
-			break
-		}
 		if n.File != file || n.Name != net {
 			continue
 		}
 		for _, r := range n.Ranges {
-			c.lintNodeOverlap(bad, path, r)
+			lintLAN(bad, path, r, master, lan)
+			if f.Snap != nil {
+				c.lintNodeOverlap(bad, path, r)
+			}
 		}
 	}
 	if len(c.out) > before {
@@ -231,88 +218,71 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin) bool {
 	return false
 }
 
-// lintRange checks one range as written: the mistakes host-local refuses,
-// and a subnet that does not hold the node's address.
-func (c *checker) lintRange(bad func(Status, string, string), path string, r rawRange, master string, lan []netip.Prefix) {
-	subnet, err := netip.ParsePrefix(r.Subnet)
-	if err != nil {
-		bad(Fail, fmt.Sprintf("subnet %q is not a CIDR", r.Subnet), fmt.Sprintf(`write "subnet" in %s as a CIDR such as "192.168.0.0/16"`, path))
-		return
-	}
-	if subnet != subnet.Masked() {
-		bad(Fail, fmt.Sprintf("subnet %s has host bits set: host-local refuses this, so no pod of the network can start", subnet),
-			fmt.Sprintf(`write "subnet" in %s as "%s"`, path, subnet.Masked()))
-		subnet = subnet.Masked()
-	}
-	parse := func(key, s string) (netip.Addr, bool) {
-		if s == "" {
-			return netip.Addr{}, false
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			bad(Fail, fmt.Sprintf("%s %q is not an IP address", key, s), fmt.Sprintf("correct %s in %s", key, path))
-			return netip.Addr{}, false
-		}
-		return a.Unmap(), true
-	}
-	start, hasStart := parse("rangeStart", r.RangeStart)
-	end, hasEnd := parse("rangeEnd", r.RangeEnd)
-	gw, hasGW := parse("gateway", r.Gateway)
+// explainRange says why host-local refuses a range, and how to write it.
+func explainRange(bad func(Status, string, string), path string, re *cni.RangeError, lan []netip.Prefix) {
+	subnet := re.Subnet.Masked()
 	first, last := hostlocal.RangeFromPrefix(subnet).Start, hostlocal.RangeFromPrefix(subnet).End
-
-	if hasGW && !subnet.Contains(gw) {
+	switch re.Problem {
+	case cni.RangeTooSmall:
+		bad(Fail, fmt.Sprintf("subnet %s is too small to allocate from (host-local needs /30 or wider, /126 for IPv6): host-local refuses this", re.Subnet),
+			fmt.Sprintf(`widen "subnet" in %s`, path))
+	case cni.RangeHostBits:
+		bad(Fail, fmt.Sprintf("subnet %s has host bits set: host-local refuses this, so no pod of the network can start", re.Subnet),
+			fmt.Sprintf(`write "subnet" in %s as "%s"`, path, subnet))
+	case cni.RangeGatewayOutside:
 		// The seed's failed attempt: pods in a narrower subnet than the LAN,
 		// with the LAN's router as gateway.
+		gw := re.Gateway
 		fix := fmt.Sprintf(`set "gateway" in %s to the router's address inside %s, or remove it`, path, subnet)
 		for _, l := range lan {
 			if l.Contains(gw) && l.Bits() < subnet.Bits() && l.Contains(subnet.Addr()) {
 				s, e := first, last
-				if hasStart && subnet.Contains(start) {
-					s = start
+				if subnet.Contains(re.Start) {
+					s = re.Start
 				}
-				if hasEnd && subnet.Contains(end) {
-					e = end
+				if subnet.Contains(re.End) {
+					e = re.End
 				}
 				fix = fmt.Sprintf(`use the LAN's subnet and narrow the pool instead: "subnet": "%s", "rangeStart": "%s", "rangeEnd": "%s", "gateway": "%s" in %s`, l.Masked(), s, e, gw, path)
 				break
 			}
 		}
 		bad(Fail, fmt.Sprintf("gateway %s is outside subnet %s: host-local refuses this, so no pod of the network can start", gw, subnet), fix)
-		return // the fix above sorts out the subnet too
-	}
-	if hasStart && !subnet.Contains(start) {
-		bad(Fail, fmt.Sprintf("rangeStart %s is outside subnet %s: host-local refuses this", start, subnet),
+	case cni.RangeStartOutside:
+		bad(Fail, fmt.Sprintf("rangeStart %s is outside subnet %s: host-local refuses this", re.Start, subnet),
 			fmt.Sprintf(`set "rangeStart" in %s to an address inside %s (such as %s), or widen "subnet"`, path, subnet, first))
-	}
-	if hasEnd && !subnet.Contains(end) {
-		bad(Fail, fmt.Sprintf("rangeEnd %s is outside subnet %s: host-local refuses this", end, subnet),
+	case cni.RangeEndOutside:
+		bad(Fail, fmt.Sprintf("rangeEnd %s is outside subnet %s: host-local refuses this", re.End, subnet),
 			fmt.Sprintf(`set "rangeEnd" in %s to an address inside %s (such as %s), or widen "subnet"`, path, subnet, last))
+	case cni.RangeEndBeforeStart:
+		bad(Fail, fmt.Sprintf("rangeEnd %s is before rangeStart %s: host-local refuses this", re.End, re.Start),
+			fmt.Sprintf(`swap them in %s: "rangeStart": "%s", "rangeEnd": "%s"`, path, re.End, re.Start))
 	}
-	if hasStart && hasEnd && subnet.Contains(start) && subnet.Contains(end) && end.Less(start) {
-		bad(Fail, fmt.Sprintf("rangeEnd %s is before rangeStart %s: host-local refuses this", end, start),
-			fmt.Sprintf(`swap them in %s: "rangeStart": "%s", "rangeEnd": "%s"`, path, end, start))
-	}
-	if !subnet.Addr().Is4() || len(lan) == 0 {
+}
+
+// lintLAN warns of an IPv4 range whose subnet does not hold the master's
+// address: the pods are then not on-link with the node, and reach it, and
+// the rest of the LAN, only through their gateway.
+func lintLAN(bad func(Status, string, string), path string, r hostlocal.Range, master string, lan []netip.Prefix) {
+	if !r.Subnet.Addr().Is4() || len(lan) == 0 {
 		return
 	}
 	for _, l := range lan {
-		if subnet.Contains(l.Addr()) {
+		if r.Subnet.Contains(l.Addr()) {
 			return
 		}
 	}
-	// Pods are not on-link with the node: they reach it, and the rest of
-	// the LAN, only through their gateway.
 	lanStr := make([]string, len(lan))
 	for i, l := range lan {
 		lanStr[i] = l.Masked().String()
 	}
 	via := "their gateway"
-	if hasGW {
-		via = "their gateway " + gw.String()
+	if r.Gateway.IsValid() {
+		via = "their gateway " + r.Gateway.String()
 	}
 	bad(Warn, fmt.Sprintf("subnet %s does not hold %s's address (%s): pods reach the node only through %s, which must route between the two, and not through the shim",
-		subnet, master, strings.Join(lanStr, ", "), via),
-		fmt.Sprintf(`use the LAN's subnet (%s) as "subnet" in %s and keep the pods in %s with "rangeStart" and "rangeEnd"`, lanStr[0], path, subnet))
+		r.Subnet, master, strings.Join(lanStr, ", "), via),
+		fmt.Sprintf(`use the LAN's subnet (%s) as "subnet" in %s and keep the pods in %s with "rangeStart" and "rangeEnd"`, lanStr[0], path, r.Subnet))
 }
 
 // lintNodeOverlap fails a range that holds one of the node's addresses:

@@ -459,3 +459,40 @@ func TestDiscoverAnyIPAM(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeErrors: the ranges flatnet check explains carry what is wrong
+// and what the range says.
+func TestRangeErrors(t *testing.T) {
+	tests := []struct {
+		ipam string
+		want RangeError
+	}{
+		{`{"type": "host-local", "subnet": "10.0.0.0/31"}`, RangeError{Problem: RangeTooSmall, Subnet: netip.MustParsePrefix("10.0.0.0/31")}},
+		{`{"type": "host-local", "ranges": [[{"subnet": "192.168.1.5/16", "rangeStart": "192.168.1.10"}]]}`,
+			RangeError{Problem: RangeHostBits, Subnet: netip.MustParsePrefix("192.168.1.5/16"), Start: netip.MustParseAddr("192.168.1.10")}},
+		{`{"type": "host-local", "subnet": "192.168.1.0/24", "rangeEnd": "192.168.1.99", "gateway": "192.168.0.1"}`,
+			RangeError{Problem: RangeGatewayOutside, Subnet: netip.MustParsePrefix("192.168.1.0/24"), End: netip.MustParseAddr("192.168.1.99"), Gateway: netip.MustParseAddr("192.168.0.1")}},
+		{`{"type": "host-local", "subnet": "192.168.1.0/24", "rangeStart": "::ffff:192.168.2.1"}`,
+			RangeError{Problem: RangeStartOutside, Subnet: netip.MustParsePrefix("192.168.1.0/24"), Start: netip.MustParseAddr("192.168.2.1")}},
+		{`{"type": "host-local", "ranges": [[{"subnet": "fd00::/64", "rangeEnd": "10.0.0.1"}]]}`,
+			RangeError{Problem: RangeEndOutside, Subnet: netip.MustParsePrefix("fd00::/64"), End: netip.MustParseAddr("10.0.0.1")}},
+		{`{"type": "host-local", "subnet": "10.0.0.0/24", "rangeEnd": "10.0.0.0"}`,
+			RangeError{Problem: RangeEndBeforeStart, Subnet: netip.MustParsePrefix("10.0.0.0/24"), Start: netip.MustParseAddr("10.0.0.1"), End: netip.MustParseAddr("10.0.0.0")}},
+	}
+	for _, tt := range tests {
+		_, problems := Discover([]File{{Name: "a.conflist", Data: conflist(macvlan(tt.ipam))}})
+		var re *RangeError
+		if len(problems) != 1 || !errors.As(problems[0], &re) {
+			t.Errorf("%s: problems %v, want one *RangeError", tt.ipam, problems)
+			continue
+		}
+		got := *re
+		got.msg = ""
+		if got != tt.want {
+			t.Errorf("%s:\n got %+v\nwant %+v", tt.ipam, got, tt.want)
+		}
+		if !strings.HasSuffix(problems[0].Error(), ": "+re.Error()) {
+			t.Errorf("%s: problem %q does not end with the range's reason %q", tt.ipam, problems[0], re)
+		}
+	}
+}

@@ -216,7 +216,7 @@ func canonicalizeSet(s labeledSet) ([]hostlocal.Range, error) {
 }
 
 // canonicalize is host-local's Range.Canonicalize: it checks a range and
-// fills in its defaults.
+// fills in its defaults. A refusal is a *RangeError.
 func canonicalize(rc rangeConf) (hostlocal.Range, error) {
 	if rc.Subnet.IP == nil {
 		return hostlocal.Range{}, errors.New(`no "subnet"`)
@@ -230,61 +230,102 @@ func canonicalize(rc rangeConf) (hostlocal.Range, error) {
 		return hostlocal.Range{}, fmt.Errorf("subnet %s mixes an IPv4 address with an IPv6 mask", written)
 	}
 	ones, bits := mask.Size()
-	if ones > bits-2 {
-		return hostlocal.Range{}, fmt.Errorf("network %s too small to allocate from", written)
-	}
 	base, ok := netip.AddrFromSlice(ip)
 	if !ok {
 		return hostlocal.Range{}, fmt.Errorf("subnet %s is not IPv4 or IPv6", written)
 	}
-	subnet := netip.PrefixFrom(base, ones).Masked()
+	// What the range says, for a RangeError.
+	e := &RangeError{Subnet: netip.PrefixFrom(base, ones)}
+	if rc.RangeStart != nil {
+		e.Start = addrOf(rc.RangeStart)
+	}
+	if rc.RangeEnd != nil {
+		e.End = addrOf(rc.RangeEnd)
+	}
+	if rc.Gateway != nil {
+		e.Gateway = addrOf(rc.Gateway)
+	}
+	if ones > bits-2 {
+		return hostlocal.Range{}, e.is(RangeTooSmall, "network %s too small to allocate from", written)
+	}
+	subnet := e.Subnet.Masked()
 	if subnet.Addr() != base {
 		// Every host-local since 0.8 refuses it ("Network has host bits
 		// set"), so no pod of the network can start.
-		return hostlocal.Range{}, fmt.Errorf("subnet %s has host bits set; write it as %s", written, subnet)
+		return hostlocal.Range{}, e.is(RangeHostBits, "subnet %s has host bits set; write it as %s", written, subnet)
 	}
-	r := hostlocal.Range{Subnet: subnet}
-
-	if rc.Gateway == nil {
-		r.Gateway = base.Next()
-	} else {
-		r.Gateway = addrOf(rc.Gateway)
+	r := hostlocal.Range{Subnet: subnet, Start: base.Next(), Gateway: base.Next(), End: hostlocal.RangeFromPrefix(subnet).End}
+	if e.Gateway.IsValid() {
+		r.Gateway = e.Gateway
 		if !subnet.Contains(r.Gateway) {
-			return hostlocal.Range{}, fmt.Errorf("gateway %s not in network %s", r.Gateway, written)
+			return hostlocal.Range{}, e.is(RangeGatewayOutside, "gateway %s not in network %s", r.Gateway, written)
 		}
 	}
-
-	if rc.RangeStart == nil {
-		r.Start = base.Next()
-	} else {
-		r.Start = addrOf(rc.RangeStart)
-		if err := inSubnet("rangeStart", r.Start, subnet, written); err != nil {
-			return hostlocal.Range{}, err
+	if e.Start.IsValid() {
+		r.Start = e.Start
+		if !subnet.Contains(r.Start) {
+			return hostlocal.Range{}, e.outside(RangeStartOutside, "rangeStart", written)
 		}
 	}
-	if rc.RangeEnd == nil {
-		r.End = hostlocal.RangeFromPrefix(subnet).End
-	} else {
-		r.End = addrOf(rc.RangeEnd)
-		if err := inSubnet("rangeEnd", r.End, subnet, written); err != nil {
-			return hostlocal.Range{}, err
+	if e.End.IsValid() {
+		r.End = e.End
+		if !subnet.Contains(r.End) {
+			return hostlocal.Range{}, e.outside(RangeEndOutside, "rangeEnd", written)
 		}
 		if r.End.Less(r.Start) {
-			return hostlocal.Range{}, fmt.Errorf("rangeEnd %s is before rangeStart %s", r.End, r.Start)
+			e.Start = r.Start // the default, when none was written
+			return hostlocal.Range{}, e.is(RangeEndBeforeStart, "rangeEnd %s is before rangeStart %s", r.End, r.Start)
 		}
 	}
 	return r, nil
 }
 
-// inSubnet checks that a given rangeStart or rangeEnd is usable.
-func inSubnet(key string, a netip.Addr, subnet netip.Prefix, written string) error {
-	if a.Is4() != subnet.Addr().Is4() {
-		return fmt.Errorf("%s %s is not the same IP version as subnet %s", key, a, written)
+// RangeProblem is what is wrong with a host-local range.
+type RangeProblem int
+
+// The ranges host-local refuses that flatnet check explains with a fix of
+// its own.
+const (
+	RangeTooSmall       RangeProblem = iota + 1 // smaller than /30 (/126)
+	RangeHostBits                               // subnet written with host bits
+	RangeGatewayOutside                         // gateway not in the subnet
+	RangeStartOutside                           // rangeStart not in the subnet (or of the other family)
+	RangeEndOutside                             // rangeEnd not in the subnet (or of the other family)
+	RangeEndBeforeStart                         // rangeEnd before rangeStart (written or default)
+)
+
+// RangeError is one host-local range that host-local refuses, so that no
+// pod of its network can start: what is wrong and what the range says, so
+// that flatnet check explains it from the same reading the daemon made.
+type RangeError struct {
+	Problem RangeProblem
+	// Subnet is the subnet as written, host bits and all; Start, End and
+	// Gateway are as written, zero when absent (End before Start: Start is
+	// the default when absent).
+	Subnet              netip.Prefix
+	Start, End, Gateway netip.Addr
+	msg                 string
+}
+
+// Error is host-local's reason, as a person reads it.
+func (e *RangeError) Error() string { return e.msg }
+
+// is fills in the problem and message and returns e.
+func (e *RangeError) is(p RangeProblem, format string, args ...any) *RangeError {
+	e.Problem, e.msg = p, fmt.Sprintf(format, args...)
+	return e
+}
+
+// outside is a rangeStart or rangeEnd outside the subnet.
+func (e *RangeError) outside(p RangeProblem, key, written string) *RangeError {
+	a := e.Start
+	if p == RangeEndOutside {
+		a = e.End
 	}
-	if !subnet.Contains(a) {
-		return fmt.Errorf("%s %s not in network %s", key, a, written)
+	if a.Is4() != e.Subnet.Addr().Is4() {
+		return e.is(p, "%s %s is not the same IP version as subnet %s", key, a, written)
 	}
-	return nil
+	return e.is(p, "%s %s not in network %s", key, a, written)
 }
 
 // addrOf converts a parsed net.IP the way host-local's canonicalizeIP does:

@@ -146,37 +146,8 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin, problems []cn
 		bad(Warn, "macvlan with no IPAM: its pods get their addresses themselves (a VM that runs DHCP), which flatnet cannot know, so the node does not reach them (flatnet status lists them as not routable)",
 			fmt.Sprintf(`give the network an IPAM in %s (host-local, static, whereabouts or dhcp: their address is then in libcni's cache), or route those pods by hand`, path))
 	}
-	switch p.Mode {
-	case "", "bridge":
-	default:
-		why := map[string]string{
-			"private":  "private mode drops all traffic between macvlans of one master, so the shim cannot reach the pods",
-			"vepa":     "vepa mode sends traffic between macvlans to the switch, which must send it back (reflective relay); almost none do, so the shim cannot reach the pods",
-			"passthru": "passthru mode allows a single macvlan on the master, so the shim and the pods cannot coexist",
-		}[p.Mode]
-		if why == "" {
-			why = "the shim can reach pods only in bridge mode"
-		}
-		bad(Fail, fmt.Sprintf("macvlan mode %q: %s", p.Mode, why),
-			fmt.Sprintf(`set "mode": "bridge" in %s (bridge is also what leaving "mode" out means), then recreate the pods of %s: a pod keeps the mode it was made with`, path, net))
-	}
-	master := p.Master
-	if c.f.Snap != nil {
-		if master == "" {
-			master = f.Snap.DefaultRouteDev()
-			if master == "" {
-				bad(Fail, `no "master" and no default route: the macvlan plugin has no NIC to put pods on`,
-					fmt.Sprintf(`set "master" in %s to the NIC on the pods' LAN (see ip -br link)`, path))
-			}
-		} else if _, ok := f.Snap.Link(master); !ok {
-			hint := ""
-			if d := f.Snap.DefaultRouteDev(); d != "" {
-				hint = fmt.Sprintf("; the default route is on %s", d)
-			}
-			bad(Fail, fmt.Sprintf("master %s does not exist: no pod of this network can start", master),
-				fmt.Sprintf(`set "master" in %s to the NIC on the pods' LAN (see ip -br link%s)`, path, hint))
-		}
-	}
+	lintMode(bad, path, net, p.Mode)
+	master := c.lintMaster(bad, path, p.Master)
 	lan := c.lanPrefixes(master)
 	// A range host-local refuses, as package cni read it.
 	for _, pr := range problems {
@@ -216,6 +187,48 @@ func (c *checker) lintPlugin(name, path, file string, p rawPlugin, problems []cn
 	}
 	c.add(OK, name, fmt.Sprintf("network %s: %s", net, desc), "")
 	return false
+}
+
+// lintMode fails a macvlan mode the shim cannot reach pods in.
+func lintMode(bad func(Status, string, string), path, net, mode string) {
+	switch mode {
+	case "", "bridge":
+		return
+	}
+	why := map[string]string{
+		"private":  "private mode drops all traffic between macvlans of one master, so the shim cannot reach the pods",
+		"vepa":     "vepa mode sends traffic between macvlans to the switch, which must send it back (reflective relay); almost none do, so the shim cannot reach the pods",
+		"passthru": "passthru mode allows a single macvlan on the master, so the shim and the pods cannot coexist",
+	}[mode]
+	if why == "" {
+		why = "the shim can reach pods only in bridge mode"
+	}
+	bad(Fail, fmt.Sprintf("macvlan mode %q: %s", mode, why),
+		fmt.Sprintf(`set "mode": "bridge" in %s (bridge is also what leaving "mode" out means), then recreate the pods of %s: a pod keeps the mode it was made with`, path, net))
+}
+
+// lintMaster fails a master that is not on the node and returns the NIC
+// the pods are on: master, or the default route's when it is "".
+func (c *checker) lintMaster(bad func(Status, string, string), path, master string) string {
+	f := c.f
+	if f.Snap == nil {
+		return master
+	}
+	if master == "" {
+		master = f.Snap.DefaultRouteDev()
+		if master == "" {
+			bad(Fail, `no "master" and no default route: the macvlan plugin has no NIC to put pods on`,
+				fmt.Sprintf(`set "master" in %s to the NIC on the pods' LAN (see ip -br link)`, path))
+		}
+	} else if _, ok := f.Snap.Link(master); !ok {
+		hint := ""
+		if d := f.Snap.DefaultRouteDev(); d != "" {
+			hint = fmt.Sprintf("; the default route is on %s", d)
+		}
+		bad(Fail, fmt.Sprintf("master %s does not exist: no pod of this network can start", master),
+			fmt.Sprintf(`set "master" in %s to the NIC on the pods' LAN (see ip -br link%s)`, path, hint))
+	}
+	return master
 }
 
 // explainRange says why host-local refuses a range, and how to write it.

@@ -207,59 +207,9 @@ type cacheEnvelope struct {
 // reporting. A file ReadCacheFile found gone comes back with its
 // fs.ErrNotExist as it was: its attachment is over.
 func ParseCache(f CacheFile) (CacheEntry, error) {
-	if f.Err != nil {
-		if errors.Is(f.Err, ErrCacheUnreadable) || errors.Is(f.Err, fs.ErrNotExist) {
-			return CacheEntry{}, f.Err
-		}
-		return CacheEntry{}, fmt.Errorf("%w: %w", ErrCacheUnreadable, f.Err)
-	}
-	data := bytes.TrimSpace(f.Data)
-	if len(data) == 0 {
-		return CacheEntry{}, fmt.Errorf("%w: empty", ErrCacheIncomplete)
-	}
-	if len(data) > MaxCacheFileSize {
-		return CacheEntry{}, fmt.Errorf("%w: %d bytes, over the %d a cache entry may have", ErrCacheUnreadable, len(data), MaxCacheFileSize)
-	}
-	var env cacheEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		// encoding/json checks the syntax of the whole input before it
-		// decodes anything, so a cut-short file always says so.
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input" {
-			return CacheEntry{}, fmt.Errorf("%w: cut short after %d bytes", ErrCacheIncomplete, len(data))
-		}
-		var b64 base64.CorruptInputError
-		if errors.As(err, &b64) {
-			return CacheEntry{}, fmt.Errorf(`%w: "config" is not base64 (%v)`, ErrCacheMalformed, err)
-		}
-		return CacheEntry{}, fmt.Errorf("%w: %w", ErrCacheMalformed, jsonError(err, data))
-	}
-	if env.Kind != CacheKind {
-		// libcni 0.8 on write "kind"; 0.7 wrote a bare result, which has
-		// a "cniVersion" and no "kind".
-		var head map[string]json.RawMessage
-		_ = json.Unmarshal(data, &head) // an object: env decoded
-		if _, ok := lookup(head, "kind"); ok {
-			return CacheEntry{}, fmt.Errorf("%w %q (libcni writes %q); not read", ErrCacheKind, env.Kind, CacheKind)
-		}
-		if _, ok := lookup(head, "cniVersion"); ok {
-			return CacheEntry{}, ErrCacheLegacy
-		}
-		return CacheEntry{}, fmt.Errorf(`%w: no "kind"`, ErrCacheMalformed)
-	}
-	switch {
-	case env.NetworkName == "":
-		return CacheEntry{}, fmt.Errorf(`%w: no "networkName"`, ErrCacheMalformed)
-	case !config.ValidNetworkName(env.NetworkName):
-		return CacheEntry{}, fmt.Errorf(`%w: "networkName" %q is not a valid CNI network name`, ErrCacheMalformed, env.NetworkName)
-	case env.ContainerID == "":
-		return CacheEntry{}, fmt.Errorf(`%w: no "containerId"`, ErrCacheMalformed)
-	case !config.ValidNetworkName(env.ContainerID):
-		return CacheEntry{}, fmt.Errorf(`%w: "containerId" %q is not one libcni accepts`, ErrCacheMalformed, env.ContainerID)
-	case env.IfName == "":
-		return CacheEntry{}, fmt.Errorf(`%w: no "ifName"`, ErrCacheMalformed)
-	case !libcniIfName(env.IfName):
-		return CacheEntry{}, fmt.Errorf(`%w: "ifName" %q is not an interface name libcni accepts`, ErrCacheMalformed, env.IfName)
+	env, err := decodeEnvelope(f)
+	if err != nil {
+		return CacheEntry{}, err
 	}
 	e := CacheEntry{
 		Attachment: Attachment{
@@ -279,16 +229,87 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 	if len(env.Config) == 0 {
 		return CacheEntry{}, fmt.Errorf(`%w: no "config"`, ErrCacheMalformed)
 	}
+	if err := e.readConfig(env); err != nil {
+		if errors.Is(err, ErrUnfollowable) {
+			return e, err
+		}
+		return CacheEntry{}, err
+	}
+	return e, nil
+}
 
+// decodeEnvelope decodes a cache file into libcni's envelope and checks
+// what libcni checks of it.
+func decodeEnvelope(f CacheFile) (cacheEnvelope, error) {
+	var env cacheEnvelope
+	if f.Err != nil {
+		if errors.Is(f.Err, ErrCacheUnreadable) || errors.Is(f.Err, fs.ErrNotExist) {
+			return env, f.Err
+		}
+		return env, fmt.Errorf("%w: %w", ErrCacheUnreadable, f.Err)
+	}
+	data := bytes.TrimSpace(f.Data)
+	if len(data) == 0 {
+		return env, fmt.Errorf("%w: empty", ErrCacheIncomplete)
+	}
+	if len(data) > MaxCacheFileSize {
+		return env, fmt.Errorf("%w: %d bytes, over the %d a cache entry may have", ErrCacheUnreadable, len(data), MaxCacheFileSize)
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		// encoding/json checks the syntax of the whole input before it
+		// decodes anything, so a cut-short file always says so.
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input" {
+			return env, fmt.Errorf("%w: cut short after %d bytes", ErrCacheIncomplete, len(data))
+		}
+		var b64 base64.CorruptInputError
+		if errors.As(err, &b64) {
+			return env, fmt.Errorf(`%w: "config" is not base64 (%v)`, ErrCacheMalformed, err)
+		}
+		return env, fmt.Errorf("%w: %w", ErrCacheMalformed, jsonError(err, data))
+	}
+	if env.Kind != CacheKind {
+		// libcni 0.8 on write "kind"; 0.7 wrote a bare result, which has
+		// a "cniVersion" and no "kind".
+		var head map[string]json.RawMessage
+		_ = json.Unmarshal(data, &head) // an object: env decoded
+		if _, ok := lookup(head, "kind"); ok {
+			return env, fmt.Errorf("%w %q (libcni writes %q); not read", ErrCacheKind, env.Kind, CacheKind)
+		}
+		if _, ok := lookup(head, "cniVersion"); ok {
+			return env, ErrCacheLegacy
+		}
+		return env, fmt.Errorf(`%w: no "kind"`, ErrCacheMalformed)
+	}
+	switch {
+	case env.NetworkName == "":
+		return env, fmt.Errorf(`%w: no "networkName"`, ErrCacheMalformed)
+	case !config.ValidNetworkName(env.NetworkName):
+		return env, fmt.Errorf(`%w: "networkName" %q is not a valid CNI network name`, ErrCacheMalformed, env.NetworkName)
+	case env.ContainerID == "":
+		return env, fmt.Errorf(`%w: no "containerId"`, ErrCacheMalformed)
+	case !config.ValidNetworkName(env.ContainerID):
+		return env, fmt.Errorf(`%w: "containerId" %q is not one libcni accepts`, ErrCacheMalformed, env.ContainerID)
+	case env.IfName == "":
+		return env, fmt.Errorf(`%w: no "ifName"`, ErrCacheMalformed)
+	case !libcniIfName(env.IfName):
+		return env, fmt.Errorf(`%w: "ifName" %q is not an interface name libcni accepts`, ErrCacheMalformed, env.IfName)
+	}
+	return env, nil
+}
+
+// readConfig reads the entry's cached configuration: its plugin types and,
+// for macvlan, its Network as the plugins saw it. The error is ParseCache's.
+func (e *CacheEntry) readConfig(env cacheEnvelope) error {
 	list, ok, err := cachedList(env.Config)
 	if err != nil {
-		return CacheEntry{}, fmt.Errorf("%w: config: %w", ErrCacheMalformed, err)
+		return fmt.Errorf("%w: config: %w", ErrCacheMalformed, err)
 	}
 	if !ok {
-		return e, nil // a list whose plugins are not in the cache
+		return nil // a list whose plugins are not in the cache
 	}
 	if list.name != env.NetworkName {
-		return CacheEntry{}, fmt.Errorf("%w: config: it defines network %q, not %q", ErrCacheMalformed, list.name, env.NetworkName)
+		return fmt.Errorf("%w: config: it defines network %q, not %q", ErrCacheMalformed, list.name, env.NetworkName)
 	}
 	for _, p := range list.plugins {
 		var head pluginHead
@@ -296,7 +317,7 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 		e.Types = append(e.Types, head.Type)
 	}
 	if !slices.Contains(e.Types, "macvlan") {
-		return e, nil
+		return nil
 	}
 
 	// The network as the plugins saw it: libcni adds the runtime's
@@ -306,20 +327,20 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 	for i, p := range list.plugins {
 		q, err := injectRuntimeConfig(p, env.CapabilityArgs)
 		if err != nil {
-			return CacheEntry{}, fmt.Errorf("%w: config: plugin %d: %w", ErrCacheMalformed, i, err)
+			return fmt.Errorf("%w: config: plugin %d: %w", ErrCacheMalformed, i, err)
 		}
 		run.plugins[i] = q
 		injected = injected || !bytes.Equal(p, q)
 	}
 	nets, err := listNetworks(run)
 	if err != nil {
-		return e, &UnfollowableError{Network: env.NetworkName, Attachment: e.Attachment, Err: err}
+		return &UnfollowableError{Network: env.NetworkName, Attachment: e.Attachment, Err: err}
 	}
 	if len(nets) == 0 {
-		return e, nil
+		return nil
 	}
 	n := nets[0]
-	n.File = f.Path
+	n.File = e.Path
 	e.Network = &n
 	e.written = keyOf(n)
 	if injected {
@@ -328,7 +349,7 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 			e.written.ranges = rangesString(asWritten[0].Ranges)
 		}
 	}
-	return e, nil
+	return nil
 }
 
 // lookup finds key in a decoded JSON object the way encoding/json matches

@@ -192,6 +192,9 @@ func buildStatus(o *inspect.Observation) statusJSON {
 	if o.CNIDirErr != nil {
 		out.Problems = append(out.Problems, fmt.Sprintf("cannot read the CNI config directory: %v", o.CNIDirErr))
 	}
+	if o.MemoryErr != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("cannot read the daemon's memory of the node, so networks it keeps from before (of a CNI file that stopped parsing, or known only from libcni's cache) may be missing here: %v", o.MemoryErr))
+	}
 	for _, dir := range slices.Sorted(maps.Keys(o.Bad)) {
 		out.Problems = append(out.Problems, fmt.Sprintf("%s: %s not usable as allocations (flatnet check lists them)", dir, text.Plural(len(o.Bad[dir]), "entry", "entries")))
 	}

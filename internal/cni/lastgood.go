@@ -115,3 +115,43 @@ func (d *LastGood) Update(files []File) ([]Network, []Note) {
 // libcni's order; a file that stopped parsing keeps its claim, as it keeps
 // its networks.
 func (d *LastGood) Claims() []Claim { return d.current }
+
+// Remembered is what a LastGood keeps of one file: the networks and the
+// claim it had when last read good.
+type Remembered struct {
+	Networks []Network `json:"networks,omitempty"`
+	Claim    *Claim    `json:"claim,omitempty"`
+}
+
+// Memory returns what d keeps, by file name, for a LastGood elsewhere
+// (Restore) to read the directory as d would.
+func (d *LastGood) Memory() map[string]Remembered {
+	m := make(map[string]Remembered, len(d.byFile))
+	for f, nets := range d.byFile {
+		r := Remembered{Networks: nets}
+		if c, ok := d.claims[f]; ok {
+			r.Claim = &c
+		}
+		m[f] = r
+	}
+	for f, c := range d.claims {
+		if _, ok := m[f]; !ok {
+			m[f] = Remembered{Claim: &c}
+		}
+	}
+	return m
+}
+
+// Restore makes d keep m (from another LastGood's Memory), as if its last
+// Update had found those files so.
+func (d *LastGood) Restore(m map[string]Remembered) {
+	d.byFile, d.claims = map[string][]Network{}, map[string]Claim{}
+	for f, r := range m {
+		if len(r.Networks) > 0 {
+			d.byFile[f] = r.Networks
+		}
+		if r.Claim != nil {
+			d.claims[f] = *r.Claim
+		}
+	}
+}

@@ -26,12 +26,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/statedir"
+	"github.com/flatnet/flatnet/internal/view"
 )
 
 // bg is the context of log calls that have none of their own.
@@ -142,7 +142,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now func() time.Time) *pass {
 	return &pass{
 		cfg: d.opts.Config, log: d.log, k: k, notify: d.opts.Notifier, marks: m, now: now, mid: sd.MachineID(), watch: watch,
-		cache: statedir.NewCache(), disc: cni.NewLastGood(), caches: cni.NewCacheSet(), node: reconcile.NewNode(), unm: newUnmatched(),
+		view: view.New(d.opts.Config), node: reconcile.NewNode(), unm: newUnmatched(),
 	}
 }
 
@@ -256,6 +256,7 @@ func (d *Daemon) reload() {
 		return
 	}
 	d.p.cfg = cfg
+	d.p.view.SetConfig(cfg)
 	d.opts.Level.Set(cfg.LogLevel)
 	d.recordConfig()
 	d.chooseGuard(false)
@@ -272,7 +273,7 @@ func (d *Daemon) stop(k Kernel) error {
 	}
 	d.log.Info("stopping; removing flatnet's routes and shims (on_stop = teardown)")
 	var shims []string
-	for _, n := range d.p.nets {
+	for _, n := range d.p.view.Networks() {
 		shims = append(shims, n.Shim)
 	}
 	_, err := Teardown(k, d.log, d.p.mid, shims...)

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/internal/config"
+	"github.com/flatnet/flatnet/internal/inspect"
 	"github.com/flatnet/flatnet/internal/netlinkx"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/view"
 )
 
 // fakeKernel is a node's links and main table in memory: Snapshot copies
@@ -320,7 +322,7 @@ func TestRunTimeNetwork(t *testing.T) {
 		t.Errorf("the run-time network's pod is not routed: %q", ops)
 	}
 	var names []string
-	for _, n := range r.d.p.nets {
+	for _, n := range r.d.p.view.Networks() {
 		names = append(names, n.Name+" "+n.Source)
 	}
 	if !slices.Contains(names, "nadnet "+filepath.Join(r.cacheDir, "results", name)) {
@@ -672,5 +674,77 @@ func TestCarrierBack(t *testing.T) {
 		if got := p.carrierBack(nets, c.snap)["eno1.host"]; got != c.back {
 			t.Errorf("step %d: carrier back %v, want %v", i, got, c.back)
 		}
+	}
+}
+
+// TestStatusAgreesWithDaemon: flatnet status and check (inspect.Assemble,
+// a fresh view.View with the daemon's Memory from its runtime directory)
+// see the networks the daemon keeps from history, which a fresh read of
+// the node cannot find: those of a CNI file that stopped parsing, and one
+// known only from libcni's cache whose entry went while its state
+// directory still holds allocations. Without the memory they would not.
+func TestStatusAgreesWithDaemon(t *testing.T) {
+	runtime := t.TempDir()
+	t.Setenv("RUNTIME_DIRECTORY", runtime)
+	r := newRig(t)
+	r.alloc(t, "192.168.1.2", "c1")
+	nadDir := filepath.Join(filepath.Dir(r.stateDir), "nadnet")
+	if err := os.MkdirAll(nadDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.write(t, filepath.Join(nadDir, "192.168.3.1"), "c9\r\neth0")
+	entry := filepath.Join(r.cacheDir, "results", "nadnet-c9-eth0")
+	r.write(t, entry, nadnetEntry)
+	r.step()
+	r.step()
+
+	// The file breaks and the entry goes (the pod's DEL ran halfway).
+	r.write(t, filepath.Join(r.cniDir, "00-default.conflist"), `{"cniVersion": "0.4.0", "name": "default", "plugins": [`)
+	if err := os.Remove(entry); err != nil {
+		t.Fatal(err)
+	}
+	r.d.p.marks.all(r.d.p.watched, "test")
+	if ok, full := r.step(); !ok || !full {
+		t.Fatalf("the pass after the changes: ok %v, full %v", ok, full)
+	}
+	networks := func(nets []reconcile.Network) []string {
+		var out []string
+		for _, n := range nets {
+			out = append(out, fmt.Sprintf("%s %s %s %v", n.Name, n.Source, n.StateDir, n.Ranges))
+		}
+		slices.Sort(out)
+		return out
+	}
+	daemon := networks(r.d.p.view.Networks())
+	if len(daemon) != 2 {
+		t.Fatalf("the daemon does not keep both networks: %q", daemon)
+	}
+	o, err := inspect.Assemble(r.d.p.cfg, r.k.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := networks(o.Networks); !o.Memory || !slices.Equal(got, daemon) {
+		t.Errorf("status sees\n%q (memory read: %v, %v)\nthe daemon\n%q", got, o.Memory, o.MemoryErr, daemon)
+	}
+	if len(o.CNIProblems) != 1 {
+		t.Errorf("status does not report the broken file: %v", o.CNIProblems)
+	}
+
+	// The control: without the daemon's memory, a fresh look differs.
+	t.Setenv("RUNTIME_DIRECTORY", t.TempDir())
+	if o, err = inspect.Assemble(r.d.p.cfg, r.k.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if got := networks(o.Networks); len(got) != 0 || o.Memory {
+		t.Errorf("a look without the daemon's memory sees %q (memory read: %v)", got, o.Memory)
+	}
+
+	// A memory file that is not one: said, and the look goes on.
+	if err := os.WriteFile(filepath.Join(runtime, view.MemoryFile), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RUNTIME_DIRECTORY", runtime)
+	if o, err = inspect.Assemble(r.d.p.cfg, r.k.Snapshot); err != nil || o.MemoryErr == nil || !strings.Contains(o.MemoryErr.Error(), filepath.Join(runtime, view.MemoryFile)) {
+		t.Errorf("a broken memory file: err %v, MemoryErr %v", err, o.MemoryErr)
 	}
 }

@@ -1,13 +1,10 @@
 package daemon
 
 import (
-	"cmp"
-	"errors"
+	"bytes"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -17,7 +14,9 @@ import (
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
+	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/statedir"
+	"github.com/flatnet/flatnet/internal/view"
 )
 
 // Kernel is what a pass needs of the kernel: one snapshot, and ops one by
@@ -64,30 +63,9 @@ type pass struct {
 	// watch sets the directories watched (statedir.Watcher.Set).
 	watch func(dirs []string) error
 
-	cache *statedir.Cache
-	// The CNI networks: confNets from the configuration directory (disc
-	// keeps each file's last good ones), caches libcni's cache entries;
-	// cniNets the two combined (cni.Combine), cniFound what was wrong with
-	// them, found what reconcile.Resolve said of them. names are the
-	// names of every network of both sources, whatever its plugins
-	// (cni.Names; confNames the directory's).
-	disc      *cni.LastGood
-	caches    *cni.CacheSet
-	confNets  []cni.Network
-	confNames []string
-	claims    []cni.Claim
-	names     []string
-	cniNets   []cni.Network
-	disco     cni.Discovery // cniNets and what else Combine found
-	// index keeps what Combine made of each cached attachment, so that an
-	// entry's change is taken in O(1) (cni.Index); results are the
-	// addresses of the followed attachments, by network, kept by delta
-	// (reconcile.Input.Results).
-	index    *cni.Index
-	results  map[string]map[netip.Addr]reconcile.Lease
-	cacheGen uint64 // caches.ProblemsChanged() when cniFound was made
-	cniFound []reconcile.Finding
-	found    []reconcile.Finding
+	// view is the node's inputs (CNI files and caches, state
+	// directories), kept across passes.
+	view *view.View
 	// unm follows the state root's directories that no network explains;
 	// explained are the directories that networks do (their state
 	// directories, and those named like a network of any plugin).
@@ -96,11 +74,11 @@ type pass struct {
 	node      *reconcile.Node
 	limit     logLimit // how much of one cause the journal gets
 	snap      *reconcile.Snapshot
-	nets      []reconcile.Network
 	watched   []string
 	carrier   map[string]shimCarrier // the shims as the last snapshot showed them
 	ready     bool                   // READY=1 sent
 	ops       int                    // the changes the current pass made, for the debug line
+	memory    []byte                 // the view's Memory as last recorded
 }
 
 // shimCarrier is a shim's ifindex and carrier in a snapshot.
@@ -126,7 +104,7 @@ func (p *pass) run(m marked) (ok, full bool) {
 	} else {
 		ok, full = p.update(&m)
 	}
-	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "why", m.why, "ops", p.ops, "networks", len(p.nets))
+	p.log.Debug("reconciled", "took", p.now().Sub(start), "full", full, "why", m.why, "ops", p.ops, "networks", len(p.view.Networks()))
 	return ok, full
 }
 
@@ -139,36 +117,13 @@ func (p *pass) update(m *marked) (ok, full bool) {
 	if len(m.cache) > 0 {
 		// A cache entry that only brings or takes a pod's addresses costs
 		// O(1); one that changes what a network is, a full pass.
-		for _, dir := range slices.Sorted(maps.Keys(m.cache)) {
-			for _, c := range p.caches.ReadNames(dir, slices.Sorted(maps.Keys(m.cache[dir]))) {
-				chs, redefine := p.index.Apply(c)
-				if redefine {
-					m.why = "a network's definition changed in libcni's cache"
-					return p.full(*m), true
-				}
-				for _, ch := range chs {
-					res := p.results[ch.Network]
-					if res == nil {
-						res = map[netip.Addr]reconcile.Lease{}
-						p.results[ch.Network] = res
-					}
-					if ch.Old != nil {
-						for _, ip := range reconcile.RemoveLeases(res, *ch.Old) {
-							if gone == nil {
-								gone = map[netip.Addr]hostlocal.Owner{}
-							}
-							gone[ip] = hostlocal.Owner{ContainerID: ch.Old.ContainerID, IfName: ch.Old.IfName}
-							changed = append(changed, ip)
-						}
-					}
-					if ch.New != nil {
-						changed = append(changed, reconcile.AddLeases(res, *ch.New)...)
-					}
-				}
-			}
+		var redefine, findings bool
+		changed, gone, redefine, findings = p.view.ApplyCaches(m.cache)
+		if redefine {
+			m.why = "a network's definition changed in libcni's cache"
+			return p.full(*m), true
 		}
-		if p.caches.ProblemsChanged() != p.cacheGen {
-			p.cacheFindings()
+		if findings {
 			p.node.SetFound(p.findings())
 		}
 	}
@@ -196,7 +151,7 @@ func (p *pass) update(m *marked) (ok, full bool) {
 	if unm {
 		p.unm.settle(now)
 		p.node.SetFound(p.findings())
-		p.follow(p.nets, p.snap, m)
+		p.follow(p.view.Networks(), p.snap, m)
 		for dir := range m.dirs {
 			if p.unm.has(dir) {
 				delete(m.dirs, dir) // a new watch's: counted already
@@ -208,14 +163,14 @@ func (p *pass) update(m *marked) (ok, full bool) {
 		return p.full(*m), true
 	}
 	for dir := range m.names {
-		if !p.cache.Known(dir) {
+		if !p.view.KnownDir(dir) {
 			m.dirs[dir] = true
 			m.why = "entries of " + dir + ", not read whole yet"
 			return p.full(*m), true
 		}
 	}
 	for dir, names := range m.names {
-		ips, notes := p.cache.ReadNames(dir, names)
+		ips, notes := p.view.ReadEntries(dir, names)
 		p.logNotes(notes)
 		changed = append(changed, ips...)
 	}
@@ -223,7 +178,7 @@ func (p *pass) update(m *marked) (ok, full bool) {
 		p.report(nil) // host-local's create-then-write (the empty file first), or a cache entry
 		return true, false
 	}
-	reused, released := p.cache.TakeChanges()
+	reused, released := p.view.TakeChanges()
 	for ip, o := range gone {
 		if _, ok := released[ip]; !ok {
 			if released == nil {
@@ -257,46 +212,22 @@ func (p *pass) full(m marked) bool {
 	// The configuration's own directories are watched before they are
 	// read, so that nothing written in between goes unseen; what their
 	// new watches announce is read by this pass, not another.
-	p.follow(p.nets, p.snap, &m)
+	p.follow(p.view.Networks(), p.snap, &m)
 	p.marks.takeFiles(&m)
-	if m.cni || p.confNets == nil {
-		p.readConf()
-	}
-	if m.caches || p.cniNets == nil {
-		p.caches.ReadAll(p.cfg.CNICacheDirs)
-	} else {
-		p.readCaches(m.cache)
-	}
-	p.combine()
-	snap, err := p.k.Snapshot()
+	a, err := p.view.Full(view.Changes{Conf: m.cni, Caches: m.caches, Cache: m.cache, Dirs: m.dirs, Names: m.names}, p.k.Snapshot,
+		func(nets []reconcile.Network, snap *reconcile.Snapshot) {
+			p.unm.reset(p.unexplained(nets), p.now())
+			p.follow(nets, snap, &m) // watches the new directories before they are read or counted
+		})
+	p.logConf(a)
 	if err != nil {
 		p.log.Error("reading the kernel's state failed", "err", err)
 		p.marks.kernelDirty("the kernel's state unread")
 		return false
 	}
-	p.snap = snap
-	nets, found := reconcile.Resolve(p.cfg, p.disco, snap)
-	p.nets, p.found = nets, found
-	p.unm.reset(p.unexplained(nets), p.now())
-	p.follow(nets, snap, &m) // watches the new unknown directories before they are counted
-
-	states := map[string]reconcile.DirState{}
-	keep := map[string]bool{}
-	for _, n := range nets {
-		if n.StateDir == "" {
-			continue // its IPAM keeps nothing on the node
-		}
-		dir := filepath.Clean(n.StateDir)
-		keep[dir] = true
-		if m.dirs[dir] || !p.cache.Known(dir) {
-			p.logNotes(p.cache.ReadAll(dir))
-		} else if names := m.names[dir]; len(names) > 0 {
-			_, notes := p.cache.ReadNames(dir, names)
-			p.logNotes(notes)
-		}
-		states[n.StateDir], _ = p.cache.State(dir)
-	}
-	p.cache.Keep(keep)
+	p.snap = a.Snap
+	p.logNotes(a.StateNotes)
+	p.recordMemory()
 	p.unm.countAll(p.now())
 	for dir := range m.dirs {
 		if p.unm.has(dir) {
@@ -304,15 +235,10 @@ func (p *pass) full(m marked) bool {
 		}
 	}
 
-	reused, released := p.cache.TakeChanges()
-	for _, n := range nets {
-		if p.results[n.Name] == nil {
-			p.results[n.Name] = map[netip.Addr]reconcile.Lease{} // Update's changes must reach the node's own map
-		}
-	}
+	reused, released := p.view.TakeChanges()
 	plan := p.node.Full(reconcile.Input{
-		Networks: nets, States: states, Results: p.results, Snap: snap, MachineID: p.mid, Guard: p.guard, Found: p.findings(),
-		Reused: reused, Released: released, CarrierBack: p.carrierBack(nets, snap), Now: p.now(),
+		Networks: a.Networks, States: a.States, Results: p.view.Results(), Snap: a.Snap, MachineID: p.mid, Guard: p.guard, Found: p.findings(),
+		Reused: reused, Released: released, CarrierBack: p.carrierBack(a.Networks, a.Snap), Now: p.now(),
 	})
 	done, err := p.apply(plan.Ops)
 	p.node.Done(done)
@@ -366,7 +292,7 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	for _, n := range p.cfg.Networks {
 		fromDefault = fromDefault || n.Master == ""
 	}
-	for _, n := range p.cniNets {
+	for _, n := range p.view.CNINetworks() {
 		fromDefault = fromDefault || n.Master == ""
 	}
 	if fromDefault && snap != nil {
@@ -389,68 +315,31 @@ func (p *pass) follow(nets []reconcile.Network, snap *reconcile.Snapshot, m *mar
 	p.marks.takeDirs(m)
 }
 
-// readConf reads the CNI configuration directory again. A file that
-// stops parsing keeps the networks it had (cni.LastGood).
-func (p *pass) readConf() {
-	files, err := cni.ReadDir(p.cfg.CNIConfDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		if p.limit.allow("confdir", "the messages about "+p.cfg.CNIConfDir, slog.LevelError, p.now()) {
-			p.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", p.cfg.CNIConfDir, "err", err)
-		}
-		if p.confNets == nil {
-			p.confNets = []cni.Network{}
-		}
-		return
-	}
-	nets, notes := p.disc.Update(files)
-	if nets == nil {
-		nets = []cni.Network{}
-	}
-	p.confNets = nets
-	p.confNames = cni.Names(files, nil)
-	p.claims = p.disc.Claims()
+// logConf logs what reading the CNI configuration directory found.
+func (p *pass) logConf(a view.Assembly) {
 	now := p.now()
-	for _, n := range notes {
+	if a.ConfErr != nil && p.limit.allow("confdir", "the messages about "+p.cfg.CNIConfDir, slog.LevelError, now) {
+		p.log.Error("cannot read the CNI config directory; keeping the networks found before", "dir", p.cfg.CNIConfDir, "err", a.ConfErr)
+	}
+	for _, n := range a.ConfNotes {
 		if p.limit.allow("conf|"+n.File, "the messages about "+n.File, n.Level, now) {
 			p.log.Log(bg, n.Level, n.Msg, "file", n.File)
 		}
 	}
 }
 
-// readCaches reads the cache entries named, by cache directory.
-func (p *pass) readCaches(names map[string]map[string]bool) {
-	for dir, ns := range names {
-		p.caches.ReadNames(dir, slices.Sorted(maps.Keys(ns)))
+// recordMemory hands the view's Memory to flatnet status and check through
+// the runtime directory, when it changed.
+func (p *pass) recordMemory() {
+	b := p.view.Memory().Marshal()
+	if bytes.Equal(b, p.memory) {
+		return
 	}
-}
-
-// combine merges the configuration directory's networks and the cache's
-// (cni.Combine). A network known only from the cache whose last entry went
-// stays while its state directory holds allocations, so nothing allocated
-// becomes unexplained because a cache entry went first.
-func (p *pass) combine() {
-	entries := p.caches.Entries()
-	d := cni.Combine(p.confNets, p.claims, entries)
-	p.names = slices.Concat(p.confNames, cni.Names(nil, entries))
-	held := func(n cni.Network) bool {
-		st, ok := p.cache.State(filepath.Join(cmp.Or(n.DataDir, p.cfg.StateRoot), n.Name))
-		return ok && len(st.Allocs) > 0
+	if err := sd.RecordRuntimeFile(view.MemoryFile, b); err != nil {
+		p.log.Warn("cannot record the networks kept from before for flatnet status", "err", err)
+		return
 	}
-	d.Networks = append(d.Networks, d.Keep(p.cniNets, held)...)
-	p.cniNets, p.disco = d.Networks, d
-	p.index = cni.NewIndex(p.confNets, p.claims, entries)
-	p.results = reconcile.Results(d)
-	p.cacheFindings()
-}
-
-// cacheFindings are what is wrong with libcni's cache files, and between
-// them and the networks (cni.Combine's problems).
-func (p *pass) cacheFindings() {
-	p.cacheGen = p.caches.ProblemsChanged()
-	p.cniFound = p.cniFound[:0]
-	for _, pr := range slices.Concat(p.caches.Problems(), p.disco.Problems) {
-		p.cniFound = append(p.cniFound, reconcile.Finding{Kind: reconcile.FindCNI, Level: slog.LevelWarn, Dir: pr.File, Msg: "CNI: " + pr.Error()})
-	}
+	p.memory = b
 }
 
 // unexplained lists the directories of the state root that no network
@@ -459,13 +348,13 @@ func (p *pass) cacheFindings() {
 // bridge or flannel network's allocations are no concern of flatnet's).
 func (p *pass) unexplained(nets []reconcile.Network) []string {
 	root := filepath.Clean(p.cfg.StateRoot)
-	known := make(map[string]bool, len(nets)+len(p.names))
+	known := make(map[string]bool, len(nets)+len(p.view.Names()))
 	for _, n := range nets {
 		if n.StateDir != "" {
 			known[filepath.Clean(n.StateDir)] = true
 		}
 	}
-	for _, name := range p.names {
+	for _, name := range p.view.Names() {
 		known[filepath.Join(root, name)] = true
 	}
 	p.explained = known
@@ -480,7 +369,7 @@ func (p *pass) unexplained(nets []reconcile.Network) []string {
 // Resolve said of the networks, what was wrong with the CNI files and
 // caches, and the unexplained directories that hold allocations.
 func (p *pass) findings() []reconcile.Finding {
-	return slices.Concat(p.found, p.cniFound, p.unm.findings)
+	return slices.Concat(p.view.Findings(), p.unm.findings)
 }
 
 // carrierBack returns the networks' shims that had no carrier in the

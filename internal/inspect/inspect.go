@@ -7,6 +7,7 @@ package inspect
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/statedir"
+	"github.com/flatnet/flatnet/internal/view"
 )
 
 // Observation is one look at the node.
@@ -65,64 +67,75 @@ type Observation struct {
 	Guard     reconcile.Guard
 	FilterErr error
 	GuardWhy  string
+	// Memory reports that the daemon's memory of the node (view.Memory)
+	// was read from its runtime directory, so that the look keeps what
+	// the daemon keeps; MemoryErr why it could not be.
+	Memory    bool
+	MemoryErr error
 }
 
 // Look reads the configuration's CNI networks, their state directories
-// and the kernel, and plans without applying.
+// and the kernel, and plans without applying. The inputs are assembled as
+// the daemon assembles them (view.View), with what the daemon knows from
+// history (view.Memory, from its runtime directory) when it runs.
 func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
-	o := &Observation{Bad: map[string][]statedir.Bad{}, StateErrs: map[string]error{}}
-	files, err := cni.ReadDir(cfg.CNIConfDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		o.CNIDirErr = err
-	}
-	o.CNIDirMissing = errors.Is(err, os.ErrNotExist)
-	o.CNIFiles = files
-	_, o.CNIProblems = cni.Discover(files)
-	var cache []cni.CacheFile
-	for _, dir := range cfg.CNICacheDirs {
-		fs, err := cni.ReadCache(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			o.CacheProblems = append(o.CacheProblems, cni.Problem{File: dir, Err: err})
-		}
-		cache = append(cache, fs...)
-	}
-	all := cni.DiscoverAll(files, cache)
-	o.Disco, o.Results = all, reconcile.Results(all)
-	o.CNI = all.Networks
-	for _, p := range all.Problems {
-		if p.File != "" && filepath.IsAbs(p.File) || errors.Is(p.Err, cni.ErrConflict) || errors.Is(p.Err, cni.ErrCacheConflict) {
-			o.CacheProblems = append(o.CacheProblems, p)
-		}
-	}
-	if o.Snap, err = k.Snapshot(); err != nil {
+	o, err := Assemble(cfg, k.Snapshot)
+	if err != nil {
 		return nil, err
 	}
-	o.Networks, o.Resolve = reconcile.Resolve(cfg, all, o.Snap)
-	states := map[string]reconcile.DirState{}
-	o.States = states
+	o.FilterErr = netlinkx.ProbeFilter()
+	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
+	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: o.States, Results: o.Results, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
+	return o, nil
+}
+
+// Assemble is Look's reading of the node, the kernel's state taken with
+// snapshot: everything but the LAN guard and the plan.
+func Assemble(cfg config.Config, snapshot func() (*reconcile.Snapshot, error)) (*Observation, error) {
+	o := &Observation{Bad: map[string][]statedir.Bad{}, StateErrs: map[string]error{}}
+	v := view.New(cfg)
+	o.Memory, o.MemoryErr = restore(v)
+	a, err := v.Full(view.Fresh, snapshot, nil)
+	if err != nil {
+		return nil, err
+	}
+	o.CNIFiles, o.CNIDirErr, o.CNIDirMissing = v.ConfFiles(), v.ConfErr(), v.ConfMissing()
+	o.CNIProblems, o.CacheProblems = v.ConfProblems(), v.CacheProblems()
+	o.Disco, o.Results, o.CNI = v.Discovery(), v.Results(), v.CNINetworks()
+	o.Snap, o.Networks, o.Resolve, o.States = a.Snap, a.Networks, v.Resolved(), a.States
 	known := map[string]bool{}
-	for _, n := range o.Networks {
-		if n.StateDir == "" {
-			continue // its IPAM keeps nothing on the node
+	for dir, st := range a.States {
+		known[filepath.Clean(dir)] = true
+		if st.Err != nil {
+			o.StateErrs[dir] = st.Err
 		}
-		known[filepath.Clean(n.StateDir)] = true
-		allocs, bad, err := statedir.Read(n.StateDir)
-		states[n.StateDir] = reconcile.DirState{Allocs: allocs, Err: err}
-		if err != nil {
-			o.StateErrs[n.StateDir] = err
-		}
-		if len(bad) > 0 {
-			o.Bad[n.StateDir] = bad
+		if bad, _ := v.Bad(dir); len(bad) > 0 {
+			o.Bad[dir] = bad
 		}
 	}
 	// A directory named like any network of the files or the cache,
 	// whatever its plugins, is that network's (cni.Names).
-	for _, name := range all.Names {
+	for _, name := range v.Names() {
 		known[filepath.Join(filepath.Clean(cfg.StateRoot), name)] = true
 	}
 	o.Unmatched, _ = statedir.FindUnmatched(filepath.Clean(cfg.StateRoot), known)
-	o.FilterErr = netlinkx.ProbeFilter()
-	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
-	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: states, Results: o.Results, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
 	return o, nil
+}
+
+// restore gives v the daemon's Memory, when the daemon recorded one.
+func restore(v *view.View) (bool, error) {
+	path := filepath.Join(sd.RuntimeDir(), view.MemoryFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	m, err := view.ParseMemory(b)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	v.Restore(m)
+	return true, nil
 }

@@ -197,6 +197,31 @@ func RecordConfig(digest, path string) error {
 	return os.Rename(tmp, p)
 }
 
+// RuntimeDir is the directory the daemon's runtime files are in: the
+// first of $RUNTIME_DIRECTORY, which systemd sets for the unit's
+// RuntimeDirectory= (and the tools share when run beside a daemon started
+// outside systemd), else /run/flatnet.
+func RuntimeDir() string {
+	if dir := os.Getenv("RUNTIME_DIRECTORY"); dir != "" {
+		return strings.SplitN(dir, ":", 2)[0]
+	}
+	return filepath.Dir(LoadedConfig)
+}
+
+// RecordRuntimeFile writes name into $RUNTIME_DIRECTORY, atomically, when
+// it is set; outside systemd (and without it) it writes nothing.
+func RecordRuntimeFile(name string, data []byte) error {
+	if os.Getenv("RUNTIME_DIRECTORY") == "" {
+		return nil
+	}
+	p := filepath.Join(RuntimeDir(), name)
+	tmp := p + ".new"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
 // ParseLoadedConfig reads what RecordConfig wrote: the digest, "" for
 // the built-in defaults.
 func ParseLoadedConfig(b []byte) (digest string, ok bool) {

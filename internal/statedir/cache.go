@@ -3,7 +3,9 @@ package statedir
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/reconcile"
@@ -63,6 +65,20 @@ func (c *Cache) State(dir string) (st reconcile.DirState, ok bool) {
 func (c *Cache) Known(dir string) bool {
 	d, ok := c.dirs[dir]
 	return ok && d.err == nil
+}
+
+// Bad returns the unusable entries of dir found by the reads (at most
+// MaxBadListed, by name), and how many more there are.
+func (c *Cache) Bad(dir string) ([]Bad, int) {
+	d, ok := c.dirs[dir]
+	if !ok {
+		return nil, 0
+	}
+	bad := make([]Bad, 0, len(d.bad))
+	for _, name := range slices.Sorted(maps.Keys(d.bad)) {
+		bad = append(bad, Bad{Name: name, Reason: d.bad[name]})
+	}
+	return bad, d.badExtra
 }
 
 // Keep forgets every directory not in dirs.

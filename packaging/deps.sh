@@ -12,8 +12,8 @@
 #            the CRI tests containerd (with ctr), runc, dnsmasq, nsenter
 #            and unshare
 #   package  lint-package and test-package: debootstrap, systemd-nspawn,
-#            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, piuparts,
-#            dpkg-scanpackages, ...
+#            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, piuparts
+#            (with adequate, which it runs), dpkg-scanpackages, ...
 #
 # DEPS_DRY_RUN=1 prints what would be installed and installs nothing.
 set -eu
@@ -56,6 +56,7 @@ cmd:strip          binutils                     binutils
 cmd:git            git                          git-core
 cmd:make           make                         make
 cmd:piuparts       piuparts                     -
+cmd:adequate       adequate                     -
 cmd:dpkg-scanpackages dpkg-dev                  dpkg-dev
 file:/usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring debian-keyring
 '

@@ -9,7 +9,7 @@
 #   sockets              flatnet cannot connect() to container runtimes'
 #                        sockets (stand-ins), before and after a restart; it
 #                        logs natively, writes /run/flatnet/config, sees
-#                        /run/netns read-only
+#                        /run/netns (read-only) files come and go
 #   journal              journal fields of a new pod's route and of the shim
 #                        made again after it was deleted by hand
 #   networkd             systemd-networkd leaves the shim alone

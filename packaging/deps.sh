@@ -12,13 +12,15 @@
 #            the CRI tests containerd (with ctr), runc, dnsmasq, nsenter
 #            and unshare
 #   package  lint-package and test-package: debootstrap, systemd-nspawn,
-#            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, ...
+#            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, piuparts
+#            (with adequate, which it runs), dpkg-scanpackages, ...
 #
 # DEPS_DRY_RUN=1 prints what would be installed and installs nothing.
 set -eu
 
 # need: one line a requirement: what is checked, then the Debian/Ubuntu
-# package and the Fedora/RHEL package that provide it. "cni" stands for the
+# package and the Fedora/RHEL package that provide it ("-": none there, and
+# the test that needs it skips, or fails under CI). "cni" stands for the
 # macvlan and host-local plugins in any directory flatnet's tests search.
 need_demo='
 cmd:ip             iproute2                     iproute
@@ -53,6 +55,9 @@ cmd:cpio           cpio                         cpio
 cmd:strip          binutils                     binutils
 cmd:git            git                          git-core
 cmd:make           make                         make
+cmd:piuparts       piuparts                     -
+cmd:adequate       adequate                     -
+cmd:dpkg-scanpackages dpkg-dev                  dpkg-dev
 file:/usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring debian-keyring
 '
 
@@ -125,12 +130,16 @@ while read -r what deb rpm; do
 	file:*) [ -e "${what#file:}" ] && continue ;;
 	cni) have_cni && continue ;;
 	esac
+	if [ "$family" = fedora ] && [ "$rpm" = - ]; then
+		echo "deps: ${what#cmd:} is not packaged for this system: the test that needs it skips (and fails under CI)" >&2
+		continue
+	fi
 	label=${what#cmd:}
 	label=${label#file:}
 	[ "$what" = cni ] && label="CNI plugins macvlan+host-local"
 	missing_what=$(add "$missing_what" "$label")
 	missing_deb=$(add "$missing_deb" "$deb")
-	missing_rpm=$(add "$missing_rpm" "$rpm")
+	[ "$rpm" = - ] || missing_rpm=$(add "$missing_rpm" "$rpm")
 done <<EOF
 $needs
 EOF

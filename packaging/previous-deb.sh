@@ -1,14 +1,16 @@
 #!/bin/sh
-# Build the .deb of the last release, for the package test's upgrade check:
+# Build the .deb and the .rpm of the last release, for the package test's
+# upgrade checks:
 # the previous tag (the newest tag before HEAD), or the previous commit while
 # there are no tags. It is built from a temporary `git worktree` of that
 # revision with its own Makefile, so it is what that release really shipped.
 #
 # Usage: packaging/previous-deb.sh OUTDIR
 #
-# Prints the path of the .deb on stdout. When the revision is not in the
-# clone (a shallow clone, a first commit), it prints nothing and says so
-# loudly on stderr; under CI (CI set to true, 1, yes or on) that is an error.
+# Prints the path of the .deb on stdout; the .rpm is beside it in OUTDIR
+# (flatnet-*.rpm). When the revision is not in the clone (a shallow clone,
+# a first commit), it prints nothing and says so loudly on stderr; under CI
+# that is an error (CI read as the Go tests read it: internal/dev/ci).
 set -eu
 
 out=${1:?usage: previous-deb.sh OUTDIR}
@@ -17,15 +19,19 @@ case ${GO:-} in
 /*) PATH=$(dirname "$GO"):$PATH ;;
 esac
 
-ci_truthy() {
-	case $(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]') in
-	true | 1 | yes | on | y) return 0 ;;
-	*) return 1 ;;
+ci() {
+	case $(cd "$(dirname "$0")/.." && "${GO:-go}" run ./internal/dev/ci 2>/dev/null) in
+	yes) return 0 ;;
+	no) return 1 ;;
+	*)
+		echo "previous-deb: cannot tell whether CI=${CI:-} means CI: go run ./internal/dev/ci failed" >&2
+		exit 1
+		;;
 	esac
 }
 
 unavailable() {
-	if ci_truthy; then
+	if ci; then
 		printf 'previous-deb: %s; the upgrade check needs it (CI=%s). Fetch the history (git fetch --unshallow --tags) or clone without --depth.\n' "$1" "$CI" >&2
 		exit 1
 	fi
@@ -69,9 +75,9 @@ git worktree add --quiet --detach "$src" "$commit" >&2
 # The build must see that revision's own settings, none of the caller's make
 # variables (a parent make passes its command line in MAKEFLAGS).
 if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u VERSION -u PKG_VERSION -u DIST -u GO \
-	make -C "$src" --no-print-directory deb >"$tmp/build.log" 2>&1; then
+	make -C "$src" --no-print-directory deb rpm >"$tmp/build.log" 2>&1; then
 	tail -n 30 "$tmp/build.log" >&2
-	echo "previous-deb: building the .deb of $what failed" >&2
+	echo "previous-deb: building the packages of $what failed" >&2
 	exit 1
 fi
 set -- "$src"/dist/flatnet_*.deb
@@ -79,8 +85,15 @@ set -- "$src"/dist/flatnet_*.deb
 	echo "previous-deb: no .deb in $src/dist" >&2
 	exit 1
 }
+deb=$1
+set -- "$src"/dist/flatnet-*.rpm
+[ -f "$1" ] || {
+	echo "previous-deb: no .rpm in $src/dist" >&2
+	exit 1
+}
 mkdir -p "$out"
-rm -f "$out"/flatnet_*.deb
-cp "$1" "$out/"
-echo "previous-deb: $(basename "$1")" >&2
+rm -f "$out"/flatnet_*.deb "$out"/flatnet-*.rpm
+cp "$deb" "$1" "$out/"
+echo "previous-deb: $(basename "$deb") $(basename "$1")" >&2
+set -- "$deb"
 printf '%s\n' "$out/$(basename "$1")"

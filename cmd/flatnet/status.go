@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/flatnet/flatnet/internal/cni"
 	"github.com/flatnet/flatnet/internal/config"
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/inspect"
@@ -184,6 +185,11 @@ func buildStatus(o *inspect.Observation) statusJSON {
 		out.Problems = append(out.Problems, f.Msg)
 	}
 	for _, p := range o.CNIProblems {
+		if slices.ContainsFunc(o.CNI, func(n cni.Network) bool { return n.File == p.File }) {
+			// The daemon's memory: a file that stopped parsing.
+			out.Problems = append(out.Problems, fmt.Sprintf("CNI config %s: %v (its networks are kept as it defined them before)", p.File, p.Err))
+			continue
+		}
 		out.Problems = append(out.Problems, fmt.Sprintf("CNI config %s skipped: %v", p.File, p.Err))
 	}
 	for _, p := range o.CacheProblems {

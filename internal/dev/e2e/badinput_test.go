@@ -4,9 +4,11 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -451,6 +453,9 @@ func badCNIConfigs(t *testing.T) {
 	}
 	f := &faultLab{l: l, shim: l.Master + ".host"}
 	f.pods = []*lab.Pod{mustPod(t, l, "pod1"), mustPod(t, l, "pod2")}
+	// The runtime directory systemd would give the unit, shared with
+	// flatnet status below: the daemon's memory of the node is there.
+	t.Setenv("RUNTIME_DIRECTORY", t.TempDir())
 	f.fn = startFlatnet(t, l, `resync_interval = "1s"`)
 	for _, p := range f.pods {
 		reachable(t, l, p, deadline)
@@ -483,6 +488,27 @@ func badCNIConfigs(t *testing.T) {
 	lines = append(lines, "CNI config "+filepath.Base(l.ConfList)+": ")
 	f.settleAndCount(t, lines)
 	f.unharmed(t)
+	// flatnet status sees what the daemon does: the broken file's network
+	// kept, its pods routed, and the file's problem.
+	d, _ := statusJSON(t, l)
+	routed := map[netip.Addr]bool{}
+	for _, n := range d.Networks {
+		for _, a := range n.Addresses {
+			if n.Name == l.Opts.Network && a.Routed {
+				routed[a.IP] = true
+			}
+		}
+	}
+	for _, p := range f.pods {
+		if !routed[p.IP] {
+			t.Errorf("flatnet status does not show pod %s of network %s routed while its file is broken: %+v", p.IP, l.Opts.Network, d)
+		}
+	}
+	if !slices.ContainsFunc(d.Problems, func(s string) bool {
+		return strings.Contains(s, filepath.Base(l.ConfList)) && strings.Contains(s, "kept as it defined them before")
+	}) {
+		t.Errorf("flatnet status does not name the broken file, whose networks are kept: %q", d.Problems)
+	}
 	if err := os.WriteFile(l.ConfList, good, 0o644); err != nil {
 		t.Fatal(err)
 	}

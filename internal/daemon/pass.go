@@ -127,37 +127,7 @@ func (p *pass) update(m *marked) (ok, full bool) {
 			p.node.SetFound(p.findings())
 		}
 	}
-	// The state root's entries and the unexplained directories' are only
-	// counted, one directory at a time.
-	now := p.now()
-	unm := m.recount
-	root := filepath.Clean(p.cfg.StateRoot)
-	if names, ok := m.names[root]; ok {
-		delete(m.names, root)
-		m.why = "entries of " + root
-		for name := range names {
-			dir := filepath.Join(root, name)
-			p.unm.entry(dir, p.explained[dir], now)
-		}
-		unm = true
-	}
-	for dir := range m.names {
-		if p.unm.has(dir) {
-			delete(m.names, dir)
-			p.unm.recount(dir, now)
-			unm = true
-		}
-	}
-	if unm {
-		p.unm.settle(now)
-		p.node.SetFound(p.findings())
-		p.follow(p.view.Networks(), p.snap, m)
-		for dir := range m.dirs {
-			if p.unm.has(dir) {
-				delete(m.dirs, dir) // a new watch's: counted already
-			}
-		}
-	}
+	p.countUnexplained(m)
 	if len(m.dirs) > 0 {
 		m.why = "a directory newly watched"
 		return p.full(*m), true
@@ -195,6 +165,42 @@ func (p *pass) update(m *marked) (ok, full bool) {
 		return false, false
 	}
 	return true, false
+}
+
+// countUnexplained takes what m says of the state root's entries and of
+// the directories no network explains, which are only counted, one
+// directory at a time, and removes it from m.
+func (p *pass) countUnexplained(m *marked) {
+	now := p.now()
+	unm := m.recount
+	root := filepath.Clean(p.cfg.StateRoot)
+	if names, ok := m.names[root]; ok {
+		delete(m.names, root)
+		m.why = "entries of " + root
+		for name := range names {
+			dir := filepath.Join(root, name)
+			p.unm.entry(dir, p.explained[dir], now)
+		}
+		unm = true
+	}
+	for dir := range m.names {
+		if p.unm.has(dir) {
+			delete(m.names, dir)
+			p.unm.recount(dir, now)
+			unm = true
+		}
+	}
+	if !unm {
+		return
+	}
+	p.unm.settle(now)
+	p.node.SetFound(p.findings())
+	p.follow(p.view.Networks(), p.snap, m)
+	for dir := range m.dirs {
+		if p.unm.has(dir) {
+			delete(m.dirs, dir) // a new watch's: counted already
+		}
+	}
 }
 
 // startGCPercent is the collector's GOGC during the first pass.

@@ -8,7 +8,8 @@
 #
 # Prints the path of the .deb on stdout. When the revision is not in the
 # clone (a shallow clone, a first commit), it prints nothing and says so
-# loudly on stderr; under CI (CI set to true, 1, yes or on) that is an error.
+# loudly on stderr; under CI (packaging/ci.sh: CI set to anything but a
+# spelling of false) that is an error.
 set -eu
 
 out=${1:?usage: previous-deb.sh OUTDIR}
@@ -17,12 +18,9 @@ case ${GO:-} in
 /*) PATH=$(dirname "$GO"):$PATH ;;
 esac
 
-ci_truthy() {
-	case $(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]') in
-	true | 1 | yes | on | y) return 0 ;;
-	*) return 1 ;;
-	esac
-}
+# ci_truthy: the one reading of CI, the Go tests' (packaging/ci.sh).
+# shellcheck source=packaging/ci.sh
+. "$(dirname "$0")/ci.sh"
 
 unavailable() {
 	if ci_truthy; then

@@ -29,6 +29,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,9 +289,48 @@ func mutate(src []string, m mutant) (string, error) {
 		}
 		out := slices.Clone(src)
 		out[m.Line-1] = line[:m.Column-1] + to + at[len(op):]
-		return strings.Join(out, "\n"), nil
+		text := strings.Join(out, "\n")
+		if x, y, ok := binaryAt(src, m); ok {
+			// A binary operator: the mutated expression keeps its
+			// operands, as gremlins changes the syntax tree, whatever the
+			// new operator's precedence (a || b && c is not (a || b) && c).
+			orig := strings.Join(src, "\n")
+			text = orig[:x] + "(" + orig[x:y] + ")" + orig[y:]
+			off := x + 1 + lineOffset(src, m.Line) + m.Column - 1 - x
+			text = text[:off] + to + text[off+len(op):]
+		}
+		return text, nil
 	}
 	return "", fmt.Errorf("%s:%d:%d: no operator %s can change in %q", m.file, m.Line, m.Column, m.Type, at)
+}
+
+// lineOffset is the byte offset of line n (1-based) in src joined.
+func lineOffset(src []string, n int) int {
+	off := 0
+	for _, l := range src[:n-1] {
+		off += len(l) + 1
+	}
+	return off
+}
+
+// binaryAt returns the byte offsets of the binary expression whose
+// operator m mutates, when it is one.
+func binaryAt(src []string, m mutant) (from, to int, ok bool) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, m.file, strings.Join(src, "\n"), parser.SkipObjectResolution)
+	if err != nil {
+		return 0, 0, false
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if b, isBin := n.(*ast.BinaryExpr); isBin && !ok {
+			p := fset.Position(b.OpPos)
+			if p.Line == m.Line && p.Column == m.Column {
+				from, to, ok = fset.Position(b.Pos()).Offset, fset.Position(b.End()).Offset, true
+			}
+		}
+		return !ok
+	})
+	return from, to, ok
 }
 
 // testUncovered runs the package's tests against each of ms, applied

@@ -47,6 +47,18 @@ func TestEventPath(t *testing.T) {
 // change, and fails the test unless that pass was an update pass.
 func passOf(t testing.TB, p *lab.Process, change string) {
 	t.Helper()
+	pass := passAfter(t, p, change)
+	if !strings.Contains(pass, " full=false ") {
+		t.Fatalf("%q was the work of a full pass, not of the event path: %s", change, pass)
+	}
+	t.Logf("%s: %s", change, pass)
+}
+
+// passAfter waits for the debug line "reconciled" that ends the pass that
+// logged change (its first occurrence), which says what kind of pass it
+// was and why it ran (full=, why=), and returns it.
+func passAfter(t testing.TB, p *lab.Process, change string) string {
+	t.Helper()
 	var pass string
 	waitFor(t, deadline, "the pass that logged "+change, func() error {
 		lines := strings.Split(p.Log(), "\n")
@@ -64,8 +76,5 @@ func passOf(t testing.TB, p *lab.Process, change string) {
 		}
 		return fmt.Errorf("%q not logged", change)
 	})
-	if !strings.Contains(pass, " full=false ") {
-		t.Fatalf("%q was the work of a full pass, not of the event path: %s", change, pass)
-	}
-	t.Logf("%s: %s", change, pass)
+	return pass
 }

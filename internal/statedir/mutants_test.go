@@ -1,6 +1,7 @@
 package statedir
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -171,5 +172,80 @@ func TestCacheManyBadEntries(t *testing.T) {
 	write(t, dir3, "not-an-ip", "x")
 	if changed, notes := c3.ReadNames(dir3, map[string]bool{"not-an-ip": true}); len(notes) != 1 || len(changed) != 0 {
 		t.Errorf("a junk name: changed %v notes %v", changed, notes)
+	}
+}
+
+// TestWatcherWatchesOnlyWhatItNeeds: a wanted directory that exists has
+// its own watch and no other, also when asked again; one that does not
+// exist yet is watched through its nearest existing ancestor alone, whose
+// other entries are not reported.
+func TestWatcherWatchesOnlyWhatItNeeds(t *testing.T) {
+	root := t.TempDir()
+	d := filepath.Join(root, "default")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan note, 100)
+	w, err := NewWatcher(func(dir, name string) { ch <- note{dir, name} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.fs.Close()
+	watched := func() []string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var out []string
+		for p := range w.watched {
+			out = append(out, p)
+		}
+		return out
+	}
+	for range 2 {
+		if err := w.Set([]string{d}); err != nil {
+			t.Fatal(err)
+		}
+		if got := watched(); len(got) != 1 || got[0] != d {
+			t.Fatalf("watched %q, want %s alone", got, d)
+		}
+	}
+	later := filepath.Join(root, "x", "y")
+	if err := w.Set([]string{later}); err != nil {
+		t.Fatal(err)
+	}
+	if got := watched(); len(got) != 1 || got[0] != root {
+		t.Fatalf("watched %q, want the nearest existing ancestor %s alone", got, root)
+	}
+	// An entry of the ancestor that leads nowhere wanted: no note.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	for len(ch) > 0 {
+		<-ch
+	}
+	write(t, root, "unrelated", "x")
+	if err := os.MkdirAll(later, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for n := range ch {
+		if n.dir == root {
+			t.Fatalf("an entry of the ancestor was reported: %v", n)
+		}
+		if n == (note{later, ""}) {
+			break
+		}
+	}
+}
+
+// TestChildToward: the entry of p on the way down to d.
+func TestChildToward(t *testing.T) {
+	for _, tt := range [][3]string{
+		{"/a", "/a/b/c", "/a/b"},
+		{"/a", "/a/b", "/a/b"},
+		{"/", "/a/b", "/a"},
+		{"/x", "/a/b", "/"},
+	} {
+		if got := childToward(tt[0], tt[1]); got != tt[2] {
+			t.Errorf("childToward(%s, %s) = %s, want %s", tt[0], tt[1], got, tt[2])
+		}
 	}
 }

@@ -25,6 +25,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -80,6 +81,7 @@ type mutant struct {
 	file   string // relative to the module's root
 	text   string // the source line, trimmed
 	col    int    // the column counted from the first non-blank character
+	fn     string // the function it is in ("-" outside any), and which of its lines with that text: "Parse:2"
 }
 
 // report is the part of gremlins' JSON output read here.
@@ -148,7 +150,7 @@ func run(pkgs []string, workers int, minScore float64) error {
 		}
 		fmt.Printf("\n%s: %d survivors\n", r.pkg, len(r.survivors))
 		for _, m := range r.survivors {
-			fmt.Printf("  %s:%d:%d %s %s\n      %s\n", m.file, m.Line, m.Column, m.Type, m.Status, m.text)
+			fmt.Printf("  %s:%d:%d %s\n    %s %s %s %d\n    > %s\n", m.file, m.Line, m.Column, m.Status, m.file, m.fn, m.Type, m.col, m.text)
 		}
 	}
 	if len(low) > 0 {
@@ -186,6 +188,7 @@ func mutatePackage(pkg string, workers int, tmp string, eq map[string]string, us
 		return r, fmt.Errorf("gremlins' report on %s: %w", dir, err)
 	}
 	lines := map[string][]string{}
+	where := map[string]map[int]string{}
 	var uncovered []mutant
 	for _, f := range rep.Files {
 		file := filepath.Join(dir, f.Name)
@@ -195,9 +198,11 @@ func mutatePackage(pkg string, workers int, tmp string, eq map[string]string, us
 				return r, err
 			}
 			lines[file] = strings.Split(string(src), "\n")
+			where[file] = places(file, lines[file])
 		}
 		for _, m := range f.Mutations {
 			m.file = file
+			m.fn = cmp.Or(where[file][m.Line], "-")
 			if m.Line >= 1 && m.Line <= len(lines[file]) {
 				raw := lines[file][m.Line-1]
 				m.text = strings.TrimSpace(raw)
@@ -392,13 +397,49 @@ func testOne(dir string, m mutant, src []string, work string) string {
 }
 
 // key names a mutant by what does not move when lines are added above
-// it: file, mutator, column in its trimmed line, and that line.
+// it: file, function and which of its lines with that text, mutator,
+// column in its trimmed line, and that line.
 func (m mutant) key() string {
-	return fmt.Sprintf("%s %s %d\n%s", m.file, m.Type, m.col, m.text)
+	return fmt.Sprintf("%s %s %s %d\n%s", m.file, m.fn, m.Type, m.col, m.text)
+}
+
+// places names each line of a Go file by its function and which of that
+// function's lines with the same trimmed text it is: "Parse:2".
+func places(file string, src []string) map[int]string {
+	out := map[int]string{}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, file, strings.Join(src, "\n"), parser.SkipObjectResolution)
+	if err != nil {
+		return out
+	}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok {
+			continue
+		}
+		name := fd.Name.Name
+		if fd.Recv != nil && len(fd.Recv.List) > 0 {
+			t := fd.Recv.List[0].Type
+			if st, ok := t.(*ast.StarExpr); ok {
+				t = st.X
+			}
+			if id, ok := t.(*ast.Ident); ok {
+				name = id.Name + "." + name
+			}
+		}
+		seen := map[string]int{}
+		for l := fset.Position(fd.Pos()).Line; l <= fset.Position(fd.End()).Line && l <= len(src); l++ {
+			text := strings.TrimSpace(src[l-1])
+			seen[text]++
+			out[l] = fmt.Sprintf("%s:%d", name, seen[text])
+		}
+	}
+	return out
 }
 
 // readEquivalents reads equivalent.txt: for each mutant, the comment
-// lines that say why it is equivalent, then "file MUTATOR column" (the
+// lines that say why it is equivalent, then "file function:N MUTATOR
+// column" (the function, and which of its lines with that text it is; the
 // column counted from the line's first non-blank character, 1 for it),
 // then "> " and the source line, trimmed.
 func readEquivalents(path string) (map[string]string, error) {
@@ -428,8 +469,8 @@ func readEquivalents(path string) (map[string]string, error) {
 			eq[head+"\n"+strings.TrimPrefix(line, "> ")] = strings.Join(why, " ")
 			head = ""
 		default:
-			if len(strings.Fields(line)) != 3 {
-				return nil, fmt.Errorf("%s:%d: want \"file MUTATOR column\", have %q", path, n, line)
+			if len(strings.Fields(line)) != 4 {
+				return nil, fmt.Errorf("%s:%d: want \"file function:N MUTATOR column\", have %q", path, n, line)
 			}
 			head = line
 		}

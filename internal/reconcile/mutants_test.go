@@ -3,6 +3,7 @@ package reconcile
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
 )
@@ -177,5 +178,41 @@ func TestInSync(t *testing.T) {
 		if s.InSync() {
 			t.Errorf("%s: in sync", name)
 		}
+	}
+}
+
+// TestPlanShimsGoesOn: whatever the networks before it (unusable, one
+// waiting for its master, one whose shim's name is taken, one without a
+// master yet, one whose shim is held), the last network's shim is made.
+func TestPlanShimsGoesOn(t *testing.T) {
+	snap := &Snapshot{Links: []Link{
+		{Index: 2, Name: "eno1", MTU: 1500},
+		{Index: 3, Name: "eno1.taken", Kind: "vlan", ParentIndex: 2},
+	}}
+	in := Input{Snap: snap, MachineID: "m", Networks: []Network{
+		{Name: "a", Master: "eno1", Shim: "a.host", Unusable: "no"},
+		{Name: "b", Master: "eno9", Shim: "b.host"},
+		{Name: "c", Master: "eno1", Shim: "eno1.taken"},
+		{Name: "d", Shim: "d.host"},
+		{Name: "e", Master: "eno1", Shim: "e.host"},
+		{Name: "f", Master: "eno1", Shim: "f.host"},
+	}}
+	var p Plan
+	held := map[string]shimHold{"e.host": {until: time.Unix(1<<40, 0), made: maxShimMakes}}
+	ops, out := p.planShims(in, held)
+	made := false
+	for _, op := range ops {
+		if op.Kind == AddShim && op.Dev == "f.host" {
+			made = true
+		}
+		if op.Dev == "a.host" || op.Dev == "e.host" {
+			t.Errorf("an op for a shim that must not be made: %v", op)
+		}
+	}
+	if !made || !out["f.host"].usable {
+		t.Errorf("the last network's shim is not made: ops %v, verdicts %+v", ops, out)
+	}
+	if out["b.host"].waiting == "" || out["d.host"].waiting == "" || out["eno1.taken"].waiting == "" || out["e.host"].waiting == "" {
+		t.Errorf("verdicts %+v", out)
 	}
 }

@@ -9,7 +9,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go unit lint demo bench fuzz clean deps deps-demo
+.PHONY: help build test test-go unit lint demo bench fuzz mutate clean deps deps-demo
 
 # The CNI plugins: Debian installs them in /usr/lib/cni, Fedora in /usr/libexec/cni.
 CNI_PATH ?= /opt/cni/bin:/usr/lib/cni:/usr/libexec/cni
@@ -67,6 +67,9 @@ fuzz: ## run each fuzzer for 30s
 	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$p/*_test.go | cut -d' ' -f2); do \
 	    (cd $$p && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s .) || exit 1; done; done
+
+mutate: ## mutation score of the pure core (about 40 minutes; not part of test): docs/testing.md keeps the last
+	$(GO) run ./internal/dev/mutate
 
 clean: ## remove build output
 	rm -rf bin dist

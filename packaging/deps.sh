@@ -15,7 +15,8 @@
 #            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, piuparts
 #            (with adequate, which it runs), dpkg-scanpackages, ...
 #
-# DEPS_DRY_RUN=1 prints what would be installed and installs nothing.
+# DEPS_DRY_RUN=1 prints what would be installed and installs nothing;
+# DEPS_OS_RELEASE names another os-release file than /etc/os-release.
 set -eu
 
 # need: one line a requirement: what is checked, then the Debian/Ubuntu
@@ -92,13 +93,15 @@ have_cni() {
 # Commands in sbin count even when the caller's PATH lacks it.
 have_cmd() { PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1; }
 
+# DEPS_OS_RELEASE, for the tests of this script: another os-release file.
+os_release=${DEPS_OS_RELEASE:-/etc/os-release}
 os_id=
 os_like=
-if [ -r /etc/os-release ]; then
-	# shellcheck disable=SC1091
-	os_id=$(. /etc/os-release && printf '%s' "${ID:-}")
-	# shellcheck disable=SC1091
-	os_like=$(. /etc/os-release && printf '%s' "${ID_LIKE:-}")
+if [ -r "$os_release" ]; then
+	# shellcheck disable=SC1090
+	os_id=$(. "$os_release" && printf '%s' "${ID:-}")
+	# shellcheck disable=SC1090
+	os_like=$(. "$os_release" && printf '%s' "${ID_LIKE:-}")
 fi
 family=other
 for w in $os_id $os_like; do

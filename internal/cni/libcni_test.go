@@ -89,13 +89,23 @@ func TestCacheAgainstLibcni(t *testing.T) {
 // the golden configuration files: a network list Discover reads, libcni
 // reads.
 func TestConfListAgainstLibcni(t *testing.T) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*", "*", "*.conflist"))
+	paths, err := filepath.Glob(filepath.Join("testdata", "*", "*", "*.conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			continue // a directory
 		}
 		compareConfList(t, data)
+		files++
+	}
+	// The discovery cases' conflists: a glob that matched none (testdata
+	// moved) would pass without comparing anything.
+	if files < 9 {
+		t.Fatalf("compared %d conflists of testdata/*/*/*.conflist (%d paths), want the discovery cases' (at least 9)", files, len(paths))
 	}
 }
 

@@ -146,8 +146,17 @@ func (d *Daemon) newPass(k Kernel, m *marks, watch func([]string) error, now fun
 	}
 }
 
+// debugWedge: see loop.
+var debugWedge <-chan os.Signal
+
 // loop is the daemon's life after the wiring: the first pass, then one
 // per wake-up, until a signal or ctx ends it.
+//
+// The watchdog's ping comes from this loop, so that a loop stuck anywhere
+// stops it and systemd (WatchdogSec=) kills and restarts the process.
+// debugWedge is how a test proves it: nil in flatnet, so that its case
+// never runs; a build with the tag flatnet_debug_wedge (wedge_debug.go)
+// sets it, and SIGUSR2 then wedges the loop for good.
 func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k Kernel) error {
 	p := d.p
 	d.log.Info("flatnet starting", "config", cmp.Or(p.cfg.Path, "(defaults)"), "cni_conf_dir", p.cfg.CNIConfDir, "resync_interval", p.cfg.ResyncInterval)
@@ -188,6 +197,9 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 		case <-watchdog:
 			d.opts.Notifier.Watchdog()
 			continue
+		case <-debugWedge:
+			d.log.Warn("loop wedged on SIGUSR2 (a build with the tag flatnet_debug_wedge)")
+			select {}
 		}
 		d.step(retry, resync, recheck)
 	}

@@ -121,3 +121,80 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseContentPrintable: only printable ASCII is kept, space and DEL
+// being neither, and at most 128 bytes of an id.
+func TestParseContentPrintable(t *testing.T) {
+	got := ParseContent([]byte("ab c\x7fd\x1f!~\r\neth 0"))
+	if got.ContainerID != "abcd!~" || got.IfName != "eth0" {
+		t.Errorf("ParseContent = %+v", got)
+	}
+	long := strings.Repeat("a", 127) + " b" + strings.Repeat("c", 10)
+	if got := ParseContent([]byte(long)); got.ContainerID != strings.Repeat("a", 127)+"b" {
+		t.Errorf("a long id: %q", got.ContainerID)
+	}
+}
+
+// TestRangeContains: Start and End are in, the rest of the subnet is not.
+func TestRangeContains(t *testing.T) {
+	r := Range{Subnet: netip.MustParsePrefix("192.168.0.0/16"),
+		Start: netip.MustParseAddr("192.168.1.2"), End: netip.MustParseAddr("192.168.1.254")}
+	for s, want := range map[string]bool{
+		"192.168.1.2": true, "192.168.1.254": true, "192.168.1.100": true,
+		"192.168.1.1": false, "192.168.1.255": false, "192.168.0.5": false, "10.0.0.1": false,
+	} {
+		if got := r.Contains(netip.MustParseAddr(s)); got != want {
+			t.Errorf("%s.Contains(%s) = %v", r, s, got)
+		}
+	}
+}
+
+// TestRangeFromPrefixUnaligned: a prefix that ends inside a byte keeps
+// that byte's network bits.
+func TestRangeFromPrefixUnaligned(t *testing.T) {
+	for p, end := range map[string]string{
+		"10.1.16.0/20":     "10.1.31.254",
+		"10.1.16.0/16":     "10.1.255.254",
+		"fd00:0:0:a0::/59": "fd00::bf:ffff:ffff:ffff:ffff",
+	} {
+		if r := RangeFromPrefix(netip.MustParsePrefix(p)); r.End.String() != end {
+			t.Errorf("RangeFromPrefix(%s).End = %s, want %s", p, r.End, end)
+		}
+	}
+}
+
+// TestRejection: no reason is 0, the value of an address that may be
+// routed; each says itself; Explain names the subnet of a network or
+// broadcast address.
+func TestRejection(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range []Rejection{NotUnicast, NodeAddress, Gateway, NetworkOrBroadcast, OutsideRanges} {
+		if r == 0 || r.String() == "" || seen[r.String()] {
+			t.Errorf("Rejection %d: %q", int(r), r.String())
+		}
+		seen[r.String()] = true
+	}
+	if Rejection(0).String() != "" {
+		t.Errorf("Rejection(0) = %q", Rejection(0).String())
+	}
+	rs := []Range{RangeFromPrefix(netip.MustParsePrefix("10.1.0.0/24"))}
+	ip := netip.MustParseAddr("10.1.0.255")
+	if got := NetworkOrBroadcast.Explain(ip, rs); got != "the network or broadcast address of 10.1.0.0/24" {
+		t.Errorf("Explain = %q", got)
+	}
+	if got := Gateway.Explain(ip, rs); got != "the gateway" {
+		t.Errorf("Explain = %q", got)
+	}
+}
+
+// TestRejectEdges: a /31 has no network or broadcast address (RFC 3021),
+// nor has IPv6, whatever its prefix length; every address of a /31 range
+// and an IPv6 range's last one may be routed.
+func TestRejectEdges(t *testing.T) {
+	rs := []Range{RangeFromPrefix(netip.MustParsePrefix("10.9.0.0/31")), RangeFromPrefix(netip.MustParsePrefix("fd00::/16"))}
+	for _, s := range []string{"10.9.0.0", "10.9.0.1", "fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+		if got := Reject(netip.MustParseAddr(s), rs, nil); got != 0 {
+			t.Errorf("Reject(%s) = %v", s, got)
+		}
+	}
+}

@@ -80,6 +80,19 @@ func retry(f func() error) error {
 	return err
 }
 
+// linkOf is what a link dump says of l, before the sysctls and proxy
+// entries Snapshot adds for a macvlan. The master's permanent address
+// (PermMAC) is what the shim's MAC derives from on a node without a
+// machine id (reconcile.ShimSeed).
+func linkOf(l netlink.Link) reconcile.Link {
+	a := l.Attrs()
+	return reconcile.Link{
+		Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
+		Up: a.Flags&net.FlagUp != 0, LowerUp: a.RawFlags&unix.IFF_LOWER_UP != 0,
+		MTU: a.MTU, MAC: a.HardwareAddr, PermMAC: a.PermHWAddr, Alias: a.Alias,
+	}
+}
+
 // Snapshot reads every link, every address and the main routing table.
 func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 	s := &reconcile.Snapshot{}
@@ -93,11 +106,7 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		a := l.Attrs()
 		names[a.Index] = a.Name
 		k.index[a.Name] = a.Index
-		rl := reconcile.Link{
-			Index: a.Index, Name: a.Name, Kind: l.Type(), ParentIndex: a.ParentIndex,
-			Up: a.Flags&net.FlagUp != 0, LowerUp: a.RawFlags&unix.IFF_LOWER_UP != 0,
-			MTU: a.MTU, MAC: a.HardwareAddr, PermMAC: a.PermHWAddr, Alias: a.Alias,
-		}
+		rl := linkOf(l)
 		if m, ok := l.(*netlink.Macvlan); ok {
 			rl.MacvlanMode = macvlanModes[m.Mode]
 			rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"

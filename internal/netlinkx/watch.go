@@ -16,6 +16,7 @@ type Event struct {
 	Kind EventKind
 	Link string       // the link's name, for link events
 	Dst  netip.Prefix // the route's destination, for the deletion of one of ours
+	Addr netip.Addr   // AddrChanged: the address that came or went (for the tests; no decision reads it)
 	By   string       // FilterChanged: the process that changed the table, when known
 }
 
@@ -134,7 +135,8 @@ func watchOnce(ctx context.Context, events func(Event), again bool) (lost bool, 
 				// routed (hostlocal.NotUnicast) nor proxied.
 				continue
 			}
-			events(Event{Kind: AddrChanged})
+			a, _ := netip.AddrFromSlice(u.LinkAddress.IP)
+			events(Event{Kind: AddrChanged, Addr: a.Unmap()})
 		case u, ok := <-routes:
 			if !ok {
 				return true, nil

@@ -2,9 +2,12 @@ package statedir
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,10 +99,12 @@ func TestWatcherFollowsDirectoryThatAppearsLater(t *testing.T) {
 }
 
 // TestWatcherOverflow: when the kernel's inotify queue overflows, events
-// were lost: the watcher asks for every directory to be read whole. The
-// overflow is injected where fsnotify reports it (its Errors channel):
-// provoking a real one needs fs.inotify.max_queued_events, a sysctl of
-// the whole machine, which tests do not touch.
+// were lost: the watcher asks for every directory to be read whole, also
+// one that had no event. The overflow is a real one, without touching
+// fs.inotify.max_queued_events (a sysctl of the whole machine): the
+// watcher's loop starts only once more events than the kernel queues were
+// made, and the test reads what fsnotify reports on its way to the loop,
+// so that an overflow is told apart from any other error of the watch.
 func TestWatcherOverflow(t *testing.T) {
 	root := t.TempDir()
 	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
@@ -108,11 +113,80 @@ func TestWatcherOverflow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w, ch := startWatcher(t, a, b)
-	// The new watches announce their directories, in no set order.
+	max, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := strconv.Atoi(strings.TrimSpace(string(max)))
+	if err != nil || queued > 1<<20 {
+		t.Fatalf("fs.inotify.max_queued_events %q: %v", max, err)
+	}
+	ch := make(chan note, 1000)
+	w, err := NewWatcher(func(d, n string) { ch <- note{d, n} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Set([]string{a, b}); err != nil {
+		t.Fatal(err)
+	}
 	waitAll(t, ch, "the new watches", note{a, ""}, note{b, ""})
-	w.fs.Errors <- fsnotify.ErrEventOverflow
-	waitAll(t, ch, "after an overflow", note{a, ""}, note{b, ""})
+
+	// Nothing reads fsnotify's events yet: its reader blocks on the first,
+	// and the kernel's queue fills up, then overflows.
+	for i := range queued + 100 {
+		f, err := os.Create(filepath.Join(a, strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	errs := make(chan error, 10)
+	inner := w.fs.Errors
+	outer := make(chan error)
+	w.fs.Errors = outer
+	go func() {
+		for err := range inner {
+			errs <- err
+			outer <- err
+		}
+		close(outer)
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.Run(ctx)
+
+	// The loop reports each event it got before the overflow; only the
+	// overflow's rereading brings (b, ""). Drained until the test ends.
+	readB := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case n := <-ch:
+				if n == (note{b, ""}) {
+					select {
+					case <-readB:
+					default:
+						close(readB)
+					}
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, fsnotify.ErrEventOverflow) {
+			t.Fatalf("the watch reported %v, want the kernel's queue overflow", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no overflow reported")
+	}
+	select {
+	case <-readB:
+	case <-time.After(10 * time.Second):
+		t.Fatal("after the overflow, b (no event of its own) was not read again")
+	}
 }
 
 // waitAll returns once every note in want has arrived, in any order; it

@@ -1016,11 +1016,11 @@ func faultIPReused(t *testing.T) {
 	running(t, f.fn)
 }
 
-// 1,000 allocations and releases interleaved at random (for at most 30 s),
+// 1,000 allocations and releases interleaved at random (about 25 s here),
 // with real pods coming and going among them: flatnet converges to exactly
 // the set of files, no route leaked or missing.
 func faultChurn(t *testing.T) {
-	testenv.SkipShort(t, "30 s of churn")
+	testenv.SkipShort(t, "about 25 s of churn")
 	r := lab.SeedRange()
 	r.RangeEnd = netip.MustParseAddr("192.168.3.254")
 	f := newFaultLab(t, lab.Options{Ranges: []lab.Range{r}}, "", 1)
@@ -1034,7 +1034,8 @@ func faultChurn(t *testing.T) {
 	var pods []*lab.Pod
 	allocs, releases, podOps := 0, 0, 0
 	start := time.Now()
-	for step := 1; allocs < 1000 && time.Since(start) < 30*time.Second; step++ {
+	// A count, not a time: a slower machine takes longer over the same work.
+	for step := 1; allocs < 1000; step++ {
 		// Random pacing is the workload under test, not a wait for anything.
 		time.Sleep(time.Duration(rand.N(20)) * time.Millisecond)
 		switch {

@@ -120,6 +120,9 @@ func faultChangeFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	reachable(t, l, p1, 3*deadline)
+	// Not the resync timer's work (an hour away): the debug line of the
+	// pass that routed the pod says why it ran.
+	notResync(t, fn, fmt.Sprintf("route %s/32 dev %s added", p1.IP, shim))
 	if got := mustMAC(t, l, l.Node, shim); !bytes.Equal(got, mac) {
 		t.Errorf("the shim came up with MAC %s, want %s", got, mac)
 	}
@@ -193,7 +196,19 @@ func faultChangeFailedRetried(t *testing.T) {
 	// Nothing flatnet follows has changed: only a retry can do it. The back-
 	// off is a second per failure so far, hence the longer safety deadline.
 	waitFor(t, 6*deadline, "a retry configures the shim", arpFilter)
-	waitLog(t, fn, "shim "+l.Master+".host configured", deadline)
+	notResync(t, fn, "shim "+l.Master+".host configured")
 	reachable(t, l, p1, deadline)
 	running(t, fn)
+}
+
+// notResync fails the test when the pass that logged change ran for the
+// resync timer: with resync_interval "1h", only a retry (why "retry", or
+// "failed changes", the first reason a failed pass leaves for the next)
+// can have made it.
+func notResync(t testing.TB, p *lab.Process, change string) {
+	t.Helper()
+	pass := passAfter(t, p, change)
+	if !strings.Contains(pass, "why=retry") && !strings.Contains(pass, `why="failed changes"`) {
+		t.Errorf("%q was made by a pass that did not run for a retry: %s", change, pass)
+	}
 }

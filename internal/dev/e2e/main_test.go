@@ -53,8 +53,8 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// build compiles cmd/flatnet.
-func build(out string) error {
+// build compiles cmd/flatnet, with the build flags given.
+func build(out string, flags ...string) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		if root := os.Getenv("GOROOT"); root != "" {
@@ -63,7 +63,7 @@ func build(out string) error {
 			return fmt.Errorf("no go tool to build flatnet: %w", err)
 		}
 	}
-	cmd := exec.Command(goTool, "build", "-o", out, "github.com/flatnet/flatnet/cmd/flatnet")
+	cmd := exec.Command(goTool, append(append([]string{"build"}, flags...), "-o", out, "github.com/flatnet/flatnet/cmd/flatnet")...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {

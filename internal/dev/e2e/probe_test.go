@@ -116,6 +116,13 @@ func (p *prober) send() {
 	}
 }
 
+// count is how many requests were sent so far.
+func (p *prober) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sent)
+}
+
 // settle stops sending, waits until every request sent since from (the
 // zero time: since the start) has its reply or timeout passed (a safety
 // net: a reply that comes late is not lost), and returns how many of those

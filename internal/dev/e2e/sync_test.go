@@ -66,9 +66,9 @@ func readSince(t testing.TB, l *lab.Lab, w *lab.RouteWatch) {
 }
 
 // flatnetMachineID is the machine id the lab's flatnet reads, which seeds
-// its shims' MACs: the lab's own, else this machine's.
+// its shims' MACs: the lab's own, none, else this machine's.
 func flatnetMachineID(l *lab.Lab) string {
-	if l.Opts.MachineID != "" {
+	if l.Opts.MachineID != "" || l.Opts.NoMachineID {
 		return l.Opts.MachineID
 	}
 	return sd.MachineID()

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,21 +13,37 @@ import (
 	"github.com/flatnet/flatnet/internal/dev/lab"
 )
 
-// TestDemo runs `flatnet-lab demo` (what `make demo` runs) with a freshly
-// built flatnet: it succeeds, and its story holds: before flatnet the node
-// cannot reach its pod, with flatnet it can. The same with --manual, the
-// seed's fix by hand, which reaches the pods over IPv4 only.
+// TestDemo runs `make demo` as a user would (its dependency check, the
+// build, `flatnet-lab demo`), with the binary built into a directory of
+// the test's (BIN=): it succeeds, and its story holds: before flatnet the
+// node cannot reach its pod, with flatnet it can. Then `flatnet-lab demo
+// --manual`, the seed's fix by hand, which reaches the pods over IPv4
+// only, in-process.
 func TestDemo(t *testing.T) {
 	lab.Require(t)
 	bin := filepath.Join(t.TempDir(), "flatnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/flatnet/flatnet/cmd/flatnet").CombinedOutput(); err != nil {
-		t.Fatalf("building flatnet: %v\n%s", err, out)
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, manual := range []bool{false, true} {
 		var out bytes.Buffer
-		code := demo(&out, bin, manual, nil)
+		code := 0
+		if manual {
+			code = demo(&out, bin, manual, nil)
+		} else {
+			cmd := exec.Command("make", "--no-print-directory", "-C", root, "demo", "BIN="+bin)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Run(); err != nil {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) {
+					t.Fatalf("make demo: %v", err)
+				}
+				code = ee.ExitCode()
+			}
+		}
 		s := out.String()
-		t.Logf("flatnet-lab demo (manual %v), exit %d:\n%s", manual, code, s)
+		t.Logf("demo (manual %v), exit %d:\n%s", manual, code, s)
 		if code != 0 || !strings.Contains(s, "all steps behaved as expected") {
 			t.Errorf("demo (manual %v) exited %d", manual, code)
 		}

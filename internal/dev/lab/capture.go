@@ -1,14 +1,18 @@
 package lab
 
 import (
-	"bytes"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,10 +56,10 @@ func (f Frame) String() string {
 
 // Capture records every frame a device of a lab namespace receives or
 // sends, from the moment StartCapture returns until Close: the LAN's view
-// of the wire. Frames are kept in memory; a test captures seconds, not
-// hours.
+// of the wire, or a node's device's. Frames are kept in memory; a test
+// captures seconds, not hours.
 type Capture struct {
-	fd   int
+	conn *packet.Conn
 	done chan struct{}
 	wg   sync.WaitGroup
 
@@ -63,8 +67,8 @@ type Capture struct {
 	frames []Frame
 }
 
-// StartCapture opens a packet socket on dev in ns. The lab closes it with
-// everything else; Close stops it earlier.
+// StartCapture opens a packet socket (every EtherType) on dev in ns. The
+// lab closes it with everything else; Close stops it earlier.
 func (l *Lab) StartCapture(ns, dev string) (*Capture, error) {
 	c := &Capture{done: make(chan struct{})}
 	err := l.Do(ns, func() error {
@@ -72,17 +76,16 @@ func (l *Lab) StartCapture(ns, dev string) (*Capture, error) {
 		if err != nil {
 			return err
 		}
-		c.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		c.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
 		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
+			return err
 		}
-		if err := unix.Bind(c.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			unix.Close(c.fd)
-			return fmt.Errorf("binding the packet socket to %s: %w", dev, err)
+		// Frames come in bursts (a node reaching new pods); the kernel
+		// keeps them until read.
+		if rc, err := c.conn.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20) })
 		}
-		_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-		return unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("capturing on %s in %s: %w", dev, ns, err)
@@ -94,20 +97,34 @@ func (l *Lab) StartCapture(ns, dev string) (*Capture, error) {
 	return c, nil
 }
 
+// read records frames until the capture stops. It reads through the
+// socket's raw connection, as packet.Conn.ReadFrom does, for the packet
+// type (PACKET_OUTGOING) that ReadFrom leaves out.
 func (c *Capture) read() {
 	defer c.wg.Done()
-	buf := make([]byte, 2048)
+	rc, err := c.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 1<<16)
 	for {
-		select {
-		case <-c.done:
-			return
-		default:
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return !errors.Is(rerr, unix.EAGAIN)
+		})
+		if err != nil {
+			return // closed
 		}
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if err != nil || n < 14 {
-			continue // timeout, EINTR, runt
+		if rerr != nil || n < 14 {
+			continue // EINTR, a runt
 		}
-		f := parseFrame(buf[:n])
+		f, ok := parseFrame(buf[:n])
+		if !ok {
+			continue
+		}
 		f.At = time.Now()
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
 			f.Out = ll.Pkttype == unix.PACKET_OUTGOING
@@ -118,31 +135,39 @@ func (c *Capture) read() {
 	}
 }
 
-// parseFrame reads an Ethernet frame (without VLAN tags).
-func parseFrame(b []byte) Frame {
-	f := Frame{Dst: net.HardwareAddr(bytes.Clone(b[0:6])), Src: net.HardwareAddr(bytes.Clone(b[6:12])), Type: binary.BigEndian.Uint16(b[12:14])}
-	p := b[14:]
-	switch f.Type {
-	case unix.ETH_P_ARP:
-		// htype(2) ptype(2) hlen(1) plen(1) op(2) sha(6) spa(4) tha(6) tpa(4)
-		if len(p) >= 28 && p[4] == 6 && p[5] == 4 {
-			f.ARPOp = binary.BigEndian.Uint16(p[6:8])
-			f.ARPSender = netip.AddrFrom4([4]byte(p[14:18]))
-			f.ARPTarget = netip.AddrFrom4([4]byte(p[24:28]))
+// parseFrame reads an Ethernet frame (with mdlayher/ethernet, which also
+// takes VLAN tags off), and ARP and neighbour discovery in it (with
+// mdlayher/arp and mdlayher/ndp).
+func parseFrame(b []byte) (Frame, bool) {
+	var e ethernet.Frame
+	if err := e.UnmarshalBinary(b); err != nil {
+		return Frame{}, false
+	}
+	f := Frame{Src: e.Source, Dst: e.Destination, Type: uint16(e.EtherType)}
+	switch e.EtherType {
+	case ethernet.EtherTypeARP:
+		var p arp.Packet
+		if p.UnmarshalBinary(e.Payload) == nil {
+			f.ARPOp, f.ARPSender, f.ARPTarget = uint16(p.Operation), p.SenderIP, p.TargetIP
 		}
-	case unix.ETH_P_IPV6:
-		// A fixed header then ICMPv6 directly (neighbour discovery carries
-		// no extension headers).
-		if len(p) >= 40+4 && p[6] == unix.IPPROTO_ICMPV6 {
-			f.IP6Src = netip.AddrFrom16([16]byte(p[8:24]))
-			icmp := p[40:]
-			f.ICMP6Type = icmp[0]
-			if (f.ICMP6Type == 135 || f.ICMP6Type == 136) && len(icmp) >= 24 {
-				f.NDTarget = netip.AddrFrom16([16]byte(icmp[8:24]))
+	case ethernet.EtherTypeIPv6:
+		h, err := ipv6.ParseHeader(e.Payload)
+		if err != nil || h.NextHeader != unix.IPPROTO_ICMPV6 || len(e.Payload) < ipv6.HeaderLen+4 {
+			break // neighbour discovery carries no extension headers
+		}
+		f.IP6Src, _ = netip.AddrFromSlice(h.Src)
+		icmp := e.Payload[ipv6.HeaderLen:]
+		f.ICMP6Type = icmp[0]
+		if m, err := ndp.ParseMessage(icmp); err == nil {
+			switch m := m.(type) {
+			case *ndp.NeighborSolicitation:
+				f.NDTarget = m.TargetAddress
+			case *ndp.NeighborAdvertisement:
+				f.NDTarget = m.TargetAddress
 			}
 		}
 	}
-	return f
+	return f, true
 }
 
 // Frames returns the frames seen so far that match keep (all of them with
@@ -169,6 +194,7 @@ func (c *Capture) stop() error {
 	default:
 	}
 	close(c.done)
+	err := c.conn.Close()
 	c.wg.Wait()
-	return unix.Close(c.fd)
+	return err
 }

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -78,19 +79,34 @@ func (l *Lab) StartFlatnet(binary string) (*Process, error) {
 	return l.start(l.Node, "flatnet", wrap, abs, "run", "--config", l.FlatnetConfigPath())
 }
 
+// productUUID is the firmware's machine id, which flatnet reads when
+// /etc/machine-id is empty.
+const productUUID = "/sys/class/dmi/id/product_uuid"
+
 // machineIDWrap returns the command that runs its arguments with
-// Options.MachineID as /etc/machine-id, nil without one: unshare(1) makes a
-// private mount namespace for that process alone, in which <Dir>/machine-id
-// is bind-mounted over /etc/machine-id before the command is exec'd in
-// place. The host's /etc/machine-id is never written.
+// Options.MachineID as /etc/machine-id, or with none (Options.NoMachineID),
+// nil without either: unshare(1) makes a private mount namespace for that
+// process alone, in which <Dir>/machine-id is bind-mounted over
+// /etc/machine-id (and, empty, over productUUID where it exists) before
+// the command is exec'd in place. The host's files are never written.
 func (l *Lab) machineIDWrap() ([]string, error) {
-	if l.Opts.MachineID == "" {
+	if l.Opts.MachineID == "" && !l.Opts.NoMachineID {
 		return nil, nil
 	}
+	if l.Opts.MachineID != "" && l.Opts.NoMachineID {
+		return nil, errors.New("lab: Options.MachineID and NoMachineID together")
+	}
+	content := ""
+	if l.Opts.MachineID != "" {
+		content = l.Opts.MachineID + "\n"
+	}
 	f := filepath.Join(l.Dir, "machine-id")
-	if err := writeFileAtomic(f, []byte(l.Opts.MachineID+"\n")); err != nil {
+	if err := writeFileAtomic(f, []byte(content)); err != nil {
 		return nil, err
 	}
-	return []string{"unshare", "--mount", "--propagation", "private",
-		"sh", "-c", `mount --bind "$0" /etc/machine-id && exec "$@"`, f}, nil
+	script := `mount --bind "$0" /etc/machine-id && exec "$@"`
+	if l.Opts.NoMachineID {
+		script = `mount --bind "$0" /etc/machine-id && { ! test -e ` + productUUID + ` || mount --bind "$0" ` + productUUID + `; } && exec "$@"`
+	}
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, f}, nil
 }

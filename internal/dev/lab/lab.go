@@ -105,6 +105,12 @@ type Options struct {
 	// mount namespace of that process only (the host's file is never
 	// touched), so that nodes of one machine get different shim MACs.
 	MachineID string
+	// NoMachineID makes StartFlatnet's flatnet find no machine id at all,
+	// as on a node whose image left /etc/machine-id empty: an empty file
+	// of the lab is bind-mounted over /etc/machine-id (and over the
+	// firmware's /sys/class/dmi/id/product_uuid, where there is one) in a
+	// private mount namespace of that process only. Not with MachineID.
+	NoMachineID bool
 
 	// TempDir is where the lab's directory is made. Default os.TempDir().
 	TempDir string

@@ -132,23 +132,38 @@ func TestStalePID(t *testing.T) {
 	}
 }
 
-func TestARPReply(t *testing.T) {
+// TestParseFrame: an ARP reply and a neighbour solicitation, as a
+// capture reads them.
+func TestParseFrame(t *testing.T) {
 	f := make([]byte, 42)
 	copy(f[12:], []byte{0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2})
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 5}
+	copy(f[6:], mac)
 	copy(f[22:], mac)
 	copy(f[28:], []byte{192, 168, 0, 5})
 	copy(f[38:], []byte{192, 168, 0, 1})
-	got, ok := arpReply(f, [4]byte{192, 168, 0, 5}, [4]byte{192, 168, 0, 1})
-	if !ok || got.String() != mac.String() {
-		t.Errorf("arpReply = %v, %v", got, ok)
+	got, ok := parseFrame(f)
+	if !ok || got.ARPOp != 2 || got.ARPSender.String() != "192.168.0.5" || got.ARPTarget.String() != "192.168.0.1" || got.Src.String() != mac.String() {
+		t.Errorf("parseFrame = %+v, %v", got, ok)
 	}
-	if _, ok := arpReply(f, [4]byte{192, 168, 0, 6}, [4]byte{192, 168, 0, 1}); ok {
-		t.Error("reply for another address accepted")
+	if _, ok := parseFrame(f[:10]); ok {
+		t.Error("a runt was taken")
 	}
-	f[21] = 1 // a request
-	if _, ok := arpReply(f, [4]byte{192, 168, 0, 5}, [4]byte{192, 168, 0, 1}); ok {
-		t.Error("request taken as a reply")
+
+	ip6 := make([]byte, 14+40)
+	copy(ip6[12:], []byte{0x86, 0xdd, 0x60})
+	ip6[14+4+1] = 32 // payload length
+	ip6[14+6] = 58   // ICMPv6
+	ip6[14+7] = 255
+	src := netip.MustParseAddr("fe80::1").As16()
+	copy(ip6[14+8:], src[:])
+	ns := []byte{135, 0, 0, 0, 0, 0, 0, 0}
+	tgt := netip.MustParseAddr("fd00::5").As16()
+	ns = append(ns, tgt[:]...)
+	ns = append(ns, 1, 1, 2, 0, 0, 0, 0, 1)
+	got, ok = parseFrame(append(ip6, ns...))
+	if !ok || got.ICMP6Type != 135 || got.NDTarget.String() != "fd00::5" || got.IP6Src.String() != "fe80::1" {
+		t.Errorf("parseFrame = %+v, %v", got, ok)
 	}
 }
 

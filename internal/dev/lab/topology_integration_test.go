@@ -133,4 +133,24 @@ func TestMachineID(t *testing.T) {
 	if err != nil || string(after) != string(before) {
 		t.Errorf("the host's /etc/machine-id changed: %q -> %q (%v)", before, after, err)
 	}
+
+	// Options.NoMachineID: the process reads nothing from either file.
+	l = NewT(t, Options{NoMachineID: true})
+	if wrap, err = l.machineIDWrap(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = l.start(l.Node, "nomid", wrap, "sh", "-c", `cat /etc/machine-id; ! test -e `+productUUID+` || cat `+productUUID+`; echo end`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, p.Log())
+	}
+	if got := strings.TrimSpace(p.Log()); got != "end" {
+		t.Errorf("a process without a machine id read %q", got)
+	}
+	after, err = os.ReadFile("/etc/machine-id")
+	if err != nil || string(after) != string(before) {
+		t.Errorf("the host's /etc/machine-id changed: %q -> %q (%v)", before, after, err)
+	}
 }

@@ -22,64 +22,78 @@ import (
 )
 
 // The guard section measures what each lan_guard costs the node's own
-// traffic: a dual-stack lab like the seed's (so that the shim guard has
-// its ingress chain too), one pod, flatnet started with each guard in turn
-// and stopped again (on_stop keep: what it set up stays, and flatnet does
-// not run during a measurement), then iperf3:
+// traffic, in a dual-stack lab like the seed's (so that the shim guard has
+// its ingress chain too) with one pod, in two parts.
 //
-//   - the node to the LAN host (the LAN namespace's bridge), UDP with
-//     64-byte payloads as fast as one sender goes, and TCP, one stream:
-//     the traffic every frame of which an egress filter on the master
-//     sees;
-//   - the pod to the node and the node to the pod, UDP 64 bytes: the
-//     traffic through the shim, the shim guard's ingress chain sees the
-//     first.
+// Rates. flatnet is started with each lan_guard in turn and stopped again
+// (on_stop keep: what it set up stays, and flatnet does not run during a
+// measurement); then iperf3 from the node to the LAN host (the LAN
+// namespace's bridge): UDP with 64-byte payloads as fast as one sender
+// goes, and TCP, one stream, the traffic every frame of which an egress
+// filter on the master sees. Rounds interleave the guards (each round
+// starts with another), and each guard's rate is compared with off's of
+// the same round: the ratios' median and spread are what the table says.
+// Rates are what the node got, and on a machine shared with other work
+// they move with that work.
 //
-// Rounds interleave the guards (each round starts with another), and each
-// guard's figure is compared with off's of the same round: the ratios'
-// median and spread are what the table says. The sender's CPU per packet
-// comes from iperf3's own account (its process, user and system, which on
-// a veth includes the receiving side's work done in its context).
-//
-// Then the cost per packet on a NIC that costs nothing itself: a veth
-// whose peer is down (the kernel drops the packet as soon as the driver
-// gets it), in a namespace of its own, with the very rules flatnet writes
-// (reconcile's scripts), a UDP sender in this process measuring its own
-// thread's CPU time per packet. A real NIC's driver costs more per packet
-// than that, and less than a veth, whose transmit runs the whole receive
-// side: its ratio lies between the two.
+// CPU per packet. The rules flatnet writes (reconcile's own scripts, the
+// guard's chains as flatnet makes them) are put in place and taken out
+// again in quick turns, and between turns a UDP sender of this process
+// sends 64-byte datagrams for a slice of time to a socket nobody reads
+// (the kernel drops them at its full receive queue: no ICMP back), timing
+// its own thread's CPU: what each packet costs, the receiving side's work
+// included on a veth (the kernel runs it in the sender's context). Waiting
+// for a CPU does not count in it, and the turns are short, so the guards
+// compared in one turn saw the same machine: each turn's ratio to off is
+// what the table summarises, with the quartiles. Besides off, the egress
+// filter and the shim guard, an empty egress chain on the master: what a
+// hook costs that is there but has nothing to do. From the node to the LAN
+// host; from the pod to the node and back, the traffic through the shim;
+// and on a NIC that costs nothing itself: a veth whose peer is down (the
+// kernel drops the packet as soon as the driver gets it), in a namespace
+// of its own. A real NIC's driver costs more per packet than that, and
+// less than a veth, whose transmit runs the whole receive side: a hook's
+// share of a real NIC's packet lies between the two.
 
-// guardModes are the lan_guard values measured, in the table's order.
+// guardModes are the lan_guard values whose rates are measured, in the
+// table's order.
 var guardModes = []string{"off", "address", "filter", "shim"}
 
-// guardTrafficKinds are the traffics measured with iperf3, in the
-// table's order.
-var guardTrafficKinds = []string{"lan-udp", "lan-tcp", "pod-node-udp", "node-pod-udp"}
+// cpuModes are the rule sets of the CPU measurements, in the table's
+// order: none, the egress filter, an empty egress chain on the master, the
+// shim guard.
+var cpuModes = []string{"off", "filter", "empty", "shim"}
 
-// guardRun is one iperf3 measurement.
-type guardRun struct {
-	rate    float64 // packets/s (UDP) or bits/s (TCP)
-	nsPerPk float64 // the sender's CPU per packet, UDP only
-}
+// rateKinds are the traffics whose rates are measured; cpuKinds those whose
+// CPU per packet is.
+var (
+	rateKinds = []string{"lan-udp", "lan-tcp"}
+	cpuKinds  = []string{"lan", "pod-node", "node-pod", "sink"}
+)
+
+// sinkPort is where the datagrams of the CPU measurements go: a socket
+// bound there, never read, on the receiving side.
+const sinkPort = 9999
 
 // guardResults are the guard section's measurements.
 type guardResults struct {
-	rounds int
-	secs   int
-	// runs are the iperf3 figures by traffic kind, mode, round.
-	runs map[string]map[string][]guardRun
-	// sink are the CPU ns per packet on the NIC that drops everything, by
-	// mode, round.
-	sink  map[string][]float64
-	notes []string
+	rounds, secs int
+	turns        int
+	slice        time.Duration
+	// rates are the iperf3 figures (packets/s, bits/s) by traffic kind,
+	// lan_guard, round.
+	rates map[string]map[string][]float64
+	// cpu are the CPU ns per packet by traffic kind, rule set, turn.
+	cpu map[string]map[string][]float64
 }
 
-// guardConfig is how much the guard section measures.
-func (b *bench) guardConfig() (rounds, secs int, sinkTime time.Duration) {
+// guardConfig is how much the guard section measures: rounds of rates,
+// iperf3's seconds; turns of CPU, and each turn's slice of sending.
+func (b *bench) guardConfig() (rounds, secs, turns int, slice time.Duration) {
 	if b.cfg.quick {
-		return 3, 1, 300 * time.Millisecond
+		return 2, 1, 12, 50 * time.Millisecond
 	}
-	return 7, 2, time.Second
+	return 5, 2, 60, 100 * time.Millisecond
 }
 
 // guardCost runs the guard section.
@@ -87,13 +101,16 @@ func (b *bench) guardCost() (err error) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		return errors.New("iperf3 not found (packaging/deps.sh test installs it; Debian: apt install iperf3)")
 	}
-	rounds, secs, sinkTime := b.guardConfig()
-	res := &guardResults{rounds: rounds, secs: secs, runs: map[string]map[string][]guardRun{}, sink: map[string][]float64{}}
-	for _, k := range guardTrafficKinds {
-		res.runs[k] = map[string][]guardRun{}
+	rounds, secs, turns, slice := b.guardConfig()
+	res := &guardResults{rounds: rounds, secs: secs, turns: turns, slice: slice,
+		rates: map[string]map[string][]float64{}, cpu: map[string]map[string][]float64{}}
+	for _, k := range rateKinds {
+		res.rates[k] = map[string][]float64{}
+	}
+	for _, k := range cpuKinds {
+		res.cpu[k] = map[string][]float64{}
 	}
 	b.res.guard = res
-	b.progressf("guard: what each lan_guard costs the node's own traffic, %d rounds of %s", rounds, strings.Join(guardModes, ", "))
 	l, err := lab.New(lab.Options{
 		TempDir: b.cfg.tmpDir,
 		Ranges: []lab.Range{lab.SeedRange(), {
@@ -110,39 +127,35 @@ func (b *bench) guardCost() (err error) {
 	if err != nil {
 		return err
 	}
-	lanSrv, err := l.Start(l.LAN, "iperf3-lan", "iperf3", "-s", "-p", "5201")
+	srv, err := l.Start(l.LAN, "iperf3-lan", "iperf3", "-s", "-p", "5201")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = lanSrv.Close() }()
-	podSrv, err := l.Start(pod.NS, "iperf3-pod", "iperf3", "-s", "-p", "5201")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = podSrv.Close() }()
-	nodeSrv, err := l.Start(l.Node, "iperf3-node", "iperf3", "-s", "-p", "5201")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = nodeSrv.Close() }()
-	time.Sleep(200 * time.Millisecond) // the servers listen
+	defer func() { _ = srv.Close() }()
+	time.Sleep(200 * time.Millisecond) // the server listens
+
+	b.progressf("guard: the node's rates to the LAN under each lan_guard, %d rounds of %s", rounds, strings.Join(guardModes, ", "))
 	for r := range rounds {
 		for i := range guardModes {
 			mode := guardModes[(i+r)%len(guardModes)]
 			if err := b.guardMode(l, mode); err != nil {
 				return fmt.Errorf("lan_guard %s: %w", mode, err)
 			}
-			for _, k := range guardTrafficKinds {
-				run, err := guardIperf(l, pod, k, secs)
+			for _, k := range rateKinds {
+				v, err := iperfRate(l, k == "lan-udp", secs)
 				if err != nil {
 					return fmt.Errorf("lan_guard %s, %s: %w", mode, k, err)
 				}
-				res.runs[k][mode] = append(res.runs[k][mode], run)
+				res.rates[k][mode] = append(res.rates[k][mode], v)
 			}
 		}
-		b.progressf("guard: round %d of %d done", r+1, rounds)
 	}
-	return b.guardSink(l, rounds, sinkTime)
+	// What flatnet left (the last guard's) goes: the CPU part puts each
+	// rule set in place itself.
+	if err := b.guardMode(l, "off"); err != nil {
+		return err
+	}
+	return b.guardCPU(l, pod)
 }
 
 // guardMode starts flatnet in l with lan_guard = mode, waits until the
@@ -200,35 +213,22 @@ type iperfOut struct {
 		SumReceived struct {
 			BitsPerSecond float64 `json:"bits_per_second"`
 		} `json:"sum_received"`
-		CPU struct {
-			HostTotal float64 `json:"host_total"`
-		} `json:"cpu_utilization_percent"`
 	} `json:"end"`
 	Error string `json:"error"`
 }
 
-// guardIperf runs one iperf3 test of kind for secs seconds.
-func guardIperf(l *lab.Lab, pod *lab.Pod, kind string, secs int) (guardRun, error) {
-	var ns, dst string
-	udp := true
-	switch kind {
-	case "lan-udp":
-		ns, dst = l.Node, l.Gateway.String()
-	case "lan-tcp":
-		ns, dst, udp = l.Node, l.Gateway.String(), false
-	case "pod-node-udp":
-		ns, dst = pod.NS, l.NodeIP.String()
-	case "node-pod-udp":
-		ns, dst = l.Node, pod.IP.String()
-	}
-	argv := []string{"iperf3", "-c", dst, "-p", "5201", "-t", strconv.Itoa(secs), "-J"}
+// iperfRate runs iperf3 from the node to the LAN host for secs seconds:
+// UDP (64-byte payloads, as fast as it goes; packets/s sent) or TCP, one
+// stream (bits/s received).
+func iperfRate(l *lab.Lab, udp bool, secs int) (float64, error) {
+	argv := []string{"iperf3", "-c", l.Gateway.String(), "-p", "5201", "-t", strconv.Itoa(secs), "-J"}
 	if udp {
 		argv = append(argv, "-u", "-l", "64", "-b", "0")
 	}
 	var out string
 	var err error
-	for try := 0; try < 3; try++ { // a server still busy with the last test refuses the next for a moment
-		if out, err = l.Exec(ns, argv...); err == nil {
+	for range 3 { // a server still busy with the last test refuses the next for a moment
+		if out, err = l.Exec(l.Node, argv...); err == nil {
 			break
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -236,21 +236,18 @@ func guardIperf(l *lab.Lab, pod *lab.Pod, kind string, secs int) (guardRun, erro
 	var o iperfOut
 	i := strings.Index(out, "{")
 	if i < 0 {
-		return guardRun{}, fmt.Errorf("iperf3 %s: %v: %s", strings.Join(argv[1:], " "), err, strings.TrimSpace(out))
+		return 0, fmt.Errorf("iperf3 %s: %v: %s", strings.Join(argv[1:], " "), err, strings.TrimSpace(out))
 	}
 	if jerr := json.Unmarshal([]byte(out[i:]), &o); jerr != nil || o.Error != "" {
-		return guardRun{}, fmt.Errorf("iperf3 %s: %v %v %s", strings.Join(argv[1:], " "), err, jerr, o.Error)
+		return 0, fmt.Errorf("iperf3 %s: %v %v %s", strings.Join(argv[1:], " "), err, jerr, o.Error)
 	}
 	if !udp {
-		return guardRun{rate: o.End.SumReceived.BitsPerSecond}, nil
+		return o.End.SumReceived.BitsPerSecond, nil
 	}
 	if o.End.Sum.Packets == 0 || o.End.Sum.Seconds == 0 {
-		return guardRun{}, fmt.Errorf("iperf3 %s: no packets", strings.Join(argv[1:], " "))
+		return 0, fmt.Errorf("iperf3 %s: no packets", strings.Join(argv[1:], " "))
 	}
-	return guardRun{
-		rate:    o.End.Sum.Packets / o.End.Sum.Seconds,
-		nsPerPk: o.End.CPU.HostTotal / 100 * o.End.Sum.Seconds * 1e9 / o.End.Sum.Packets,
-	}, nil
+	return o.End.Sum.Packets / o.End.Sum.Seconds, nil
 }
 
 // The NIC that costs nothing: a veth in a namespace of its own, its peer
@@ -261,10 +258,35 @@ const (
 	sinkDst  = "10.254.0.9"
 )
 
-// guardSink measures the CPU per packet of a UDP sender through the NIC
-// that drops what it gets, with each guard's rules on it, interleaved.
-func (b *bench) guardSink(l *lab.Lab, rounds int, each time.Duration) error {
-	ns, err := l.NewNamespace("sink")
+// ruleSets are the nft(8) texts that put each of cpuModes in place on a
+// node whose master is master and whose shim, shim, has MAC mac: the rules
+// flatnet writes, from its own scripts.
+func ruleSets(master, shim, mac string) map[string]string {
+	return map[string]string{
+		"off":    "flush ruleset",
+		"filter": "flush ruleset; " + nftText(reconcile.FilterScript([]reconcile.Drop{{Master: master, MAC: mac}})),
+		"empty":  fmt.Sprintf(`flush ruleset; table netdev flatnet { chain %[1]s { type filter hook egress device "%[1]s" priority filter; }; }`, master),
+		"shim":   "flush ruleset; " + nftText(reconcile.ProbeScript([]string{shim})) + "; " + nftText(reconcile.FilterScript(nil, shim)),
+	}
+}
+
+// guardCPU measures the CPU per packet of each traffic of cpuKinds under
+// each rule set, in turns.
+func (b *bench) guardCPU(l *lab.Lab, pod *lab.Pod) error {
+	g := b.res.guard
+	shim := l.Master + ".host"
+	mac, err := l.MAC(l.Node, shim)
+	if err != nil {
+		return err
+	}
+	for _, ns := range []string{l.LAN, l.Node, pod.NS} {
+		fd, err := sinkSocket(l, ns)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+	}
+	sink, err := l.NewNamespace("sink")
 	if err != nil {
 		return err
 	}
@@ -276,45 +298,50 @@ func (b *bench) guardSink(l *lab.Lab, rounds int, each time.Duration) error {
 		{"ip", "link", "add", sinkShim, "link", sinkNIC, "type", "macvlan", "mode", "bridge"},
 		{"ip", "link", "set", sinkShim, "up"},
 	} {
-		if _, err := l.Exec(ns, c...); err != nil {
+		if _, err := l.Exec(sink, c...); err != nil {
 			return err
 		}
 	}
-	mac, err := l.MAC(ns, sinkShim)
+	sinkMAC, err := l.MAC(sink, sinkShim)
 	if err != nil {
 		return err
 	}
-	// The rules flatnet writes, as its own scripts print them.
-	scripts := map[string][]string{
-		"filter": {reconcile.FilterScript([]reconcile.Drop{{Master: sinkNIC, MAC: mac.String()}})},
-		"shim":   {reconcile.ProbeScript([]string{sinkShim}), reconcile.FilterScript(nil, sinkShim)},
+	type traffic struct {
+		rulesNS, from string
+		dst           netip.AddrPort
+		rules         map[string]string
 	}
-	sinkModes := []string{"off", "filter", "shim"}
-	b.progressf("guard: CPU per packet on a NIC that drops what it gets, %d rounds of %s", rounds, strings.Join(sinkModes, ", "))
-	// One untimed run warms the path.
-	if _, err := sinkSend(l, ns, each/4); err != nil {
-		return err
+	node := ruleSets(l.Master, shim, mac.String())
+	traffics := map[string]traffic{
+		"lan":      {l.Node, l.Node, netip.AddrPortFrom(l.Gateway, sinkPort), node},
+		"pod-node": {l.Node, pod.NS, netip.AddrPortFrom(l.NodeIP, sinkPort), node},
+		"node-pod": {l.Node, l.Node, netip.AddrPortFrom(pod.IP, sinkPort), node},
+		"sink":     {sink, sink, netip.AddrPortFrom(netip.MustParseAddr(sinkDst), 9), ruleSets(sinkNIC, sinkShim, sinkMAC.String())},
 	}
-	for r := range rounds {
-		for i := range sinkModes {
-			mode := sinkModes[(i+r)%len(sinkModes)]
-			if _, err := l.Exec(ns, "nft", "flush", "ruleset"); err != nil {
-				return err
-			}
-			for _, s := range scripts[mode] {
-				if _, err := l.Exec(ns, "nft", nftText(s)); err != nil {
-					return fmt.Errorf("the %s rules on %s: %w", mode, sinkNIC, err)
+	for _, kind := range cpuKinds {
+		tr := traffics[kind]
+		b.progressf("guard: CPU per packet, %s, %d turns of %s", kind, g.turns, strings.Join(cpuModes, ", "))
+		if _, err := sendUDP(l, tr.from, tr.dst, g.slice); err != nil { // warms the path, untimed
+			return err
+		}
+		for t := range g.turns {
+			for i := range cpuModes {
+				mode := cpuModes[(i+t)%len(cpuModes)]
+				if _, err := l.Exec(tr.rulesNS, "nft", tr.rules[mode]); err != nil {
+					return fmt.Errorf("the %s rules: %w", mode, err)
 				}
+				per, err := sendUDP(l, tr.from, tr.dst, g.slice)
+				if err != nil {
+					return err
+				}
+				g.cpu[kind][mode] = append(g.cpu[kind][mode], per)
 			}
-			per, err := sinkSend(l, ns, each)
-			if err != nil {
-				return err
-			}
-			b.res.guard.sink[mode] = append(b.res.guard.sink[mode], per)
+		}
+		if _, err := l.Exec(tr.rulesNS, "nft", "flush ruleset"); err != nil {
+			return err
 		}
 	}
-	_, err = l.Exec(ns, "nft", "flush", "ruleset")
-	return err
+	return nil
 }
 
 // nftText is the nft(8) command text of one of reconcile's scripts, `nft
@@ -327,9 +354,25 @@ func nftText(script string) string {
 	return strings.TrimSuffix(text, "'")
 }
 
-// sinkSend sends 64-byte UDP datagrams to sinkDst from namespace ns for
-// about d and returns the sending thread's CPU time per datagram, in ns.
-func sinkSend(l *lab.Lab, ns string, d time.Duration) (float64, error) {
+// sinkSocket binds a UDP socket to sinkPort in ns, which nobody reads.
+func sinkSocket(l *lab.Lab, ns string) (int, error) {
+	var fd int
+	err := l.Do(ns, func() (err error) {
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: sinkPort}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		return nil
+	})
+	return fd, err
+}
+
+// sendUDP sends 64-byte UDP datagrams to dst from namespace ns for about
+// d and returns the sending thread's CPU time per datagram, in ns.
+func sendUDP(l *lab.Lab, ns string, dst netip.AddrPort, d time.Duration) (float64, error) {
 	var per float64
 	err := l.Do(ns, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -337,17 +380,17 @@ func sinkSend(l *lab.Lab, ns string, d time.Duration) (float64, error) {
 			return err
 		}
 		defer unix.Close(fd)
-		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 9, Addr: netip.MustParseAddr(sinkDst).As4()}); err != nil {
+		if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}); err != nil {
 			return err
 		}
 		buf := make([]byte, 64)
 		c0, t0 := threadCPU(), time.Now()
 		n := 0
 		for time.Since(t0) < d {
-			for range 256 {
+			for range 64 {
 				_, _ = unix.Write(fd, buf)
 			}
-			n += 256
+			n += 64
 		}
 		per = float64(threadCPU()-c0) / float64(n)
 		return nil
@@ -362,8 +405,8 @@ func threadCPU() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// stats are a sample's median and extremes.
-type stats struct{ med, lo, hi float64 }
+// stats are a sample's median, quartiles and extremes.
+type stats struct{ med, q1, q3, lo, hi float64 }
 
 func statsOf(v []float64) stats {
 	if len(v) == 0 {
@@ -371,14 +414,18 @@ func statsOf(v []float64) stats {
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
-	med := s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	at := func(q float64) float64 { // linear between the closest ranks
+		x := q * float64(len(s)-1)
+		i := int(x)
+		if i+1 >= len(s) {
+			return s[len(s)-1]
+		}
+		return s[i] + (x-float64(i))*(s[i+1]-s[i])
 	}
-	return stats{med: med, lo: s[0], hi: s[len(s)-1]}
+	return stats{med: at(0.5), q1: at(0.25), q3: at(0.75), lo: s[0], hi: s[len(s)-1]}
 }
 
-// pairedRatios are mode's figures over off's of the same round.
+// pairedRatios are mode's figures over off's of the same round or turn.
 func pairedRatios(mode, off []float64) []float64 {
 	var out []float64
 	for i := range min(len(mode), len(off)) {
@@ -389,125 +436,149 @@ func pairedRatios(mode, off []float64) []float64 {
 	return out
 }
 
-// guardRow is a line of the guard table.
+// pairedDiffs are mode's figures less off's of the same turn.
+func pairedDiffs(mode, off []float64) []float64 {
+	var out []float64
+	for i := range min(len(mode), len(off)) {
+		out = append(out, mode[i]-off[i])
+	}
+	return out
+}
+
+// guardRow is a line of one of the guard tables.
 type guardRow struct {
 	name   string
-	cells  []string // by guardModes
-	ratios []string // filter ÷ off, shim ÷ off
+	cells  []string // by mode
+	ratios []string // by mode but off: ÷ off
 	target string
 }
 
 // guardTarget is the goal for the default guard on the node's own traffic:
-// it keeps at least this share of what the node sends with no guard.
+// it keeps at least this share of what the node sends with no guard, and
+// costs at most 1/guardTarget of its CPU per packet.
 const guardTarget = 0.98
 
-// guardRows turns the guard section's results into its table.
-func (g *guardResults) guardRows() []guardRow {
+// cpuNames name the CPU rows.
+var cpuNames = map[string]string{
+	"lan":      "node → LAN host",
+	"pod-node": "pod → node (through the shim)",
+	"node-pod": "node → pod (through the shim)",
+	"sink":     "node → a NIC that costs nothing",
+}
+
+// rateRows are the rates table's lines.
+func (g *guardResults) rateRows() []guardRow {
 	var out []guardRow
-	rate := func(kind string, f func(guardRun) float64) map[string][]float64 {
-		m := map[string][]float64{}
-		for mode, runs := range g.runs[kind] {
-			for _, r := range runs {
-				m[mode] = append(m[mode], f(r))
-			}
-		}
-		return m
-	}
-	add := func(name string, m map[string][]float64, unit func(float64) string, target bool) {
+	for _, k := range rateKinds {
+		m := g.rates[k]
 		if len(m["off"]) == 0 {
-			return
+			continue
+		}
+		unit, name := func(v float64) string { return fmt.Sprintf("%.0fk", v/1000) }, "node → LAN host, UDP 64 B: packets/s"
+		if k == "lan-tcp" {
+			unit, name = func(v float64) string { return fmt.Sprintf("%.1f", v/1e9) }, "node → LAN host, TCP one stream: Gbit/s"
 		}
 		r := guardRow{name: name}
 		for _, mode := range guardModes {
 			s := statsOf(m[mode])
-			if len(m[mode]) == 0 {
-				r.cells = append(r.cells, "-")
+			r.cells = append(r.cells, fmt.Sprintf("%s (%s–%s)", unit(s.med), unit(s.lo), unit(s.hi)))
+			if mode == "off" {
 				continue
 			}
-			r.cells = append(r.cells, fmt.Sprintf("%s (%s–%s)", unit(s.med), unit(s.lo), unit(s.hi)))
-		}
-		for _, mode := range []string{"filter", "shim"} {
 			rs := statsOf(pairedRatios(m[mode], m["off"]))
-			r.ratios = append(r.ratios, fmt.Sprintf("%.3f (%.2f–%.2f)", rs.med, rs.lo, rs.hi))
-			if mode == "shim" && target {
+			r.ratios = append(r.ratios, fmt.Sprintf("%.2f (%.2f–%.2f)", rs.med, rs.lo, rs.hi))
+			if mode == "shim" {
 				r.target = fmt.Sprintf("shim ≥ %.2f: %s", guardTarget, verdict(rs.med >= guardTarget))
 			}
 		}
 		out = append(out, r)
 	}
-	pps := func(v float64) string { return fmt.Sprintf("%.0fk", v/1000) }
-	gbps := func(v float64) string { return fmt.Sprintf("%.1f", v/1e9) }
-	ns := func(v float64) string { return fmt.Sprintf("%.0f", v) }
-	byRate := func(r guardRun) float64 { return r.rate }
-	byCPU := func(r guardRun) float64 { return r.nsPerPk }
-	add("node → LAN host, UDP 64 B: packets/s", rate("lan-udp", byRate), pps, true)
-	add("node → LAN host, TCP one stream: Gbit/s", rate("lan-tcp", byRate), gbps, true)
-	add("node → LAN host, UDP 64 B: sender CPU ns/packet", rate("lan-udp", byCPU), ns, false)
-	add("pod → node, UDP 64 B: packets/s", rate("pod-node-udp", byRate), pps, false)
-	add("node → pod, UDP 64 B: packets/s", rate("node-pod-udp", byRate), pps, false)
-	if len(g.sink["off"]) > 0 {
-		m := map[string][]float64{}
-		for mode, v := range g.sink {
-			m[mode] = v
+	return out
+}
+
+// cpuRows are the CPU table's lines.
+func (g *guardResults) cpuRows() []guardRow {
+	var out []guardRow
+	for _, k := range cpuKinds {
+		m := g.cpu[k]
+		if len(m["off"]) == 0 {
+			continue
 		}
-		add("NIC that costs nothing, UDP 64 B: sender CPU ns/packet", m, ns, false)
+		r := guardRow{name: cpuNames[k] + ", UDP 64 B: CPU ns/packet"}
+		for _, mode := range cpuModes {
+			s := statsOf(m[mode])
+			r.cells = append(r.cells, fmt.Sprintf("%.0f (%.0f)", s.med, s.lo))
+			if mode == "off" {
+				continue
+			}
+			rs := statsOf(pairedRatios(m[mode], m["off"]))
+			r.ratios = append(r.ratios, fmt.Sprintf("%.3f (%.3f–%.3f)", rs.med, rs.q1, rs.q3))
+			if mode == "shim" && k == "lan" {
+				r.target = fmt.Sprintf("shim ≤ %.2f: %s", 2-guardTarget, verdict(rs.med <= 2-guardTarget))
+			}
+		}
+		out = append(out, r)
 	}
 	return out
 }
 
-// printGuard writes the guard section's table and its notes.
+// printGuard writes the guard section's tables and their notes.
 func (g *guardResults) printGuard(w io.Writer) {
-	rows := g.guardRows()
-	if len(rows) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "\nLAN guard: the node's own traffic under each lan_guard (median (min–max) of %d interleaved rounds of %d s; ratios: each round's over off's of the same round)\n\n", g.rounds, g.secs)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "traffic\t%s\tfilter ÷ off\tshim ÷ off\ttarget\t\n", strings.Join(guardModes, "\t"))
-	fmt.Fprintf(tw, "-------\t%s\t------------\t----------\t------\t\n", strings.Repeat("-\t", len(guardModes)-1)+"-")
-	for _, r := range rows {
-		cells := r.cells
-		if len(cells) < len(guardModes) {
-			cells = append(cells, make([]string, len(guardModes)-len(cells))...)
+	table := func(head string, modes []string, rows []guardRow) {
+		if len(rows) == 0 {
+			return
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.name, strings.Join(cells, "\t"), strings.Join(r.ratios, "\t"), r.target)
+		fmt.Fprintf(w, "\n%s\n\n", head)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		ratios := make([]string, 0, len(modes)-1)
+		for _, m := range modes[1:] {
+			ratios = append(ratios, m+" ÷ off")
+		}
+		fmt.Fprintf(tw, "traffic\t%s\t%s\ttarget\t\n", strings.Join(modes, "\t"), strings.Join(ratios, "\t"))
+		fmt.Fprintf(tw, "-------\t%s\t%s\t------\t\n", strings.Repeat("-\t", len(modes)-1)+"-", strings.Repeat("-\t", len(ratios)-1)+"-")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.name, strings.Join(r.cells, "\t"), strings.Join(r.ratios, "\t"), r.target)
+		}
+		_ = tw.Flush()
 	}
-	_ = tw.Flush()
+	table(fmt.Sprintf("LAN guard: the node's rates under each lan_guard (median (min–max) of %d interleaved rounds of %d s; ÷ off: each round's over off's of the same round)", g.rounds, g.secs),
+		guardModes, g.rateRows())
+	table(fmt.Sprintf("LAN guard: CPU per packet under each guard's rules (median (min) of %d turns of %v each; ÷ off: each turn's over off's of the same turn, median (quartiles))", g.turns, g.slice),
+		cpuModes, g.cpuRows())
 	notes := []string{
-		"off: no guard; address: 192.0.0.8 on the shim (no hook); filter: the egress chain on the master (every frame the node sends passes it); shim: the arp table's rule (ARP only) and the shim's ingress chain (what the shim receives)",
-		"sender CPU per packet is iperf3's own account of its process (user and system); on a veth it includes the receiving side's work run in the sender's context",
+		"rates: off no guard; address 192.0.0.8 on the shim (no hook); filter the egress chain on the master, which every frame the node sends passes; shim the arp table's rule (ARP only) and the shim's ingress chain (what the shim receives). They are what the node got from a machine it may share",
+		"CPU per packet: one sender thread's CPU time per datagram, the receiving side's work on a veth included (the kernel runs it in the sender's context); the rules as flatnet writes them; empty: an egress chain on the master with no rule, what a hook costs with nothing to do",
 	}
-	if off, filter := statsOf(g.sink["off"]), statsOf(g.sink["filter"]); off.med > 0 && filter.med > 0 {
-		shim := statsOf(g.sink["shim"])
-		lan := statsOf(g.lanNs("off"))
-		notes = append(notes, fmt.Sprintf("per packet: the egress filter adds %.0f ns on a NIC that costs nothing (%.0f → %.0f ns, ×%.3f), the shim guard %+.0f ns; on the lab's veth a packet costs the sender %.0f ns, so the filter's share there is about %.1f %%, on a NIC that costs nothing about %.1f %%: a real NIC's driver lies between the two, its share with it",
-			filter.med-off.med, off.med, filter.med, filter.med/off.med, shim.med-off.med, lan.med, 100*(filter.med-off.med)/(lan.med+filter.med-off.med), 100*(filter.med-off.med)/filter.med))
+	if d := statsOf(pairedDiffs(g.cpu["sink"]["filter"], g.cpu["sink"]["off"])); len(g.cpu["sink"]["off"]) > 0 {
+		off, lan := statsOf(g.cpu["sink"]["off"]), statsOf(g.cpu["lan"]["off"])
+		e := statsOf(pairedDiffs(g.cpu["sink"]["empty"], g.cpu["sink"]["off"]))
+		s := statsOf(pairedDiffs(g.cpu["sink"]["shim"], g.cpu["sink"]["off"]))
+		notes = append(notes, fmt.Sprintf("per packet (each turn's difference to off, median): the egress filter adds %.0f ns, an empty egress chain %.0f ns, the shim guard %+.0f ns; a packet costs %.0f ns to a NIC that costs nothing and %.0f ns through the lab's veth, so the filter takes about %.1f %% of a packet there and %.1f %% on the veth: a real NIC's driver lies between the two, and the filter's share with it",
+			d.med, e.med, s.med, off.med, lan.med, 100*d.med/(off.med+d.med), 100*d.med/(lan.med+d.med)))
 	}
-	notes = append(notes, g.notes...)
 	fmt.Fprintln(w)
 	for _, n := range notes {
 		fmt.Fprintf(w, "  * %s\n", n)
 	}
 }
 
-// lanNs are the node → LAN UDP runs' sender CPU per packet under mode.
-func (g *guardResults) lanNs(mode string) []float64 {
-	var out []float64
-	for _, r := range g.runs["lan-udp"][mode] {
-		out = append(out, r.nsPerPk)
-	}
-	return out
-}
-
-// writeGuardCSV writes the guard table's cells to path.
+// writeGuardCSV writes the guard tables' cells to path.
 func (g *guardResults) writeGuardCSV(path string) error {
 	var sb strings.Builder
 	w := csv.NewWriter(&sb)
-	_ = w.Write(append(append([]string{"traffic"}, guardModes...), "filter/off", "shim/off", "target"))
-	for _, r := range g.guardRows() {
-		rec := append([]string{r.name}, r.cells...)
-		rec = append(rec, r.ratios...)
-		_ = w.Write(append(rec, r.target))
+	for _, t := range []struct {
+		modes []string
+		rows  []guardRow
+	}{{guardModes, g.rateRows()}, {cpuModes, g.cpuRows()}} {
+		head := append([]string{"traffic"}, t.modes...)
+		for _, m := range t.modes[1:] {
+			head = append(head, m+"/off")
+		}
+		_ = w.Write(append(head, "target"))
+		for _, r := range t.rows {
+			rec := append(append([]string{r.name}, r.cells...), r.ratios...)
+			_ = w.Write(append(rec, r.target))
+		}
 	}
 	w.Flush()
 	return os.WriteFile(path, []byte(sb.String()), 0o644)

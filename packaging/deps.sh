@@ -10,7 +10,7 @@
 #            certificates for Go's module downloads
 #   test     the Go tests besides: arping, inotifywait, zsh, tcpdump; for
 #            the CRI tests containerd (with ctr), runc, dnsmasq, nsenter
-#            and unshare
+#            and unshare; iperf3 for make bench's guard section
 #   package  lint-package and test-package: debootstrap, systemd-nspawn,
 #            lintian, rpmlint, rpm, rpm2cpio, cpio, strip, git, piuparts
 #            (with adequate, which it runs), dpkg-scanpackages, ...
@@ -36,6 +36,7 @@ cmd:inotifywait    inotify-tools                inotify-tools
 cmd:bash           bash                         bash
 cmd:zsh            zsh                          zsh
 cmd:tcpdump        tcpdump                      tcpdump
+cmd:iperf3         iperf3                       iperf3
 cmd:containerd     containerd                   containerd
 cmd:ctr            containerd                   containerd
 cmd:runc           runc                         runc

@@ -17,7 +17,7 @@ import (
 
 // teardownCmd removes everything flatnet added to the node (its routes,
 // the shims it created, the address and proxy entries it gave shims it
-// adopted, its nftables table), says what it removed, and leaves
+// adopted, its nftables tables), says what it removed, and leaves
 // everything else: running it twice is harmless.
 //
 // Removal never depends on the configuration: what flatnet adds carries
@@ -47,8 +47,9 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 	mid := sd.MachineID()
 	var adopted, left []string
 	var filter *reconcile.Filter
+	var probes *reconcile.ProbeTable
 	if o, oerr := inspect.Look(cfg, k); oerr == nil {
-		filter = o.Snap.Filter
+		filter, probes = o.Snap.Filter, o.Snap.Probes
 		for _, n := range o.Networks {
 			adopted = append(adopted, n.Shim)
 		}
@@ -82,22 +83,32 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 		case reconcile.DelProxy:
 			fmt.Fprintf(stdout, "removed proxy neighbour %s on %s\n", op.Dst.Addr(), op.Dev)
 		case reconcile.SetFilter:
-			fmt.Fprintf(stdout, "removed egress filter (nftables table netdev %s)\n", reconcile.FilterTable)
+			fmt.Fprintf(stdout, "removed LAN guard: nftables table netdev %s\n", reconcile.FilterTable)
+		case reconcile.SetProbe:
+			fmt.Fprintf(stdout, "removed LAN guard: nftables table arp %s\n", reconcile.FilterTable)
 		}
 	}
 	for _, l := range left {
 		fmt.Fprintln(stdout, l)
 	}
-	if filter != nil && filter.Foreign {
-		fmt.Fprintf(stdout, "left nftables table netdev %[1]s in place: flatnet did not create it (nft delete table netdev %[1]s removes it)\n", reconcile.FilterTable)
-	} else if filter != nil {
-		for _, ch := range filter.Other {
-			fmt.Fprintf(stdout, "left chain %[2]s in nftables table netdev %[1]s in place, and so the table: flatnet did not create it (nft delete chain netdev %[1]s %[2]s removes it)\n", reconcile.FilterTable, ch)
+	leftTable := func(family string, foreign bool, other []string) {
+		if foreign {
+			fmt.Fprintf(stdout, "left nftables table %[2]s %[1]s in place: flatnet did not create it (nft delete table %[2]s %[1]s removes it)\n", reconcile.FilterTable, family)
+			return
 		}
+		for _, ch := range other {
+			fmt.Fprintf(stdout, "left chain %[2]s in nftables table %[3]s %[1]s in place, and so the table: flatnet did not create it (nft delete chain %[3]s %[1]s %[2]s removes it)\n", reconcile.FilterTable, ch, family)
+		}
+	}
+	if filter != nil {
+		leftTable("netdev", filter.Foreign, filter.Other)
+	}
+	if probes != nil {
+		leftTable("arp", probes.Foreign, probes.Other)
 	}
 	switch {
 	case len(done) == 0 && err == nil:
-		fmt.Fprintf(stdout, "nothing to remove: no route with proto flatnet (%d), no shim created by flatnet, no egress filter\n", reconcile.Protocol)
+		fmt.Fprintf(stdout, "nothing to remove: no route with proto flatnet (%d), no shim created by flatnet, no LAN guard table\n", reconcile.Protocol)
 	case routes+shims > 0:
 		fmt.Fprintf(stdout, "removed %s and %s\n", text.Plural(routes, "route", "routes"), text.Plural(shims, "shim", "shims"))
 	}

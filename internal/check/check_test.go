@@ -266,6 +266,8 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			s.allocs["10.10.5.2"] = stateAt
 		}},
 		{"dual stack", dualStack},
+		{"the shim guard", shimGuard},
+		{"the shim guard, dual stack", func(s *scenario) { dualStack(s); shimGuard(s) }},
 		{"a second, unrelated CNI file", func(s *scenario) {
 			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-bridge.conflist", Data: []byte(`{"cniVersion":"1.0.0","name":"br","plugins":[{"type":"bridge"}]}`)})
 		}},
@@ -309,6 +311,17 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 
 // dualStack gives the healthy node an IPv6 range set too, with the proxy
 // neighbour entry flatnet keeps for the node's fd00::5.
+// shimGuard puts the node under the shim guard: the ARP rule for the shim,
+// and its ingress chain when it proxies IPv6 (dualStack first).
+func shimGuard(s *scenario) {
+	s.f.Guard = reconcile.GuardShim
+	s.f.Snap.Probes = &reconcile.ProbeTable{Shields: []reconcile.Shield{{Shim: "eno1.host", Packets: 4}}}
+	s.f.Snap.Filter = nil
+	if len(s.f.Snap.Proxies) > 0 {
+		s.f.Snap.Filter = &reconcile.Filter{Solicits: []reconcile.Shield{{Shim: "eno1.host", Packets: 2}}}
+	}
+}
+
 func dualStack(s *scenario) {
 	s.conflist(confList("eno1", "", seedRange+`], [{"subnet": "fd00::/64", "rangeStart": "fd00::1:2", "rangeEnd": "fd00::1:ff"}`))
 	s.f.Snap.Addrs = append(s.f.Snap.Addrs, addr("fd00::5"))
@@ -593,16 +606,6 @@ func TestFaults(t *testing.T) {
 			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no egress filter drops eno1.host's frames on eno1", "chain eno1"}, fix: []string{"nft delete chain netdev flatnet eno1"}}},
 		},
 		{
-			name: "a kernel without netdev egress: the shim's own address",
-			mod: func(s *scenario) {
-				s.f.Guard, s.f.FilterErr, s.f.Snap.Filter = reconcile.GuardAddress, errors.New("the kernel has no nftables netdev egress hook"), nil
-				s.setLink("eno1.host", func(l *reconcile.Link) { l.Sender, l.ARPAnnounce = true, 2 })
-				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.0.0.8/32"), pfx("fe80::2/64")}, Carrier: true, CarrierKnown: true}
-			},
-			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{"sends ARP from 192.0.0.8", "keeps the NIC's MAC", "no nftables netdev egress hook", "IPv6", "rp_filter 1 or 2"},
-				fix: []string{"Linux 5.16 or later", "CONFIG_NETFILTER_EGRESS"}}},
-		},
-		{
 			name: "the shim's own address is gone",
 			mod: func(s *scenario) {
 				s.f.Guard, s.f.Config.LANGuard, s.f.Snap.Filter = reconcile.GuardAddress, "address", nil
@@ -621,9 +624,64 @@ func TestFaults(t *testing.T) {
 			name: "lan_guard filter on a kernel without it",
 			mod: func(s *scenario) {
 				s.f.Config.LANGuard, s.f.Snap.Filter = "filter", nil
-				s.f.Guard, s.f.GuardWhy = reconcile.ChooseGuard("filter", false)
+				s.f.Guard, s.f.GuardWhy = reconcile.ChooseGuard("filter", reconcile.GuardKernel{Filter: errors.New("no egress hook")})
 			},
 			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{`lan_guard = "filter" but the kernel cannot filter`}, fix: []string{`lan_guard = "auto"`}}},
+		},
+		{
+			name: "shim guard: its ARP rule is gone (a firewall flushed the ruleset)",
+			mod:  func(s *scenario) { shimGuard(s); s.f.Snap.Probes = nil },
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"not made probes", "rp_filter 1 or 2"}, fix: []string{"systemctl reload flatnet"}}},
+		},
+		{
+			name: "shim guard: a table arp flatnet that flatnet did not make",
+			mod:  func(s *scenario) { shimGuard(s); s.f.Snap.Probes = &reconcile.ProbeTable{Foreign: true} },
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"not made probes", "not made by flatnet"}, fix: []string{"nft delete table arp flatnet", `lan_guard = "address"`}}},
+		},
+		{
+			name: "shim guard: another party's chain named after the shim in flatnet's arp table",
+			mod: func(s *scenario) {
+				shimGuard(s)
+				s.f.Snap.Probes = &reconcile.ProbeTable{Other: []string{"eno1.host"}}
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"not made probes", "chain eno1.host"}, fix: []string{"nft delete chain arp flatnet eno1.host"}}},
+		},
+		{
+			name: "shim guard, dual stack: the shim's ingress chain is gone",
+			mod: func(s *scenario) {
+				dualStack(s)
+				shimGuard(s)
+				s.f.Snap.Filter = nil
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no ingress chain on eno1.host", "over IPv6"}, fix: []string{"systemctl reload flatnet"}}},
+		},
+		{
+			name: "shim guard, dual stack: a table netdev flatnet that flatnet did not make",
+			mod: func(s *scenario) {
+				dualStack(s)
+				shimGuard(s)
+				s.f.Snap.Filter = &reconcile.Filter{Foreign: true}
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Fail, detail: []string{"no ingress chain on eno1.host", "not made by flatnet"}, fix: []string{"nft delete table netdev flatnet"}}},
+		},
+		{
+			name: "shim guard, dual stack: proxy_delay not 0",
+			mod: func(s *scenario) {
+				dualStack(s)
+				shimGuard(s)
+				s.setLink("eno1.host", func(l *reconcile.Link) { l.ProxyDelay0 = false })
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{"proxy_delay is not 0", "0.8 s"}, fix: []string{"proxy_delay=0"}}},
+		},
+		{
+			name: "a kernel without the shim guard or netdev egress: the shim's own address",
+			mod: func(s *scenario) {
+				s.f.Guard, s.f.FilterErr, s.f.ShimErr, s.f.Snap.Filter = reconcile.GuardAddress, errors.New("the kernel has no nftables netdev egress hook"), errors.New("no fib"), nil
+				s.setLink("eno1.host", func(l *reconcile.Link) { l.Sender, l.ARPAnnounce = true, 2 })
+				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.0.0.8/32"), pfx("fe80::2/64")}, Carrier: true, CarrierKnown: true}
+			},
+			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{"sends ARP from 192.0.0.8", "no shim guard: no fib", "no nftables netdev egress hook"},
+				fix: []string{"CONFIG_NFT_FIB_NETDEV"}}},
 		},
 		{
 			name: "the shim's name is taken by another device",

@@ -161,6 +161,8 @@ func (c *checker) lanGuard() {
 		name := "lan guard " + n.Shim
 		restart := "systemctl reload flatnet (flatnet puts it in place on every pass)"
 		switch f.Guard {
+		case reconcile.GuardShim:
+			c.shimGuard(name, n, l, restart)
 		case reconcile.GuardFilter:
 			var drop *reconcile.Drop
 			if f.Snap.Filter != nil {
@@ -183,17 +185,17 @@ func (c *checker) lanGuard() {
 				c.add(Warn, name, fmt.Sprintf("%s's frames are filtered on %s, but its proxy_delay is not 0: pods wait up to 0.8 s for the node's IPv6 neighbour answers", n.Shim, n.Master),
 					fmt.Sprintf("sysctl -w net.ipv6.neigh.%s.proxy_delay=0, or %s", sysctlName(n.Shim), restart))
 			default:
-				c.add(OK, name, fmt.Sprintf("egress filter on %s drops every frame from %s (%s, %d so far; nft list table netdev %s): the LAN never hears the shim, and pods get the node's IPv6 neighbour answers at once",
-					n.Master, n.Shim, l.MAC, drop.Packets, reconcile.FilterTable), "")
+				c.add(OK, name, fmt.Sprintf("egress filter on %s drops every frame from %s (%s, %d so far; nft list table netdev %s): the LAN never hears the shim, and pods get the node's IPv6 neighbour answers at once; its cost: every frame the node sends through %s passes this chain (lan_guard = \"shim\" costs that traffic nothing)",
+					n.Master, n.Shim, l.MAC, drop.Packets, reconcile.FilterTable, n.Master), "")
 			}
 		case reconcile.GuardAddress:
 			switch {
 			case !l.Sender || l.ARPAnnounce != 2:
 				c.add(Fail, name, fmt.Sprintf("%s lacks %s or arp_announce 2: its ARP requests tell the LAN its MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it", n.Shim, reconcile.SenderAddr), restart)
-			case f.FilterErr != nil && f.Config.LANGuard == "auto":
-				c.add(Warn, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2), so the LAN keeps the NIC's MAC for the node; no egress filter: %v. Lost without it: pods' first IPv6 packets to the node wait up to 0.8 s for the shim's answer, its IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan answer the node only after they spoke to it",
-					n.Shim, reconcile.SenderAddr.Addr(), f.FilterErr, reconcile.SenderAddr.Addr()),
-					"a kernel with nftables netdev egress: Linux 5.16 or later with CONFIG_NETFILTER_EGRESS (Debian 12, Ubuntu 24.04, RHEL 10 and Fedora kernels have it); flatnet uses it by itself")
+			case f.FilterErr != nil && f.ShimErr != nil && f.Config.LANGuard == "auto":
+				c.add(Warn, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2), so the LAN keeps the NIC's MAC for the node; no shim guard: %v; no egress filter: %v. Lost without them: pods' first IPv6 packets to the node wait up to 0.8 s for the shim's answer, its IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan answer the node only after they spoke to it",
+					n.Shim, reconcile.SenderAddr.Addr(), f.ShimErr, f.FilterErr, reconcile.SenderAddr.Addr()),
+					"a kernel with nf_tables' arp and netdev families and fib (CONFIG_NFT_FIB_NETDEV; Debian, Ubuntu, RHEL and Fedora kernels have them); flatnet uses them by itself")
 			default:
 				c.add(OK, name, fmt.Sprintf("%s sends ARP from %s (arp_announce 2, lan_guard = %q): the LAN keeps the NIC's MAC for the node", n.Shim, reconcile.SenderAddr.Addr(), f.Config.LANGuard), "")
 			}
@@ -207,6 +209,81 @@ func (c *checker) lanGuard() {
 				fmt.Sprintf(`lan_guard = "auto" in %s, then systemctl reload flatnet`, cmp.Or(f.Config.Path, config.DefaultPath)))
 		}
 	}
+}
+
+// shimGuard is the lan guard line of shim l (network n's) under the shim
+// guard: its ARP rule, its ingress chain where it proxies IPv6, its
+// proxy_delay, and what they cost.
+func (c *checker) shimGuard(name string, n reconcile.Network, l reconcile.Link, restart string) {
+	f := c.f
+	cfgPath := cmp.Or(f.Config.Path, config.DefaultPath)
+	var probe, solicit *reconcile.Shield
+	if t := f.Snap.Probes; t != nil {
+		for i, s := range t.Shields {
+			if s.Shim == n.Shim {
+				probe = &t.Shields[i]
+			}
+		}
+	}
+	if t := f.Snap.Filter; t != nil {
+		for i, s := range t.Solicits {
+			if s.Shim == n.Shim {
+				solicit = &t.Solicits[i]
+			}
+		}
+	}
+	proxied := c.proxied(n.Shim)
+	const leak = "when the node first reaches a pod, its ARP request tells the LAN the shim's MAC for the node, and with rp_filter 1 or 2 the node drops what the LAN then sends it, for seconds"
+	const noV6 = "flatnet gives the shim no IPv6 proxy entries without it (the proxy would answer the LAN too), so pods cannot reach the node over IPv6"
+	switch {
+	case probe == nil && f.Snap.Probes != nil && f.Snap.Probes.Foreign:
+		c.add(Fail, name, fmt.Sprintf("%s's ARP requests are not made probes: nftables table arp %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone; %s", n.Shim, reconcile.FilterTable, leak),
+			fmt.Sprintf(`nft delete table arp %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, reconcile.FilterTable, cfgPath))
+	case probe == nil && f.Snap.Probes != nil && slices.Contains(f.Snap.Probes.Other, n.Shim):
+		c.add(Fail, name, fmt.Sprintf("%s's ARP requests are not made probes: chain %s in nftables table arp %s holds what flatnet did not write, and flatnet leaves it alone; %s", n.Shim, n.Shim, reconcile.FilterTable, leak),
+			fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain arp %s %s), then systemctl reload flatnet", reconcile.FilterTable, n.Shim))
+	case probe == nil:
+		c.add(Fail, name, fmt.Sprintf("%s's ARP requests are not made probes (no chain %s in nftables table arp %s): %s", n.Shim, n.Shim, reconcile.FilterTable, leak), restart)
+	case proxied && solicit == nil && f.Snap.Filter != nil && f.Snap.Filter.Foreign:
+		c.add(Fail, name, fmt.Sprintf("no ingress chain on %s: nftables table netdev %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone; %s", n.Shim, reconcile.FilterTable, noV6),
+			fmt.Sprintf(`nft delete table netdev %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, reconcile.FilterTable, cfgPath))
+	case proxied && solicit == nil && f.Snap.Filter != nil && slices.Contains(f.Snap.Filter.Other, n.Shim):
+		c.add(Fail, name, fmt.Sprintf("no ingress chain on %s: chain %s in nftables table netdev %s holds what flatnet did not write, and flatnet leaves it alone; %s", n.Shim, n.Shim, reconcile.FilterTable, noV6),
+			fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain netdev %s %s), then systemctl reload flatnet", reconcile.FilterTable, n.Shim))
+	case proxied && solicit == nil:
+		c.add(Fail, name, fmt.Sprintf("no ingress chain on %s (nft list table netdev %s): %s", n.Shim, reconcile.FilterTable, noV6), restart)
+	case proxied && !l.ProxyDelay0:
+		c.add(Warn, name, fmt.Sprintf("%s's IPv6 proxy answers only pods, but its proxy_delay is not 0: pods wait up to 0.8 s for the node's IPv6 neighbour answers", n.Shim),
+			fmt.Sprintf("sysctl -w net.ipv6.neigh.%s.proxy_delay=0, or %s", sysctlName(n.Shim), restart))
+	case proxied:
+		c.add(OK, name, fmt.Sprintf("%[1]s's ARP requests leave as probes naming no address of the node (%[3]d so far; nft list table arp %[4]s), and its IPv6 proxy answers only pods routed through it, at once (ingress chain, %[5]d solicitations dropped so far; nft list chain netdev %[4]s %[1]s): the LAN never learns the shim's MAC for the node; its cost: none on %[2]s's own traffic (no hook there), one ingress chain on what %[1]s receives",
+			n.Shim, n.Master, probe.Packets, reconcile.FilterTable, solicit.Packets), "")
+	default:
+		c.add(OK, name, fmt.Sprintf("%[1]s's ARP requests leave as probes naming no address of the node (%[3]d so far; nft list table arp %[4]s): the LAN never learns the shim's MAC for the node; no IPv6 proxy on it, so no ingress chain; its cost: none on %[2]s's own traffic or %[1]s's (the rule sees ARP packets only)",
+			n.Shim, n.Master, probe.Packets, reconcile.FilterTable), "")
+	}
+}
+
+// proxied reports whether shim proxies IPv6: one of its networks has an
+// IPv6 range holding a global address of the node (reconcile's proxy
+// entries).
+func (c *checker) proxied(shim string) bool {
+	for _, n := range c.f.Networks {
+		if n.Shim != shim {
+			continue
+		}
+		for _, a := range c.f.Snap.Addrs {
+			if !a.Is6() || a.Is4In6() || !a.IsGlobalUnicast() {
+				continue
+			}
+			for _, r := range n.Ranges {
+				if r.Subnet.Addr().Is6() && r.Subnet.Contains(a) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // ndp checks, for shims of networks with IPv6 ranges, that the shim

@@ -80,9 +80,10 @@ const (
 )
 
 // LANGuards are the values of lan_guard: how the shims are kept from
-// costing the LAN (see reconcile.Guard). "auto", the default, is the
-// egress filter where the kernel has it, else the shim's own address.
-var LANGuards = []string{"auto", "filter", "address", "off"}
+// costing the LAN (see reconcile.Guard). "auto", the default, is the shim
+// guard where the kernel has it, else the egress filter, else the shim's
+// own address.
+var LANGuards = []string{"auto", "shim", "filter", "address", "off"}
 
 // MaxFileSize is the largest configuration file Load reads.
 const MaxFileSize = 1 << 20

@@ -234,7 +234,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "bad lan_guard",
 			in:   "lan_guard = \"nft\"\n",
-			want: []string{`flatnet.toml:1: lan_guard: "nft" is not one of auto, filter, address, off`},
+			want: []string{`flatnet.toml:1: lan_guard: "nft" is not one of auto, shim, filter, address, off`},
 		},
 		{
 			name: "on_stop is case sensitive",

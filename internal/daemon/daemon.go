@@ -70,9 +70,10 @@ type Daemon struct {
 	opts Options
 	log  *slog.Logger
 	p    *pass
-	// filterErr is why the kernel cannot filter a master's egress (nil
-	// when it can), from the probe at start.
-	filterErr error
+	// guards is what the kernel allows of the LAN guards (why it cannot
+	// filter a master's egress, why it cannot keep the shim guard's
+	// rules; nil when it can), from the probes at start.
+	guards    reconcile.GuardKernel
 	failures  int       // passes failed in a row
 	recheckAt time.Time // when the recheck timer is armed for; zero when stopped
 }
@@ -122,11 +123,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-subscribed:
 	case <-time.After(subscribeWait):
 	}
-	d.filterErr = netlinkx.ProbeFilter()
-	if d.filterErr == nil {
+	d.guards = reconcile.GuardKernel{Filter: netlinkx.ProbeFilter(), Shim: netlinkx.ProbeShim()}
+	if d.guards.Filter == nil || d.guards.Shim == nil {
 		go func() {
 			if err := netlinkx.WatchFilter(ctx, m.kernelEvent); err != nil {
-				d.log.Warn("nftables notifications unavailable; a removed egress filter comes back at the next pass", "err", err)
+				d.log.Warn("nftables notifications unavailable; a removed LAN guard rule comes back at the next pass", "err", err)
 			}
 		}()
 	}
@@ -242,12 +243,12 @@ func (d *Daemon) step(retry, resync, recheck Timer) {
 // chooseGuard settles the LAN guard for lan_guard and this kernel, and
 // logs it: at start, and on a reload only when it changed.
 func (d *Daemon) chooseGuard(start bool) {
-	g, why := reconcile.ChooseGuard(d.p.cfg.LANGuard, d.filterErr == nil)
+	g, why := reconcile.ChooseGuard(d.p.cfg.LANGuard, d.guards)
 	if g == d.p.guard && !start {
 		return
 	}
 	d.p.guard = g
-	level, msg := GuardSummary(g, d.p.cfg.LANGuard, d.filterErr, why)
+	level, msg := GuardSummary(g, d.p.cfg.LANGuard, d.guards, why)
 	d.log.Log(bg, level, msg, "lan_guard", g.String())
 }
 

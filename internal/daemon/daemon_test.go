@@ -197,7 +197,7 @@ func newRig(t *testing.T) *rig {
 	level.Set(slog.LevelDebug)
 	log := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: level}))
 	r.d = New(Options{Config: cfg, Log: log, Level: level})
-	r.d.filterErr = errors.New("no filter in a fake kernel")
+	r.d.guards = reconcile.GuardKernel{Filter: errors.New("no filter in a fake kernel"), Shim: errors.New("no shim guard in a fake kernel")}
 	r.d.p = r.d.newPass(r.k, newMarks(), func([]string) error { return nil }, r.clk.Now)
 	r.d.p.mid = "test"
 	return r

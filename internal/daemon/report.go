@@ -40,6 +40,7 @@ func logOp(log *slog.Logger, op reconcile.Op) {
 	case reconcile.ConfigureShim:
 		log.Info(fmt.Sprintf("shim %s configured: arp_filter 1 so the LAN never sees it answer for the node, arp_ignore 0 and proxy_ndp 1 so pods do%s", op.Dev, map[reconcile.Guard]string{
 			reconcile.GuardFilter:  ", proxy_delay 0 so they get the answer at once",
+			reconcile.GuardShim:    ", proxy_delay 0 so they get the answer at once",
 			reconcile.GuardAddress: ", arp_announce 2 so its requests name its own address",
 		}[op.Guard]), attrs...)
 	case reconcile.AddSender:
@@ -47,15 +48,26 @@ func logOp(log *slog.Logger, op reconcile.Op) {
 	case reconcile.DelSender:
 		log.Info(fmt.Sprintf("%s removed from shim %s", reconcile.SenderAddr, op.Dev), attrs...)
 	case reconcile.SetFilter:
-		if len(op.Drops) == 0 {
-			log.Info("egress filter removed (nftables table netdev flatnet)")
+		if len(op.Drops) == 0 && len(op.Shims) == 0 {
+			log.Info(fmt.Sprintf("LAN guard's netdev chains removed (nftables table netdev %s)", reconcile.FilterTable))
 			break
 		}
-		var parts []string
-		for _, d := range op.Drops {
-			parts = append(parts, d.MAC+" on "+d.Master)
+		if len(op.Drops) > 0 {
+			var parts []string
+			for _, d := range op.Drops {
+				parts = append(parts, d.MAC+" on "+d.Master)
+			}
+			log.Info("egress filter set: frames from "+strings.Join(parts, ", ")+" never reach the LAN", "dev", op.Drops[0].Master)
 		}
-		log.Info("egress filter set: frames from "+strings.Join(parts, ", ")+" never reach the LAN", "dev", op.Drops[0].Master)
+		if len(op.Shims) > 0 {
+			log.Info(fmt.Sprintf("ingress chain set on %s: its IPv6 proxy answers only pods routed through it, never the LAN", strings.Join(op.Shims, ", ")), "dev", op.Shims[0])
+		}
+	case reconcile.SetProbe:
+		if len(op.Shims) == 0 {
+			log.Info(fmt.Sprintf("LAN guard's ARP rules removed (nftables table arp %s)", reconcile.FilterTable))
+			break
+		}
+		log.Info(fmt.Sprintf("ARP rule set for %s: the ARP requests leave as probes, naming no address of the node", strings.Join(op.Shims, ", ")), "dev", op.Shims[0])
 	case reconcile.AddProxy:
 		log.Info(fmt.Sprintf("shim %s answers pods' neighbour solicitations for %s (proxy)", op.Dev, op.Dst.Addr()), append(attrs, "ip", op.Dst.Addr().String())...)
 	case reconcile.DelProxy:
@@ -100,16 +112,22 @@ func statusLine(sts []reconcile.NetSummary, cfg config.Config) string {
 }
 
 // GuardSummary says, for the log and flatnet check, what guard g protects
-// and what is lost: setting is lan_guard, filterErr why the kernel cannot
-// filter (nil when it can), why what ChooseGuard said of it.
-func GuardSummary(g reconcile.Guard, setting string, filterErr error, why string) (slog.Level, string) {
+// and what is lost: setting is lan_guard, k what the kernel allows of the
+// guards, why what ChooseGuard said of it.
+func GuardSummary(g reconcile.Guard, setting string, k reconcile.GuardKernel, why string) (slog.Level, string) {
 	switch g {
+	case reconcile.GuardShim:
+		return slog.LevelInfo, fmt.Sprintf("LAN guard: the shims' ARP requests leave as probes naming no address of the node (nftables table arp %[1]s), and their IPv6 proxies answer only pods (an ingress chain on each shim with proxy entries, table netdev %[1]s): the LAN never learns a shim's MAC for the node, pods get the node's IPv6 answers at once, and no hook sits on the NICs' own traffic", reconcile.FilterTable)
 	case reconcile.GuardFilter:
-		return slog.LevelInfo, "LAN guard: an nftables egress filter on each master drops the shim's own frames (table netdev flatnet), so the LAN never hears a shim, and the shim answers pods' IPv6 neighbour solicitations at once"
+		msg := fmt.Sprintf("LAN guard: an nftables egress filter on each master drops the shim's own frames (table netdev %s), so the LAN never hears a shim, and the shim answers pods' IPv6 neighbour solicitations at once; every frame the node sends through the master passes it", reconcile.FilterTable)
+		if setting == "auto" && k.Shim != nil {
+			msg += fmt.Sprintf(" (the shim guard, which costs the node's own traffic nothing, is not available: %v)", k.Shim)
+		}
+		return slog.LevelInfo, msg
 	case reconcile.GuardAddress:
 		msg := fmt.Sprintf("LAN guard: the shims send their ARP requests from %s (arp_announce 2), so the LAN keeps the NIC's MAC for the node", reconcile.SenderAddr.Addr())
-		if setting == "auto" && filterErr != nil {
-			msg += fmt.Sprintf("; no egress filter: %v. Lost without it: a pod's first IPv6 packet to the node waits up to 0.8 s for the shim's proxy answer, the shim's IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan interface answer the node only after they spoke to it", filterErr, reconcile.SenderAddr.Addr())
+		if setting == "auto" && k.Shim != nil && k.Filter != nil {
+			msg += fmt.Sprintf("; no shim guard: %v; no egress filter: %v. Lost without them: a pod's first IPv6 packet to the node waits up to 0.8 s for the shim's proxy answer, the shim's IPv6 neighbour messages reach the LAN, and pods with rp_filter 1 or 2 and no route to %s through their macvlan interface answer the node only after they spoke to it", k.Shim, k.Filter, reconcile.SenderAddr.Addr())
 			return slog.LevelWarn, msg
 		}
 		return slog.LevelInfo, msg

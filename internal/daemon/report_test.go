@@ -47,7 +47,12 @@ func TestLogOp(t *testing.T) {
 		{reconcile.Op{Kind: reconcile.DelShim, Dev: "eno1.host"}, `level=INFO msg="shim eno1.host removed" dev=eno1.host`},
 		{reconcile.Op{Kind: reconcile.SetUp, Dev: "eno1.host"}, `level=INFO msg="shim eno1.host was down; set up" dev=eno1.host`},
 		{reconcile.Op{Kind: reconcile.SetMTU, Dev: "eno1.host", MTU: 9000}, `level=INFO msg="shim eno1.host MTU set to 9000, the master's" dev=eno1.host`},
-		{reconcile.Op{Kind: reconcile.SetFilter}, `level=INFO msg="egress filter removed (nftables table netdev flatnet)"`},
+		{reconcile.Op{Kind: reconcile.SetFilter}, `level=INFO msg="LAN guard's netdev chains removed (nftables table netdev flatnet)"`},
+		{reconcile.Op{Kind: reconcile.SetFilter, Shims: []string{"eno1.host"}},
+			`level=INFO msg="ingress chain set on eno1.host: its IPv6 proxy answers only pods routed through it, never the LAN" dev=eno1.host`},
+		{reconcile.Op{Kind: reconcile.SetProbe}, `level=INFO msg="LAN guard's ARP rules removed (nftables table arp flatnet)"`},
+		{reconcile.Op{Kind: reconcile.SetProbe, Shims: []string{"eno1.host", "eno2.host"}},
+			`level=INFO msg="ARP rule set for eno1.host, eno2.host: the ARP requests leave as probes, naming no address of the node" dev=eno1.host`},
 		{reconcile.Op{Kind: reconcile.SetFilter, Drops: []reconcile.Drop{{Master: "eno1", MAC: "02:00:00:00:00:01"}, {Master: "eno2", MAC: "02:00:00:00:00:02"}}},
 			`level=INFO msg="egress filter set: frames from 02:00:00:00:00:01 on eno1, 02:00:00:00:00:02 on eno2 never reach the LAN" dev=eno1`},
 		{reconcile.Op{Kind: reconcile.FlushNeigh, Dev: "eno1.host", Dst: dst}, `level=DEBUG msg="neighbour entry for 192.168.1.2 on eno1.host flushed" dev=eno1.host ip=192.168.1.2`},
@@ -80,21 +85,25 @@ func TestStatusLine(t *testing.T) {
 // TestGuardSummary: what each guard says, and how loudly.
 func TestGuardSummary(t *testing.T) {
 	noFilter := errors.New("no netdev egress")
+	noShim := errors.New("no arp family")
+	neither := reconcile.GuardKernel{Filter: noFilter, Shim: noShim}
 	for _, tt := range []struct {
 		g       reconcile.Guard
 		setting string
-		err     error
+		err     reconcile.GuardKernel
 		why     string
 		level   slog.Level
 		has     []string
 		hasNot  []string
 	}{
-		{reconcile.GuardFilter, "auto", nil, "", slog.LevelInfo, []string{"nftables egress filter"}, nil},
-		{reconcile.GuardAddress, "auto", noFilter, "", slog.LevelWarn, []string{"192.0.0.8", "no egress filter: no netdev egress"}, nil},
-		{reconcile.GuardAddress, "address", noFilter, "", slog.LevelInfo, []string{"192.0.0.8"}, []string{"no egress filter"}},
-		{reconcile.GuardAddress, "auto", nil, "", slog.LevelInfo, []string{"192.0.0.8"}, []string{"no egress filter"}},
-		{reconcile.GuardOff, "off", nil, "", slog.LevelWarn, []string{"LAN guard off"}, []string{"; LAN guard off"}},
-		{reconcile.GuardOff, "filter", noFilter, "lan_guard filter cannot work here", slog.LevelWarn, []string{"lan_guard filter cannot work here; LAN guard off"}, nil},
+		{reconcile.GuardShim, "auto", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"probes", "no hook sits on the NICs' own traffic"}, nil},
+		{reconcile.GuardFilter, "auto", reconcile.GuardKernel{Shim: noShim}, "", slog.LevelInfo, []string{"nftables egress filter", "shim guard", "not available: no arp family"}, nil},
+		{reconcile.GuardFilter, "filter", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"nftables egress filter"}, []string{"not available"}},
+		{reconcile.GuardAddress, "auto", neither, "", slog.LevelWarn, []string{"192.0.0.8", "no egress filter: no netdev egress", "no shim guard: no arp family"}, nil},
+		{reconcile.GuardAddress, "address", neither, "", slog.LevelInfo, []string{"192.0.0.8"}, []string{"no egress filter"}},
+		{reconcile.GuardAddress, "auto", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"192.0.0.8"}, []string{"no egress filter"}},
+		{reconcile.GuardOff, "off", reconcile.GuardKernel{}, "", slog.LevelWarn, []string{"LAN guard off"}, []string{"; LAN guard off"}},
+		{reconcile.GuardOff, "filter", neither, "lan_guard filter cannot work here", slog.LevelWarn, []string{"lan_guard filter cannot work here; LAN guard off"}, nil},
 	} {
 		level, msg := GuardSummary(tt.g, tt.setting, tt.err, tt.why)
 		if level != tt.level {

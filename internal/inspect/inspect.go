@@ -62,10 +62,11 @@ type Observation struct {
 	StateErrs map[string]error
 	// Guard is the LAN guard the daemon would use with this configuration
 	// on this kernel; FilterErr says why the kernel cannot filter a
-	// master's egress (nil when it can), GuardWhy why lan_guard could not
-	// be honoured.
+	// master's egress, ShimErr why it cannot keep the shim guard's rules
+	// (nil when it can), GuardWhy why lan_guard could not be honoured.
 	Guard     reconcile.Guard
 	FilterErr error
+	ShimErr   error
 	GuardWhy  string
 	// Memory reports that the daemon's memory of the node (view.Memory)
 	// was read from its runtime directory, so that the look keeps what
@@ -83,8 +84,8 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.FilterErr = netlinkx.ProbeFilter()
-	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, o.FilterErr == nil)
+	o.FilterErr, o.ShimErr = netlinkx.ProbeFilter(), netlinkx.ProbeShim()
+	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, reconcile.GuardKernel{Filter: o.FilterErr, Shim: o.ShimErr})
 	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: o.States, Results: o.Results, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
 	return o, nil
 }

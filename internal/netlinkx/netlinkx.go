@@ -157,6 +157,9 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 	if s.Filter, err = readFilter(); err != nil {
 		return nil, err
 	}
+	if s.Probes, err = readProbes(); err != nil {
+		return nil, err
+	}
 	// Every table but local: the main table's routes, and every table's
 	// next hops, which flatnet never routes to a shim (reconcile.Refusal).
 	err = retry(func() error {
@@ -306,7 +309,9 @@ func (k *Kernel) Do(op reconcile.Op) error {
 	case reconcile.AddSender, reconcile.DelSender:
 		return k.sender(op.Dev, op.Kind == reconcile.AddSender)
 	case reconcile.SetFilter:
-		return setFilter(op.Drops)
+		return setFilter(op.Drops, op.Shims)
+	case reconcile.SetProbe:
+		return setProbes(op.Shims)
 	case reconcile.SetUp:
 		l, err := k.h.LinkByName(op.Dev)
 		if err != nil {
@@ -377,16 +382,17 @@ func (k *Kernel) flushNeighs(dev string) error {
 // reconcile.planProxies); per-device forwarding changes nothing else than
 // that the shim behaves as a router's interface (no autoconfiguration from
 // router advertisements on it).
-// Then what the guard adds: with the egress filter, proxy_delay 0, so the
-// proxy answers pods at once (its answers to the LAN are dropped on the
-// master's egress); with the shim's own address, arp_announce 2, so its ARP
+// Then what the guard adds: with the egress filter or the shim guard,
+// proxy_delay 0, so the proxy answers pods at once (its answers to the LAN
+// are dropped on the master's egress, or the LAN's solicitations on the
+// shim's ingress); with the shim's own address, arp_announce 2, so its ARP
 // requests name that address and never the node's.
 func (k *Kernel) configureShim(dev string, g reconcile.Guard) error {
 	type setting struct{ path, value string }
 	conf := func(family, key, value string) setting { return setting{k.sysctlPath(family, dev, key), value} }
 	set := []setting{conf("ipv4", "arp_filter", "1"), conf("ipv4", "arp_ignore", "0"), conf("ipv6", "proxy_ndp", "1"), conf("ipv6", "forwarding", "1")}
 	switch g {
-	case reconcile.GuardFilter:
+	case reconcile.GuardFilter, reconcile.GuardShim:
 		set = append(set, setting{filepath.Join(k.sysctlRoot, "ipv6", "neigh", dev, "proxy_delay"), "0"})
 	case reconcile.GuardAddress:
 		set = append(set, conf("ipv4", "arp_announce", "2"))

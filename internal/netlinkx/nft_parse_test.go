@@ -1,6 +1,8 @@
 package netlinkx
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"reflect"
@@ -10,6 +12,7 @@ import (
 	"github.com/flatnet/flatnet/internal/reconcile"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseDrop(t *testing.T) {
@@ -137,5 +140,111 @@ func TestJudge(t *testing.T) {
 				t.Errorf("flatnet's chains %v, want %v", names, tt.ours)
 			}
 		})
+	}
+}
+
+// solicits is a shim's ingress chain as flatnet writes it, the counters
+// at n each; with marks false, without the comments.
+func solicits(shim string, n uint64, marks bool) nftChain {
+	ch := nftChain{Chain: solicitChain(filterTable(), shim)}
+	p := nftables.ChainPolicyAccept
+	ch.Policy = &p
+	for _, r := range solicitRules {
+		es := slices.Clone(r.exprs)
+		for i, e := range es {
+			if _, ok := e.(*expr.Counter); ok {
+				es[i] = &expr.Counter{Packets: n}
+			}
+		}
+		rule := &nftables.Rule{Exprs: es}
+		if marks {
+			rule.UserData = commentUdata(r.comment)
+		}
+		ch.rules = append(ch.rules, rule)
+	}
+	return ch
+}
+
+// probes is a shim's probe chain in the arp table as flatnet writes it.
+func probes(shim string, n uint64, mark bool) nftChain {
+	es := probeExprs(shim)
+	es[len(es)-1] = &expr.Counter{Packets: n}
+	r := &nftables.Rule{Exprs: es}
+	if mark {
+		r.UserData = commentUdata(reconcile.ProbeComment)
+	}
+	return nftChain{Chain: probeChain(probeTable(), shim), rules: []*nftables.Rule{r}}
+}
+
+// TestJudgeShimGuard: the shim guard's ingress chains are flatnet's in its
+// netdev table only as written (every rule, marked, on the ingress hook),
+// its probe chains in the arp table likewise (the rule for the chain's
+// own shim); anything else is another party's, and an arp table without
+// the mark is foreign.
+func TestJudgeShimGuard(t *testing.T) {
+	short := solicits("eno1.host", 0, true)
+	short.rules = short.rules[:2]
+	egressHook := solicits("eno2.host", 0, true)
+	egressHook.Hooknum = nftables.ChainHookEgress
+	unmarkedRule := solicits("eno3.host", 0, false)
+	swapped := solicits("eno4.host", 0, true)
+	swapped.rules[0], swapped.rules[1] = swapped.rules[1], swapped.rules[0]
+	got, ours := judge(marked(solicits("eno0.host", 2, true), short, egressHook, unmarkedRule, swapped, egress("eno1", drop(macA, true))))
+	want := &reconcile.Filter{
+		Drops:    []reconcile.Drop{{Master: "eno1", MAC: macA.String()}},
+		Solicits: []reconcile.Shield{{Shim: "eno0.host", Packets: 6}},
+		Other:    []string{"eno1.host", "eno2.host", "eno3.host", "eno4.host"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("judge = %+v, want %+v", got, want)
+	}
+	if names := slices.Sorted(maps.Keys(ours)); !slices.Equal(names, []string{"eno0.host", "eno1"}) {
+		t.Errorf("flatnet's chains %v", names)
+	}
+	// Without the mark, an ingress chain makes the table foreign.
+	if got, _ := judge(unmarked(solicits("eno0.host", 0, false))); !got.Foreign {
+		t.Errorf("an unmarked table with an ingress chain: %+v", got)
+	}
+
+	otherShim := probes("eno1.host", 0, true)
+	otherShim.Name = "eno2.host" // the rule names eno1.host
+	twoRules := probes("eno3.host", 0, true)
+	twoRules.rules = append(twoRules.rules, twoRules.rules[0])
+	inputHook := probes("eno4.host", 0, true)
+	inputHook.Hooknum = nftables.ChainHookRef(0)
+	p, ours := judgeProbes(marked(probes("eno0.host", 5, true), otherShim, twoRules, inputHook, probes("eno5.host", 0, false)))
+	wantP := &reconcile.ProbeTable{
+		Shields: []reconcile.Shield{{Shim: "eno0.host", Packets: 5}},
+		Other:   []string{"eno2.host", "eno3.host", "eno4.host", "eno5.host"},
+	}
+	if !reflect.DeepEqual(p, wantP) {
+		t.Errorf("judgeProbes = %+v, want %+v", p, wantP)
+	}
+	if names := slices.Sorted(maps.Keys(ours)); !slices.Equal(names, []string{"eno0.host"}) {
+		t.Errorf("flatnet's probe chains %v", names)
+	}
+	if p, _ := judgeProbes(unmarked(probes("eno0.host", 0, true))); !reflect.DeepEqual(p, &reconcile.ProbeTable{Foreign: true}) {
+		t.Errorf("an arp table without the mark: %+v", p)
+	}
+	if p, _ := judgeProbes(nil); p != nil {
+		t.Errorf("no arp table: %+v", p)
+	}
+}
+
+// TestDeliberateOnly: a probe's batch passes when its one failure is the
+// deliberate ENOENT, and fails with any other error, alone or beside it.
+func TestDeliberateOnly(t *testing.T) {
+	enoent := fmt.Errorf("conn.Receive: %w", errors.Join(fmt.Errorf("receive: %w", unix.ENOENT)))
+	if !deliberateOnly(enoent) {
+		t.Errorf("the deliberate failure alone: not recognised")
+	}
+	for name, err := range map[string]error{
+		"two failures":  fmt.Errorf("conn.Receive: %w", errors.Join(unix.ENOENT, unix.ENOENT)),
+		"not supported": fmt.Errorf("conn.Receive: %w", errors.Join(unix.EOPNOTSUPP, unix.ENOENT)),
+		"another error": unix.EINVAL,
+	} {
+		if deliberateOnly(err) {
+			t.Errorf("%s: taken for the deliberate failure", name)
+		}
 	}
 }

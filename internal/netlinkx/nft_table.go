@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flatnet's mark on its table is the table's comment, kept in the table's
-// userdata. google/nftables (v0.3.0, the newest) can neither write nor
+// flatnet's mark on its tables (netdev and arp) is the table's comment,
+// kept in the table's userdata. google/nftables (v0.3.0, the newest) can neither write nor
 // read a table's userdata, so this file does both with a small nfnetlink
 // exchange of its own; everything else goes through google/nftables.
 //
@@ -92,16 +92,25 @@ func nfgenmsg(family byte, resID uint16) []byte {
 	return []byte{family, unix.NFNETLINK_V0, byte(resID >> 8), byte(resID)}
 }
 
-// nftMsg is an nf_tables message of type t for the netdev family.
-func nftMsg(t int, flags nl.HeaderFlags, attrs []nl.Attribute) (nl.Message, error) {
+// nftMsg is an nf_tables message of type t for the family (netdev or
+// arp).
+func nftMsg(family byte, t int, flags nl.HeaderFlags, attrs []nl.Attribute) (nl.Message, error) {
 	b, err := nl.MarshalAttributes(attrs)
 	if err != nil {
 		return nl.Message{}, err
 	}
 	return nl.Message{
 		Header: nl.Header{Type: nl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | t), Flags: nl.Request | flags},
-		Data:   append(nfgenmsg(unix.NFPROTO_NETDEV, 0), b...),
+		Data:   append(nfgenmsg(family, 0), b...),
 	}, nil
+}
+
+// familyName is the family as nft(8) names it, for messages.
+func familyName(family byte) string {
+	if family == unix.NFPROTO_ARP {
+		return "arp"
+	}
+	return "netdev"
 }
 
 // dialNfnl opens an nfnetlink socket in this thread's network namespace,
@@ -118,8 +127,9 @@ func dialNfnl() (*nl.Conn, error) {
 	return c, nil
 }
 
-// getTable reads flatnet's table: nil when there is none, or no nf_tables.
-func getTable() (*tableInfo, error) {
+// getTable reads flatnet's table of the family: nil when there is none,
+// or no nf_tables.
+func getTable(family byte) (*tableInfo, error) {
 	c, err := dialNfnl()
 	if err != nil {
 		if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, os.ErrNotExist) {
@@ -128,7 +138,7 @@ func getTable() (*tableInfo, error) {
 		return nil, fmt.Errorf("opening nfnetlink: %w", err)
 	}
 	defer c.Close()
-	req, err := nftMsg(unix.NFT_MSG_GETTABLE, 0, []nl.Attribute{{Type: unix.NFTA_TABLE_NAME, Data: []byte(reconcile.FilterTable + "\x00")}})
+	req, err := nftMsg(family, unix.NFT_MSG_GETTABLE, 0, []nl.Attribute{{Type: unix.NFTA_TABLE_NAME, Data: []byte(reconcile.FilterTable + "\x00")}})
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +147,7 @@ func getTable() (*tableInfo, error) {
 		if isNotFound(err) || errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("reading nftables table netdev %s: %w", reconcile.FilterTable, err)
+		return nil, fmt.Errorf("reading nftables table %s %s: %w", familyName(family), reconcile.FilterTable, err)
 	}
 	for _, m := range msgs {
 		if m.Header.Type != nl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE) || len(m.Data) < 4 {
@@ -160,21 +170,21 @@ func getTable() (*tableInfo, error) {
 			}
 		}
 		if err := ad.Err(); err != nil {
-			return nil, fmt.Errorf("reading nftables table netdev %s: %w", reconcile.FilterTable, err)
+			return nil, fmt.Errorf("reading nftables table %s %s: %w", familyName(family), reconcile.FilterTable, err)
 		}
 		if name == reconcile.FilterTable {
 			return t, nil
 		}
 	}
-	return nil, fmt.Errorf("reading nftables table netdev %s: no table in the answer", reconcile.FilterTable)
+	return nil, fmt.Errorf("reading nftables table %s %s: no table in the answer", familyName(family), reconcile.FilterTable)
 }
 
-// tableBatch sends one transaction: when del is set, delete that table
-// (flatnet's, by name and the handle read); when create is, create
-// flatnet's table with its mark. The creation carries NLM_F_EXCL: a table
-// of that name someone made meanwhile fails the batch (EEXIST) rather
-// than being taken over.
-func tableBatch(del *tableInfo, create bool) error {
+// tableBatch sends one transaction for flatnet's table of the family:
+// when del is set, delete that table (flatnet's, by name and the handle
+// read); when create is, create flatnet's table with its mark. The
+// creation carries NLM_F_EXCL: a table of that name someone made
+// meanwhile fails the batch (EEXIST) rather than being taken over.
+func tableBatch(family byte, del *tableInfo, create bool) error {
 	name := nl.Attribute{Type: unix.NFTA_TABLE_NAME, Data: []byte(reconcile.FilterTable + "\x00")}
 	var msgs []nl.Message
 	if del != nil {
@@ -182,14 +192,14 @@ func tableBatch(del *tableInfo, create bool) error {
 		if del.handle != 0 {
 			attrs = append(attrs, nl.Attribute{Type: nftaTableHandle, Data: binary.BigEndian.AppendUint64(nil, del.handle)})
 		}
-		m, err := nftMsg(unix.NFT_MSG_DELTABLE, nl.Acknowledge, attrs)
+		m, err := nftMsg(family, unix.NFT_MSG_DELTABLE, nl.Acknowledge, attrs)
 		if err != nil {
 			return err
 		}
 		msgs = append(msgs, m)
 	}
 	if create {
-		m, err := nftMsg(unix.NFT_MSG_NEWTABLE, nl.Acknowledge|nl.Create|nl.Excl, []nl.Attribute{
+		m, err := nftMsg(family, unix.NFT_MSG_NEWTABLE, nl.Acknowledge|nl.Create|nl.Excl, []nl.Attribute{
 			name,
 			{Type: unix.NFTA_TABLE_FLAGS, Data: []byte{0, 0, 0, 0}},
 			{Type: nftaTableUserdata, Data: commentUdata(reconcile.FilterComment)},

@@ -5,6 +5,7 @@ package netlinkx
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -55,7 +56,7 @@ func TestFilterOnTheKernel(t *testing.T) {
 	}
 
 	drops := []reconcile.Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}, {Master: "eno1", MAC: "02:00:00:00:00:02"}, {Master: "eno2", MAC: "02:00:00:00:00:03"}}
-	if err := l.Do(l.Node, func() error { return setFilter(drops) }); err != nil {
+	if err := l.Do(l.Node, func() error { return setFilter(drops, nil) }); err != nil {
 		t.Fatal(err)
 	}
 	got := read()
@@ -67,7 +68,7 @@ func TestFilterOnTheKernel(t *testing.T) {
 		t.Errorf("nft does not print flatnet's rule as `ether saddr … drop` with its comment, or the table's comment:\n%s", out)
 	}
 	// Written anew: only the new content.
-	if err := l.Do(l.Node, func() error { return setFilter(drops[2:]) }); err != nil {
+	if err := l.Do(l.Node, func() error { return setFilter(drops[2:], nil) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); got == nil || len(got.Drops) != 1 || got.Drops[0].Master != "eno2" {
@@ -107,7 +108,7 @@ func TestFilterOnTheKernel(t *testing.T) {
 	}
 	// A change flatnet makes itself is not reported (it would cost a full
 	// pass); the next one, by nft(8), is, and says who made it.
-	if err := l.Do(l.Node, func() error { return setFilter(drops[2:]) }); err != nil {
+	if err := l.Do(l.Node, func() error { return setFilter(drops[2:], nil) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Exec(l.Node, "nft", "flush", "ruleset"); err != nil {
@@ -141,7 +142,7 @@ func TestFilterOnTheKernel(t *testing.T) {
 			t.Fatalf("no event for nft %s", c)
 		}
 	}
-	if err := l.Do(l.Node, func() error { return setFilter(drops) }); err != nil {
+	if err := l.Do(l.Node, func() error { return setFilter(drops, nil) }); err != nil {
 		t.Fatal(err)
 	}
 	nft("add chain netdev flatnet probe")
@@ -160,7 +161,7 @@ func TestFilterOnTheKernel(t *testing.T) {
 	if got := read(); got == nil || !got.Legacy || got.Foreign || got.Other != nil || len(got.Drops) != 1 || got.Drops[0] != (reconcile.Drop{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}) {
 		t.Errorf("the operator's table read as %+v", got)
 	}
-	if err := l.Do(l.Node, func() error { return setFilter(drops) }); err != nil {
+	if err := l.Do(l.Node, func() error { return setFilter(drops, nil) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); got == nil || got.Legacy || got.Foreign || len(got.Drops) != len(drops) {
@@ -262,7 +263,7 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 			t.Fatalf("someone else's table read as %+v", got)
 		}
 		for _, d := range [][]reconcile.Drop{drops, nil} {
-			if err := do(func() error { return setFilter(d) }); err == nil {
+			if err := do(func() error { return setFilter(d, nil) }); err == nil {
 				t.Errorf("setFilter(%v) on someone else's table: no error", d)
 			}
 			if after := ruleset(); after != before {
@@ -292,7 +293,7 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 
 	t.Run("another party's chains in flatnet's table", func(t *testing.T) {
 		nft("flush", "ruleset")
-		if err := do(func() error { return setFilter(drops) }); err != nil {
+		if err := do(func() error { return setFilter(drops, nil) }); err != nil {
 			t.Fatal(err)
 		}
 		if out := nft("list", "table", "netdev", "flatnet"); !strings.Contains(out, `comment "`+reconcile.FilterComment+`"`) {
@@ -306,7 +307,7 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 			t.Fatalf("flatnet's table with another chain read as %+v", got)
 		}
 		// flatnet writes its chains; fw stays as it was.
-		if err := do(func() error { return setFilter(drops[1:]) }); err != nil {
+		if err := do(func() error { return setFilter(drops[1:], nil) }); err != nil {
 			t.Fatal(err)
 		}
 		if got := read(); got == nil || !slices.Equal(got.Other, []string{"fw"}) || len(got.Drops) != 1 || got.Drops[0].Master != "eno2" {
@@ -322,14 +323,14 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 		if got := read(); got == nil || !slices.Equal(got.Other, []string{"eno2", "fw"}) || got.Drops != nil {
 			t.Errorf("with a rule added to flatnet's chain: %+v", got)
 		}
-		if err := do(func() error { return setFilter(drops) }); err == nil {
+		if err := do(func() error { return setFilter(drops, nil) }); err == nil {
 			t.Error("setFilter wrote over a chain holding another party's rule")
 		}
 		if after := nft("-s", "-a", "list", "chain", "netdev", "flatnet", "eno2"); after != eno2 {
 			t.Errorf("setFilter changed chain eno2:\n%s\nwas:\n%s", after, eno2)
 		}
 		// flatnet's own chain for eno1 beside them.
-		if err := do(func() error { return setFilter(drops[:1]) }); err != nil {
+		if err := do(func() error { return setFilter(drops[:1], nil) }); err != nil {
 			t.Fatal(err)
 		}
 		if got := read(); got == nil || len(got.Drops) != 1 || got.Drops[0].Master != "eno1" {
@@ -386,7 +387,7 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 		if got == nil || !got.Legacy || got.Foreign || got.Other != nil || len(got.Drops) != 2 {
 			t.Fatalf("an older flatnet's table read as %+v", got)
 		}
-		if err := do(func() error { return setFilter(drops) }); err != nil {
+		if err := do(func() error { return setFilter(drops, nil) }); err != nil {
 			t.Fatal(err)
 		}
 		if got := read(); got == nil || got.Legacy || got.Foreign || len(got.Drops) != 2 {
@@ -407,4 +408,153 @@ func TestFilterOwnerOnTheKernel(t *testing.T) {
 			t.Errorf("an older flatnet's table left by teardown: %+v", got)
 		}
 	})
+}
+
+// TestShimGuardOnTheKernel: in a lab node, ProbeShim finds the arp and
+// netdev families and fib and leaves nothing behind; the shim guard's
+// chains, as flatnet writes them, read back as flatnet's (the kernel's
+// own account of each rule matches what flatnet compares it with), nft
+// prints them as the rules flatnet's scripts say; a shim's ARP request
+// leaves with sender 0.0.0.0 and counts on the rule; WatchFilter reports a
+// change of the arp table; with nothing wanted both tables go.
+func TestShimGuardOnTheKernel(t *testing.T) {
+	l := lab.NewT(t, lab.Options{NoIPv6: true})
+	shim := l.Master + ".host"
+	if _, err := l.Exec(l.Node, "ip", "link", "add", shim, "link", l.Master, "type", "macvlan", "mode", "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Exec(l.Node, "ip", "link", "set", shim, "up"); err != nil {
+		t.Fatal(err)
+	}
+	nftList := func() string {
+		out, err := l.Exec(l.Node, "nft", "list", "ruleset")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if err := l.Do(l.Node, ProbeShim); err != nil {
+		t.Fatalf("ProbeShim: %v", err)
+	}
+	if out := nftList(); strings.TrimSpace(out) != "" {
+		t.Fatalf("the probe left something behind:\n%s", out)
+	}
+	read := func() (*reconcile.Filter, *reconcile.ProbeTable) {
+		var f *reconcile.Filter
+		var p *reconcile.ProbeTable
+		if err := l.Do(l.Node, func() (err error) {
+			if f, err = readFilter(); err != nil {
+				return err
+			}
+			p, err = readProbes()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return f, p
+	}
+	// A chain for a shim that does not exist yet is fine in the arp table.
+	if err := l.Do(l.Node, func() error { return setProbes([]string{shim, "eno9.host"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Do(l.Node, func() error { return setFilter(nil, []string{shim}) }); err != nil {
+		t.Fatal(err)
+	}
+	f, p := read()
+	if p == nil || p.Foreign || p.Other != nil || len(p.Shields) != 2 || p.Shields[0].Shim != shim || p.Shields[1].Shim != "eno9.host" {
+		t.Errorf("arp table read back as %+v\n%s", p, nftList())
+	}
+	if f == nil || f.Foreign || f.Other != nil || f.Drops != nil || len(f.Solicits) != 1 || f.Solicits[0].Shim != shim {
+		t.Errorf("netdev table read back as %+v\n%s", f, nftList())
+	}
+	out := nftList()
+	for _, want := range []string{
+		`oifname "` + shim + `" arp operation request arp saddr ip set 0.0.0.0 counter packets 0 bytes 0 comment "` + reconcile.ProbeComment + `"`,
+		`type filter hook ingress device "` + shim + `" priority filter; policy accept;`,
+		`icmpv6 type nd-neighbor-solicit meta pkttype != host ip6 saddr fe80::/10 counter packets 0 bytes 0 drop comment "` + reconcile.SolicitLinkLocalComment + `"`,
+		`icmpv6 type nd-neighbor-solicit ip6 saddr :: counter packets 0 bytes 0 drop`,
+		`icmpv6 type nd-neighbor-solicit fib saddr . iif oif missing counter packets 0 bytes 0 drop`,
+		`table arp flatnet {`, `comment "flatnet: LAN guard of its shims; flatnet teardown removes it"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nft does not print %q:\n%s", want, out)
+		}
+	}
+
+	// The shim's ARP request for a neighbour leaves as a probe.
+	if _, err := l.Exec(l.Node, "ip", "route", "add", "192.168.7.7/32", "dev", shim, "src", l.NodeIP.String()); err != nil {
+		t.Fatal(err)
+	}
+	capture, err := l.StartCapture(l.LAN, l.Opts.LANPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = l.Exec(l.Node, "ping", "-c", "1", "-W", "1", "192.168.7.7")
+	time.Sleep(200 * time.Millisecond)
+	_ = capture.Close()
+	requests := capture.Frames(func(fr lab.Frame) bool { return !fr.Out && fr.ARPTarget == netip.MustParseAddr("192.168.7.7") })
+	if len(requests) == 0 {
+		t.Fatalf("no ARP request for 192.168.7.7 from the shim on the LAN")
+	}
+	for _, fr := range requests {
+		if fr.ARPSender != netip.IPv4Unspecified() {
+			t.Errorf("the shim's ARP request names %v as its sender, want 0.0.0.0: %v", fr.ARPSender, fr)
+		}
+	}
+	if _, p := read(); p == nil || len(p.Shields) == 0 || p.Shields[0].Packets == 0 {
+		t.Errorf("the probe rule counted nothing: %+v", p)
+	}
+
+	// The watch sees a change of the arp table.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan Event, 16)
+	go func() {
+		_ = l.Do(l.Node, func() error {
+			return WatchFilter(ctx, func(e Event) {
+				select {
+				case events <- e:
+				default:
+				}
+			})
+		})
+	}()
+	deadline := time.After(10 * time.Second)
+	for seen := false; !seen; {
+		if _, err := l.Exec(l.Node, "nft", "add", "chain", "arp", "flatnet", "probe"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-events:
+			seen = e.Kind == FilterChanged
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("WatchFilter reported no change of the arp table")
+		}
+	}
+	if _, p := read(); p == nil || !slices.Equal(p.Other, []string{"probe"}) {
+		t.Errorf("another party's chain in the arp table: %+v", p)
+	}
+	// Nothing wanted: flatnet's chains go, and the table stays for the
+	// other party's chain; without it, the table goes too.
+	if err := l.Do(l.Node, func() error { return setProbes(nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, p := read(); p == nil || p.Shields != nil || !slices.Equal(p.Other, []string{"probe"}) {
+		t.Errorf("after setProbes(nil) with another party's chain: %+v", p)
+	}
+	if _, err := l.Exec(l.Node, "nft", "delete", "chain", "arp", "flatnet", "probe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Do(l.Node, func() error {
+		if err := setProbes(nil); err != nil {
+			return err
+		}
+		return setFilter(nil, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out := nftList(); strings.TrimSpace(out) != "" {
+		t.Errorf("flatnet's empty tables stayed:\n%s", out)
+	}
 }

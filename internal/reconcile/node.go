@@ -153,9 +153,14 @@ func (n *Node) Full(in Input) *Plan {
 	p := &Plan{}
 	shimOps, shims := p.planShims(in, n.holds(in.Now))
 	n.shims = shims
-	p.planFilter(in, shims)
+	proxies := proxyWants(in, shims)
+	proxied := map[string]bool{}
+	for x := range proxies {
+		proxied[x.Dev] = true
+	}
+	solicited := p.planGuard(in, shims, proxied)
 	p.Ops = append(p.Ops, shimOps...)
-	p.planProxies(in, shims)
+	p.planProxies(in, proxies, solicited)
 	n.managed = managedDevs(in)
 	n.index(in.Snap)
 	n.routing = newRouting(in.Snap, n.managed)

@@ -83,6 +83,7 @@ func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.Bit
 // shimCheck is what the reconciler concluded about one shim name.
 type shimCheck struct {
 	usable  bool             // routes may go through it (now or once ops ran)
+	exists  bool             // exists and is kept: not made, nor made anew, in this pass
 	up      bool             // exists, usable and up right now
 	waiting string           // why not usable
 	mac     net.HardwareAddr // its MAC, now or once created
@@ -197,23 +198,25 @@ func (p *Plan) planShims(in Input, held map[string]shimHold) ([]Op, map[string]s
 		if !shim.Up {
 			ops = append(ops, Op{Kind: SetUp, Dev: n.Shim, Network: n.Name})
 		}
-		out[n.Shim] = shimCheck{usable: true, up: shim.Up, mac: shim.MAC}
+		out[n.Shim] = shimCheck{usable: true, exists: true, up: shim.Up, mac: shim.MAC}
 	}
 	return ops, out
 }
 
-// planProxies keeps, on each usable shim, an IPv6 proxy neighbour entry
-// for every node address inside the IPv6 subnets of the shim's networks.
+// proxyWants are the IPv6 proxy neighbour entries the usable shims want,
+// with the network each is for (for messages): on each, one for every node
+// address inside the IPv6 subnets of the shim's networks.
 //
 // Pods on a macvlan reach the node only through the shim, and the kernel
 // answers neighbour solicitations only for addresses on the receiving
 // device; the shim has none. IPv6 has no arp_filter: the proxy answers
-// every solicitation reaching the shim, the LAN's too. It does so late
-// (after a random delay of up to proxy_delay, 0.8 s) and with the Override
-// flag clear, so a LAN host has long learnt the NIC's own answer and keeps
-// it (RFC 4861 7.2.5): the LAN's neighbour tables hold only the NIC's MAC.
-func (p *Plan) planProxies(in Input, shims map[string]shimCheck) {
-	want := map[Proxy]string{} // proxy -> network, for messages
+// every solicitation reaching the shim, the LAN's too. Without a guard
+// that stops those ([GuardFilter], [GuardShim]) it does so late (after a
+// random delay of up to proxy_delay, 0.8 s) and with the Override flag
+// clear, so a LAN host has long learnt the NIC's own answer and keeps it
+// (RFC 4861 7.2.5): the LAN's neighbour tables hold only the NIC's MAC.
+func proxyWants(in Input, shims map[string]shimCheck) map[Proxy]string {
+	want := map[Proxy]string{}
 	for _, n := range in.Networks {
 		if !shims[n.Shim].usable {
 			continue
@@ -226,6 +229,21 @@ func (p *Plan) planProxies(in Input, shims map[string]shimCheck) {
 				if r.Subnet.Addr().Is6() && r.Subnet.Contains(a) {
 					want[Proxy{Dev: n.Shim, IP: a}] = n.Name
 				}
+			}
+		}
+	}
+	return want
+}
+
+// planProxies keeps the proxy entries of want (proxyWants) on the shims,
+// and deletes those no one wants from the shims flatnet made. With the
+// shim guard, only the shims in allowed (whose ingress chain keeps the
+// proxy from answering the LAN) get theirs: see planGuard.
+func (p *Plan) planProxies(in Input, want map[Proxy]string, allowed map[string]bool) {
+	if in.Guard == GuardShim {
+		for x := range want {
+			if !allowed[x.Dev] {
+				delete(want, x)
 			}
 		}
 	}
@@ -356,7 +374,7 @@ func routeRun(ops []Op, broken map[string]bool) int {
 // (see [TeardownManaged] for which devices are flatnet's): every route with
 // its protocol on those devices; on shims it set up but did not make, its
 // address and the IPv6 proxy entries; every shim it made ([OwnShim]);
-// last, its nftables table, once the shims it guards are gone.
+// last, its nftables tables, once the shims they guard are gone.
 func Teardown(snap *Snapshot, machineID string, adopted ...string) []Op {
 	var ops []Op
 	managed := TeardownManaged(snap, machineID, adopted...)
@@ -386,6 +404,9 @@ func Teardown(snap *Snapshot, machineID string, adopted ...string) []Op {
 	if snap.Filter != nil && !snap.Filter.Foreign { // a table flatnet did not make is left alone
 		ops = append(ops, Op{Kind: SetFilter})
 	}
+	if snap.Probes != nil && !snap.Probes.Foreign {
+		ops = append(ops, Op{Kind: SetProbe})
+	}
 	return ops
 }
 
@@ -396,7 +417,7 @@ func Teardown(snap *Snapshot, machineID string, adopted ...string) []Op {
 func TeardownManaged(snap *Snapshot, machineID string, adopted ...string) map[string]bool {
 	m := map[string]bool{}
 	for _, l := range snap.Links {
-		if OwnShim(l, snap, machineID) || l.Kind == "macvlan" && (Guarded(l, snap.Filter) || slices.Contains(adopted, l.Name)) {
+		if OwnShim(l, snap, machineID) || l.Kind == "macvlan" && (Guarded(l, snap) || slices.Contains(adopted, l.Name)) {
 			m[l.Name] = true
 		}
 	}

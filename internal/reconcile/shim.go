@@ -78,7 +78,7 @@ func managedDevs(in Input) map[string]bool {
 		m[n.Shim] = true
 	}
 	for _, l := range in.Snap.Links {
-		if OwnShim(l, in.Snap, in.MachineID) || l.Kind == "macvlan" && Guarded(l, in.Snap.Filter) {
+		if OwnShim(l, in.Snap, in.MachineID) || l.Kind == "macvlan" && Guarded(l, in.Snap) {
 			m[l.Name] = true
 		}
 	}

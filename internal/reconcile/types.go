@@ -125,8 +125,12 @@ type Snapshot struct {
 	Routes []Route      // main table
 	// Proxies are the IPv6 proxy neighbour entries on macvlan devices.
 	Proxies []Proxy
-	// Filter is flatnet's nftables table; nil when there is none.
+	// Filter is flatnet's nftables table netdev flatnet; nil when there is
+	// none.
 	Filter *Filter
+	// Probes is flatnet's nftables table arp flatnet; nil when there is
+	// none.
+	Probes *ProbeTable
 	// NextHops are the next hops of the routes of every table but local
 	// (the main table's among them).
 	NextHops []NextHop
@@ -273,9 +277,10 @@ const (
 	AddProxy
 	DelProxy
 	FlushNeighs
-	SetFilter // make flatnet's nftables table hold exactly Drops
+	SetFilter // make flatnet's netdev table hold exactly Drops, and the ingress chains of Shims
 	AddSender // give the shim SenderAddr
 	DelSender // take SenderAddr off the shim
+	SetProbe  // make flatnet's arp table hold exactly the probe chains of Shims
 )
 
 // IsRoute reports whether k adds, replaces or deletes a route.
@@ -284,7 +289,7 @@ func (k OpKind) IsRoute() bool { return k == AddRoute || k == ReplaceRoute || k 
 // ChangesLinks reports whether k changes a device or its settings, after
 // which a snapshot no longer tells the kernel's state.
 func (k OpKind) ChangesLinks() bool {
-	return !k.IsRoute() && k != FlushNeigh && k != FlushNeighs && k != SetFilter
+	return !k.IsRoute() && k != FlushNeigh && k != FlushNeighs && k != SetFilter && k != SetProbe
 }
 
 // Op is one change to the kernel.
@@ -300,6 +305,7 @@ type Op struct {
 	Owner   hostlocal.Owner  // AddRoute, DelRoute: for messages
 	Guard   Guard            // AddShim, ConfigureShim: the settings the guard adds
 	Drops   []Drop           // SetFilter
+	Shims   []string         // SetFilter, SetProbe: the shims with a chain of the shim guard, sorted
 }
 
 // String prints op as the `ip` command that would do the same, which is
@@ -317,14 +323,16 @@ func (o Op) String() string {
 	case ConfigureShim:
 		s := fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv4.conf.%[1]s.arp_ignore=0 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
 		switch o.Guard {
-		case GuardFilter:
+		case GuardFilter, GuardShim:
 			s += fmt.Sprintf(" net.ipv6.neigh.%s.proxy_delay=0", o.Dev)
 		case GuardAddress:
 			s += fmt.Sprintf(" net.ipv4.conf.%s.arp_announce=2", o.Dev)
 		}
 		return s
 	case SetFilter:
-		return FilterScript(o.Drops)
+		return FilterScript(o.Drops, o.Shims...)
+	case SetProbe:
+		return ProbeScript(o.Shims)
 	case AddSender:
 		return fmt.Sprintf("ip addr add %s dev %s scope link", SenderAddr, o.Dev)
 	case DelSender:

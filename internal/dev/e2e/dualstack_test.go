@@ -179,7 +179,8 @@ func checkNeighbours(t testing.TB, l *lab.Lab, ns string, wants []neighbourWant,
 
 // nodeWants is what the LAN (or a pod of another node) must hold for a
 // node's addresses: its NIC's MAC, and no other answer: the shim's proxy
-// answers pods only, its answers to the LAN dropped by the egress filter.
+// answers pods only (the LAN's solicitations dropped on the shim's
+// ingress, or its answers to the LAN on the NIC's egress).
 func nodeWants(t testing.TB, l *lab.Lab, who string) []neighbourWant {
 	t.Helper()
 	nic := mustMAC(t, l, l.Node, l.Master)

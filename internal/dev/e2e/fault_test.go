@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -485,33 +486,75 @@ func (n *notifyListener) count(msg string) int {
 
 // a flatnet route deleted by hand or by a network manager: restored.
 // faultFilterFlushed: a firewall service reloads with `flush ruleset`
-// (Debian's /etc/nftables.conf starts so), which deletes flatnet's table
-// with every other: flatnet hears it from nftables and writes the table
-// again, once; then the same with only its chain deleted.
+// (Debian's /etc/nftables.conf starts so), which deletes flatnet's tables
+// with every other: flatnet hears it from nftables and writes them again,
+// once; then the same with only one of its chains deleted. Under the shim
+// guard (the default; dual stack, so the shim has its ingress chain too)
+// and under the egress filter.
 func faultFilterFlushed(t *testing.T) {
-	f := newFaultLab(t, lab.Options{}, "", 1)
-	mac := mustMAC(t, f.l, f.l.Node, f.shim)
-	waitFor(t, deadline, "the egress filter", nftHas(f.l, "ether saddr "+mac.String()))
-	for i, cmd := range [][]string{
-		{"nft", "flush", "ruleset"},
-		{"nft", "delete", "chain", "netdev", "flatnet", f.l.Master},
-	} {
-		t0 := time.Now()
-		if _, err := f.l.Exec(f.l.Node, cmd...); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, deadline, "the egress filter is back after "+strings.Join(cmd, " "), nftHas(f.l, "ether saddr "+mac.String()))
-		t.Logf("recovery: %s: filter back within %v", strings.Join(cmd, " "), time.Since(t0).Round(100*time.Microsecond))
-		waitFor(t, deadline, "flatnet logs it", func() error {
-			if n := countLog(f.fn, "egress filter set"); n < i+2 {
-				return fmt.Errorf("egress filter set logged %d times", n)
+	t.Run("shim", func(t *testing.T) {
+		f := newFaultLab(t, dualStack(nil), "", 1)
+		probe := nftTableHas(f.l, "arp", `oifname "`+f.shim+`" arp operation request arp saddr ip set 0.0.0.0`)
+		ingress := nftTableHas(f.l, "netdev", `hook ingress device "`+f.shim+`"`)
+		waitFor(t, deadline, "the shim guard's chains", func() error { return cmp.Or(probe(), ingress()) })
+		logs := []string{"ARP rule set for " + f.shim, "ingress chain set on " + f.shim}
+		// How often each is logged by then: once at start, then the flush
+		// takes both, each deletion one.
+		wants := [][]int{{2, 2}, {3, 2}, {3, 3}}
+		for i, cmd := range [][]string{
+			{"nft", "flush", "ruleset"},
+			{"nft", "delete", "chain", "arp", "flatnet", f.shim},
+			{"nft", "delete", "chain", "netdev", "flatnet", f.shim},
+		} {
+			t0 := time.Now()
+			if _, err := f.l.Exec(f.l.Node, cmd...); err != nil {
+				t.Fatal(err)
 			}
-			return nil
-		})
-	}
-	if n := countLog(f.fn, "egress filter set"); n != 3 {
-		t.Errorf("egress filter set %d times, want 3: once at start, once per removal", n)
-	}
+			waitFor(t, deadline, "the shim guard's chains are back after "+strings.Join(cmd, " "), func() error { return cmp.Or(probe(), ingress()) })
+			t.Logf("recovery: %s: chains back within %v", strings.Join(cmd, " "), time.Since(t0).Round(100*time.Microsecond))
+			waitFor(t, deadline, "flatnet logs it", func() error {
+				for j, msg := range logs {
+					if n := countLog(f.fn, msg); n < wants[i][j] {
+						return fmt.Errorf("%q logged %d times, want %d", msg, n, wants[i][j])
+					}
+				}
+				return nil
+			})
+		}
+		for _, msg := range logs {
+			if n := countLog(f.fn, msg); n != 3 {
+				t.Errorf("%q logged %d times, want 3: once at start, once per removal", msg, n)
+			}
+		}
+		if out, err := f.l.Exec(f.l.Node, "ip", "-6", "neigh", "show", "proxy", "dev", f.shim); err != nil || !strings.Contains(out, f.l.Opts.NodeAddr6.Addr().String()) {
+			t.Errorf("the shim's proxy entry went with its ingress chain: %q %v", out, err)
+		}
+	})
+	t.Run("filter", func(t *testing.T) {
+		f := newFaultLab(t, lab.Options{}, "lan_guard = \"filter\"\n", 1)
+		mac := mustMAC(t, f.l, f.l.Node, f.shim)
+		waitFor(t, deadline, "the egress filter", nftHas(f.l, "ether saddr "+mac.String()))
+		for i, cmd := range [][]string{
+			{"nft", "flush", "ruleset"},
+			{"nft", "delete", "chain", "netdev", "flatnet", f.l.Master},
+		} {
+			t0 := time.Now()
+			if _, err := f.l.Exec(f.l.Node, cmd...); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, deadline, "the egress filter is back after "+strings.Join(cmd, " "), nftHas(f.l, "ether saddr "+mac.String()))
+			t.Logf("recovery: %s: filter back within %v", strings.Join(cmd, " "), time.Since(t0).Round(100*time.Microsecond))
+			waitFor(t, deadline, "flatnet logs it", func() error {
+				if n := countLog(f.fn, "egress filter set"); n < i+2 {
+					return fmt.Errorf("egress filter set logged %d times", n)
+				}
+				return nil
+			})
+		}
+		if n := countLog(f.fn, "egress filter set"); n != 3 {
+			t.Errorf("egress filter set %d times, want 3: once at start, once per removal", n)
+		}
+	})
 }
 
 func faultRouteDeleted(t *testing.T) {

@@ -51,8 +51,10 @@ func leftovers(t testing.TB, l *lab.Lab, shims ...string) []string {
 			out = append(out, "proxy entries on "+s+": "+strings.TrimSpace(px))
 		}
 	}
-	if _, err := l.Exec(l.Node, "nft", "list", "table", "netdev", "flatnet"); err == nil {
-		out = append(out, "nftables table netdev flatnet")
+	for _, family := range []string{"netdev", "arp"} {
+		if _, err := l.Exec(l.Node, "nft", "list", "table", family, "flatnet"); err == nil {
+			out = append(out, "nftables table "+family+" flatnet")
+		}
 	}
 	return out
 }

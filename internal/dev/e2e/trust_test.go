@@ -290,9 +290,10 @@ func TestTrustOnlyOwn(t *testing.T) {
 		{"ip", "link", "set", "fake.host", "alias", "flatnet shim"},
 		{"ip", "link", "add", "fakebr", "type", "bridge"},
 		{"ip", "link", "set", "fakebr", "alias", "flatnet shim"},
-		// Another party's chain in flatnet's own nftables table.
-		{"nft", "add", "chain", "netdev", "flatnet", "theirs"},
-		{"nft", "add", "rule", "netdev", "flatnet", "theirs", "counter"},
+		// Another party's chain in flatnet's own nftables table (the
+		// shim guard's arp table, which an IPv4 node has).
+		{"nft", "add", "chain", "arp", "flatnet", "theirs"},
+		{"nft", "add", "rule", "arp", "flatnet", "theirs", "counter"},
 	} {
 		if _, err := l.Exec(l.Node, c...); err != nil {
 			t.Fatal(err)
@@ -301,13 +302,13 @@ func TestTrustOnlyOwn(t *testing.T) {
 	if ok, err := writeAlloc(l.StateDir(), taken, containerID()); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	waitLog(t, fn, `chain \"theirs\" in flatnet's table netdev flatnet was not made by flatnet`, deadline)
+	waitLog(t, fn, `chain \"theirs\" in flatnet's table arp flatnet was not made by flatnet`, deadline)
 	waitLog(t, fn, "not routing "+taken.String()+" of network default: a route flatnet does not own is in the way ("+taken.String()+"/32 dev "+l.Master+" proto 97)", deadline)
 	readSince(t, l, w)
 	theirs := func(when string) {
 		t.Helper()
-		if out, err := l.Exec(l.Node, "nft", "list", "chain", "netdev", "flatnet", "theirs"); err != nil || !strings.Contains(out, "counter") {
-			t.Errorf("%s: the other party's chain in table netdev flatnet went: %q %v", when, out, err)
+		if out, err := l.Exec(l.Node, "nft", "list", "chain", "arp", "flatnet", "theirs"); err != nil || !strings.Contains(out, "counter") {
+			t.Errorf("%s: the other party's chain in table arp flatnet went: %q %v", when, out, err)
 		}
 		for _, dev := range []string{"fake.host", "fakebr"} {
 			if ok, err := l.LinkExists(l.Node, dev); !ok || err != nil {

@@ -19,9 +19,9 @@ import (
 // its bridge), and a VXLAN device, vx100 (a segment tunnelled between the
 // node and the LAN). flatnet gives it a shim and routes its pods; the node,
 // its pods and that segment's side of the LAN reach each other both ways;
-// the LAN guard's egress filter has a chain for the device, dropping its
-// shim's frames, and the LAN's end of the segment hears no frame from that
-// shim while the node reaches a new pod there.
+// the LAN guard makes the shim's ARP requests probes, and the LAN's end of
+// the segment hears no frame from that shim naming the node while the node
+// reaches a new pod there.
 func TestVirtualMaster(t *testing.T) {
 	t.Run("vlan", func(t *testing.T) {
 		virtualMaster(t, "eno1.100", "br0.100", func(l *lab.Lab, node, lan netip.Prefix) error {
@@ -86,20 +86,17 @@ func virtualMaster(t *testing.T, master, lanEnd string, add func(l *lab.Lab, nod
 		t.Errorf("%s: %s on ifindex %d, want a macvlan on %s (ifindex %d)", shim, sh.Type(), sh.Attrs().ParentIndex, master, ml.Attrs().Index)
 	}
 	shimMAC := mustMAC(t, l, l.Node, shim)
-	waitFor(t, deadline, "the egress filter has a chain for "+master+" dropping "+shim+"'s frames", func() error {
-		out, err := l.Exec(l.Node, "nft", "list", "table", "netdev", "flatnet")
+	waitFor(t, deadline, "the shim guard makes "+shim+"'s ARP requests probes", func() error {
+		out, err := l.Exec(l.Node, "nft", "list", "table", "arp", "flatnet")
 		if err != nil {
 			return err
 		}
-		chain, ok := nftChain(out, master)
+		chain, ok := nftChain(out, shim)
 		if !ok {
-			return fmt.Errorf("no chain for %s in:\n%s", master, out)
+			return fmt.Errorf("no chain for %s in:\n%s", shim, out)
 		}
-		if !strings.Contains(chain, "hook egress") || !strings.Contains(chain, `devices = { "`+master+`" }`) && !strings.Contains(chain, `device "`+master+`"`) {
-			return fmt.Errorf("the chain for %s is not on its egress:\n%s", master, chain)
-		}
-		if !strings.Contains(chain, "ether saddr "+shimMAC.String()+" ") || !strings.Contains(chain, "drop") {
-			return fmt.Errorf("the chain for %s does not drop %s's frames:\n%s", master, shimMAC, chain)
+		if !strings.Contains(chain, "hook output") || !strings.Contains(chain, `oifname "`+shim+`" arp operation request arp saddr ip set 0.0.0.0`) {
+			return fmt.Errorf("the chain for %s does not make its requests probes:\n%s", shim, chain)
 		}
 		return nil
 	})
@@ -141,13 +138,23 @@ func virtualMaster(t *testing.T, master, lanEnd string, add func(l *lab.Lab, nod
 		return fmt.Errorf("no frame from %s (%s) captured yet", master, nodeMAC)
 	})
 	_ = capture.Close()
+	probes := 0
 	for _, f := range capture.Frames(func(f lab.Frame) bool { return !f.Out }) {
-		if bytes.Equal(f.Src, shimMAC) {
-			t.Errorf("a frame of %s reached the LAN: %v", shim, f)
+		if !bytes.Equal(f.Src, shimMAC) {
+			continue
+		}
+		if f.ARPSender == nodeAddr.Addr() || f.ARPTarget == nodeAddr.Addr() || f.ARPOp == 1 && f.ARPSender != netip.IPv4Unspecified() {
+			t.Errorf("a frame of %s naming the node reached the LAN: %v", shim, f)
+		}
+		if f.ARPOp == 1 && f.ARPTarget == v2.IP {
+			probes++
 		}
 	}
+	if probes == 0 {
+		t.Errorf("no ARP probe of %s for %s reached the LAN's end of the segment: the capture cannot see the shim", shim, v2.IP)
+	}
 	running(t, fn)
-	t.Logf("%s as master: pods %s and %s routed through %s (%s); the egress filter drops its frames", master, v1.IP, v2.IP, shim, shimMAC)
+	t.Logf("%s as master: pods %s and %s routed through %s (%s); its ARP requests reach the segment as probes", master, v1.IP, v2.IP, shim, shimMAC)
 }
 
 // nftChain returns the text of the chain named name in `nft list table`

@@ -52,7 +52,7 @@ const (
 )
 
 // Sections of the benchmark.
-var benchSections = []string{"latency", "burst", "cold", "steady", "first"}
+var benchSections = []string{"latency", "burst", "cold", "steady", "first", "guard"}
 
 // mirrorScript is baseline (a): what an operator would write by hand.
 const mirrorScript = `#!/bin/bash
@@ -110,6 +110,8 @@ type results struct {
 	// first holds the node's first ping to new pods, IPv4 then IPv6, by
 	// lan_guard.
 	first map[string][2][]time.Duration
+	// guard is what each lan_guard costs the node's own traffic.
+	guard *guardResults
 	notes []string
 }
 
@@ -193,6 +195,7 @@ func runBench(w, progress io.Writer, cfg benchConfig, logf func(string, ...any))
 		{"cold", b.coldStarts},
 		{"steady", b.steady},
 		{"first", b.firstPackets},
+		{"guard", b.guardCost},
 	} {
 		if !slices.Contains(cfg.sections, s.name) {
 			continue

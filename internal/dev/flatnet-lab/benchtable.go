@@ -263,14 +263,22 @@ func (b *bench) print(w io.Writer, took time.Duration) {
 		slices.Sort(parts)
 		notes = append(notes, "flatnet's idle wake-ups by thread (thread 1 is the main thread, thread 2 the Go runtime's sysmon): "+strings.Join(parts, ", "))
 	}
-	if f, ok := b.res.first["off"]; ok {
-		notes = append(notes, fmt.Sprintf("first ping to a new pod with lan_guard = off (the kernel's proxy_delay): IPv4 p50 %s, p99 %s; IPv6 p50 %s, p99 %s, max %s",
-			fmtDur(quantile(f[0], 0.5)), fmtDur(quantile(f[0], 0.99)), fmtDur(quantile(f[1], 0.5)), fmtDur(quantile(f[1], 0.99)), fmtDur(quantile(f[1], 1))))
+	for _, g := range []struct{ guard, what string }{{"filter", "the egress filter, proxy_delay 0"}, {"off", "the kernel's proxy_delay"}} {
+		if f, ok := b.res.first[g.guard]; ok {
+			notes = append(notes, fmt.Sprintf("first ping to a new pod with lan_guard = %s (%s): IPv4 p50 %s, p99 %s; IPv6 p50 %s, p99 %s, max %s", g.guard, g.what,
+				fmtDur(quantile(f[0], 0.5)), fmtDur(quantile(f[0], 0.99)), fmtDur(quantile(f[1], 0.5)), fmtDur(quantile(f[1], 0.99)), fmtDur(quantile(f[1], 1))))
+		}
 	}
 	notes = append(notes, b.res.notes...)
 	if b.cfg.csv != "" {
 		if err := b.writeCSV(b.cfg.csv); err != nil {
 			notes = append(notes, fmt.Sprintf("writing %s: %v", b.cfg.csv, err))
+		}
+		if g := b.res.guard; g != nil {
+			path := strings.TrimSuffix(b.cfg.csv, ".csv") + "-guard.csv"
+			if err := g.writeGuardCSV(path); err != nil {
+				notes = append(notes, fmt.Sprintf("writing %s: %v", path, err))
+			}
 		}
 	}
 	if len(notes) > 0 {
@@ -278,6 +286,9 @@ func (b *bench) print(w io.Writer, took time.Duration) {
 		for _, n := range notes {
 			fmt.Fprintf(w, "  * %s\n", n)
 		}
+	}
+	if g := b.res.guard; g != nil {
+		g.printGuard(w)
 	}
 }
 

@@ -306,36 +306,7 @@ func (k *Kernel) sysctlAt(path, missing string) string {
 func (k *Kernel) Do(op reconcile.Op) error {
 	switch op.Kind {
 	case reconcile.AddShim:
-		master, err := k.h.LinkByName(op.Master)
-		if err != nil {
-			return fmt.Errorf("finding master: %w", err)
-		}
-		mv := &netlink.Macvlan{
-			LinkAttrs: netlink.LinkAttrs{
-				Name: op.Dev, ParentIndex: master.Attrs().Index, MTU: op.MTU,
-				HardwareAddr: op.MAC,
-			},
-			Mode: netlink.MACVLAN_MODE_BRIDGE,
-		}
-		if err := k.h.LinkAdd(mv); err != nil {
-			return err
-		}
-		if l, err := k.h.LinkByName(op.Dev); err == nil {
-			k.index[op.Dev] = l.Attrs().Index
-		}
-		// RTM_NEWLINK ignores IFLA_IFALIAS; only a change sets it.
-		if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
-			return fmt.Errorf("marking the shim as flatnet's: %w", err)
-		}
-		if err := k.configureShim(op.Dev, op.Guard); err != nil {
-			return err
-		}
-		if op.Guard == reconcile.GuardAddress {
-			if err := k.sender(op.Dev, true); err != nil {
-				return err
-			}
-		}
-		return k.h.LinkSetUp(mv)
+		return k.addShim(op)
 	case reconcile.DelShim:
 		l, err := k.h.LinkByName(op.Dev)
 		if err != nil {
@@ -365,15 +336,7 @@ func (k *Kernel) Do(op reconcile.Op) error {
 	case reconcile.AddRoute, reconcile.ReplaceRoute, reconcile.DelRoute:
 		return k.DoBatch([]reconcile.Op{op})[0]
 	case reconcile.AddProxy, reconcile.DelProxy:
-		idx, err := k.linkIndex(op.Dev)
-		if err != nil {
-			return err
-		}
-		n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: op.Dst.Addr().AsSlice()}
-		if op.Kind == reconcile.AddProxy {
-			return k.h.NeighSet(n)
-		}
-		return ignoreNotFound(k.h.NeighDel(n))
+		return k.proxy(op)
 	case reconcile.FlushNeighs:
 		return k.flushNeighs(op.Dev)
 	case reconcile.FlushNeigh:
@@ -385,6 +348,57 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		return ignoreNotFound(k.h.NeighDel(n))
 	}
 	return fmt.Errorf("unknown op %d", op.Kind)
+}
+
+// addShim makes the shim op.Dev, a bridge-mode macvlan on op.Master with
+// op's MTU and MAC, marks it as flatnet's, configures it for op's guard
+// (its sysctls, and the sender address with GuardAddress), and only then
+// sets it up.
+func (k *Kernel) addShim(op reconcile.Op) error {
+	master, err := k.h.LinkByName(op.Master)
+	if err != nil {
+		return fmt.Errorf("finding master: %w", err)
+	}
+	mv := &netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{
+			Name: op.Dev, ParentIndex: master.Attrs().Index, MTU: op.MTU,
+			HardwareAddr: op.MAC,
+		},
+		Mode: netlink.MACVLAN_MODE_BRIDGE,
+	}
+	if err := k.h.LinkAdd(mv); err != nil {
+		return err
+	}
+	if l, err := k.h.LinkByName(op.Dev); err == nil {
+		k.index[op.Dev] = l.Attrs().Index
+	}
+	// RTM_NEWLINK ignores IFLA_IFALIAS; only a change sets it.
+	if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
+		return fmt.Errorf("marking the shim as flatnet's: %w", err)
+	}
+	if err := k.configureShim(op.Dev, op.Guard); err != nil {
+		return err
+	}
+	if op.Guard == reconcile.GuardAddress {
+		if err := k.sender(op.Dev, true); err != nil {
+			return err
+		}
+	}
+	return k.h.LinkSetUp(mv)
+}
+
+// proxy adds (AddProxy) or deletes the IPv6 proxy neighbour entry for
+// op.Dst on op.Dev.
+func (k *Kernel) proxy(op reconcile.Op) error {
+	idx, err := k.linkIndex(op.Dev)
+	if err != nil {
+		return err
+	}
+	n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: op.Dst.Addr().AsSlice()}
+	if op.Kind == reconcile.AddProxy {
+		return k.h.NeighSet(n)
+	}
+	return ignoreNotFound(k.h.NeighDel(n))
 }
 
 // flushNeighs deletes the neighbour entries of dev that the kernel learnt

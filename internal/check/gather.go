@@ -3,7 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -27,8 +26,8 @@ type Env struct {
 	// Systemctl runs systemctl with args; nil runs the real one, when
 	// systemd is PID 1 and systemctl is installed.
 	Systemctl func(args ...string) ([]byte, error)
-	// Devices reads the addresses and carrier of the named links; nil
-	// asks the kernel over netlink.
+	// Devices reads the addresses of the named links; nil asks the kernel
+	// over netlink.
 	Devices func(names []string) map[string]Device
 }
 
@@ -350,7 +349,8 @@ func (g gatherer) sameNetns(pid int, self string) bool {
 	return err != nil || self == "" || ns == self
 }
 
-// netlinkDevices reads addresses and carrier of the named links.
+// netlinkDevices reads the addresses of the named links, of every scope.
+// The daemon never reads a link's addresses of another scope than global.
 func netlinkDevices(names []string) map[string]Device {
 	out := map[string]Device{}
 	for _, name := range names {
@@ -358,10 +358,7 @@ func netlinkDevices(names []string) map[string]Device {
 		if err != nil {
 			continue
 		}
-		d := Device{Carrier: l.Attrs().RawFlags&uint32(1<<16) != 0, CarrierKnown: true} // IFF_LOWER_UP
-		if l.Attrs().Flags&net.FlagUp == 0 {
-			d.CarrierKnown = false
-		}
+		d := Device{}
 		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
 		if err == nil {
 			for _, a := range addrs {

@@ -39,72 +39,18 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 	if pids := check.FlatnetPIDs(check.Env{}); len(pids) > 0 {
 		fmt.Fprintf(stderr, "flatnet teardown: flatnet run (pid %s) is running here and will put the routes and shims back; stop it first (systemctl stop flatnet)\n", joinInts(pids))
 	}
-	// The shims flatnet uses but did not create stay, as do their routes if
-	// they are not flatnet's; only what flatnet added to them goes. What
-	// carries one of flatnet's marks but is not flatnet's (its alias on a
-	// device it did not make, protocol 97 on a device it does not manage)
-	// stays too, and is said.
 	mid := sd.MachineID()
-	var adopted, left []string
-	var filter *reconcile.Filter
-	var probes *reconcile.ProbeTable
-	if o, oerr := inspect.Look(cfg, k); oerr == nil {
-		filter, probes = o.Snap.Filter, o.Snap.Probes
-		for _, n := range o.Networks {
-			adopted = append(adopted, n.Shim)
-		}
-		managed := reconcile.TeardownManaged(o.Snap, mid, adopted...)
-		for _, l := range o.Snap.Links {
-			switch {
-			case managed[l.Name] && !reconcile.OwnShim(l, o.Snap, mid):
-				left = append(left, fmt.Sprintf("left %s in place: flatnet did not create it (ip link del %s removes it)", l.Name, l.Name))
-			case l.Alias == reconcile.ShimAlias && !managed[l.Name]:
-				left = append(left, fmt.Sprintf("left %s in place: it carries flatnet's alias, but flatnet did not make it (%s, not flatnet's MAC for it)", l.Name, reconcile.DescribeLink(l, o.Snap)))
-			}
-		}
-		for _, r := range o.Snap.Routes {
-			if r.Protocol == reconcile.Protocol && !managed[r.Dev] {
-				left = append(left, fmt.Sprintf("left route %s dev %s in place: protocol %d, but not on a shim flatnet set up", r.Dst, r.Dev, reconcile.Protocol))
-			}
-		}
-	}
-	done, err := daemon.Teardown(k, nil, mid, adopted...)
-	routes, shims := 0, 0
-	for _, op := range done {
-		switch op.Kind {
-		case reconcile.DelRoute:
-			routes++
-			fmt.Fprintf(stdout, "removed route %s dev %s\n", op.Dst, op.Dev)
-		case reconcile.DelShim:
-			shims++
-			fmt.Fprintf(stdout, "removed shim %s\n", op.Dev)
-		case reconcile.DelSender:
-			fmt.Fprintf(stdout, "removed address %s from %s\n", reconcile.SenderAddr, op.Dev)
-		case reconcile.DelProxy:
-			fmt.Fprintf(stdout, "removed proxy neighbour %s on %s\n", op.Dst.Addr(), op.Dev)
-		case reconcile.SetFilter:
-			fmt.Fprintf(stdout, "removed LAN guard: nftables table netdev %s\n", reconcile.FilterTable)
-		case reconcile.SetProbe:
-			fmt.Fprintf(stdout, "removed LAN guard: nftables table arp %s\n", reconcile.FilterTable)
-		}
-	}
-	for _, l := range left {
+	kp := lookKept(cfg, k, mid)
+	done, err := daemon.Teardown(k, nil, mid, kp.adopted...)
+	routes, shims := printRemoved(stdout, done)
+	for _, l := range kp.left {
 		fmt.Fprintln(stdout, l)
 	}
-	leftTable := func(family string, foreign bool, other []string) {
-		if foreign {
-			fmt.Fprintf(stdout, "left nftables table %[2]s %[1]s in place: flatnet did not create it (nft delete table %[2]s %[1]s removes it)\n", reconcile.FilterTable, family)
-			return
-		}
-		for _, ch := range other {
-			fmt.Fprintf(stdout, "left chain %[2]s in nftables table %[3]s %[1]s in place, and so the table: flatnet did not create it (nft delete chain %[3]s %[1]s %[2]s removes it)\n", reconcile.FilterTable, ch, family)
-		}
+	if kp.filter != nil {
+		printLeftTable(stdout, "netdev", kp.filter.Foreign, kp.filter.Other)
 	}
-	if filter != nil {
-		leftTable("netdev", filter.Foreign, filter.Other)
-	}
-	if probes != nil {
-		leftTable("arp", probes.Foreign, probes.Other)
+	if kp.probes != nil {
+		printLeftTable(stdout, "arp", kp.probes.Foreign, kp.probes.Other)
 	}
 	switch {
 	case len(done) == 0 && err == nil:
@@ -117,6 +63,90 @@ func teardownCmd(cfg config.Config, cfgErr error, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	return exitOK
+}
+
+// kept is what a look at the node before teardown finds that it leaves.
+type kept struct {
+	// adopted are the shims of the configured networks, which flatnet
+	// may use without having created them.
+	adopted []string
+	// left says what carries one of flatnet's marks but stays.
+	left []string
+	// filter and probes are flatnet's nftables tables, nil when there
+	// are none: what in them is not flatnet's stays.
+	filter *reconcile.Filter
+	probes *reconcile.ProbeTable
+}
+
+// lookKept looks at the node for what teardown leaves. The shims flatnet
+// uses but did not create stay, as do their routes if they are not
+// flatnet's; only what flatnet added to them goes. What carries one of
+// flatnet's marks but is not flatnet's (its alias on a device it did not
+// make, protocol 97 on a device it does not manage) stays too, and is
+// said. A look that fails leaves nothing to say: removal goes by the
+// marks alone.
+func lookKept(cfg config.Config, k *netlinkx.Kernel, mid string) kept {
+	var kp kept
+	o, err := inspect.Look(cfg, k)
+	if err != nil {
+		return kp
+	}
+	kp.filter, kp.probes = o.Snap.Filter, o.Snap.Probes
+	for _, n := range o.Networks {
+		kp.adopted = append(kp.adopted, n.Shim)
+	}
+	managed := reconcile.TeardownManaged(o.Snap, mid, kp.adopted...)
+	for _, l := range o.Snap.Links {
+		switch {
+		case managed[l.Name] && !reconcile.OwnShim(l, o.Snap, mid):
+			kp.left = append(kp.left, fmt.Sprintf("left %s in place: flatnet did not create it (ip link del %s removes it)", l.Name, l.Name))
+		case l.Alias == reconcile.ShimAlias && !managed[l.Name]:
+			kp.left = append(kp.left, fmt.Sprintf("left %s in place: it carries flatnet's alias, but flatnet did not make it (%s, not flatnet's MAC for it)", l.Name, reconcile.DescribeLink(l, o.Snap)))
+		}
+	}
+	for _, r := range o.Snap.Routes {
+		if r.Protocol == reconcile.Protocol && !managed[r.Dev] {
+			kp.left = append(kp.left, fmt.Sprintf("left route %s dev %s in place: protocol %d, but not on a shim flatnet set up", r.Dst, r.Dev, reconcile.Protocol))
+		}
+	}
+	return kp
+}
+
+// printRemoved says what done removed, one line each, and counts the
+// routes and shims among it.
+func printRemoved(w io.Writer, done []reconcile.Op) (routes, shims int) {
+	for _, op := range done {
+		switch op.Kind {
+		case reconcile.DelRoute:
+			routes++
+			fmt.Fprintf(w, "removed route %s dev %s\n", op.Dst, op.Dev)
+		case reconcile.DelShim:
+			shims++
+			fmt.Fprintf(w, "removed shim %s\n", op.Dev)
+		case reconcile.DelSender:
+			fmt.Fprintf(w, "removed address %s from %s\n", reconcile.SenderAddr, op.Dev)
+		case reconcile.DelProxy:
+			fmt.Fprintf(w, "removed proxy neighbour %s on %s\n", op.Dst.Addr(), op.Dev)
+		case reconcile.SetFilter:
+			fmt.Fprintf(w, "removed LAN guard: nftables table netdev %s\n", reconcile.FilterTable)
+		case reconcile.SetProbe:
+			fmt.Fprintf(w, "removed LAN guard: nftables table arp %s\n", reconcile.FilterTable)
+		}
+	}
+	return routes, shims
+}
+
+// printLeftTable says what teardown left of flatnet's nftables table of
+// family: all of it when flatnet did not create it (foreign), else the
+// chains in it that are not flatnet's.
+func printLeftTable(w io.Writer, family string, foreign bool, other []string) {
+	if foreign {
+		fmt.Fprintf(w, "left nftables table %[2]s %[1]s in place: flatnet did not create it (nft delete table %[2]s %[1]s removes it)\n", reconcile.FilterTable, family)
+		return
+	}
+	for _, ch := range other {
+		fmt.Fprintf(w, "left chain %[2]s in nftables table %[3]s %[1]s in place, and so the table: flatnet did not create it (nft delete chain %[3]s %[1]s %[2]s removes it)\n", reconcile.FilterTable, ch, family)
+	}
 }
 
 func joinInts(v []int) string {

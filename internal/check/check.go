@@ -92,7 +92,7 @@ type Facts struct {
 	// read; the node's checks are then skipped.
 	KernelErr error
 
-	// Devices holds the masters and shims that exist: addresses, carrier.
+	// Devices holds the addresses of the masters and shims that exist.
 	Devices map[string]Device
 	// Sysctls holds IPv4 per-interface sysctls by "<dev>/<key>":
 	// "all/arp_ignore", "eno1.host/arp_filter". A missing key is unknown.
@@ -113,10 +113,9 @@ type Facts struct {
 
 // Device is what Gather reads of a master or shim beyond the snapshot.
 type Device struct {
+	// Addrs are its addresses of every scope; the snapshot's Link.Addrs
+	// are only those of global scope.
 	Addrs []netip.Prefix
-	// Carrier is the link's lower state (IFF_LOWER_UP); CarrierKnown says
-	// whether it was read.
-	Carrier, CarrierKnown bool
 }
 
 // Support says how the kernel provides macvlan.

@@ -65,8 +65,8 @@ func healthy() *scenario {
 			Snap: &reconcile.Snapshot{
 				Links: []reconcile.Link{
 					{Index: 1, Name: "lo", Up: true, MTU: 65536},
-					{Index: 2, Name: "eno1", Up: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
-					{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500,
+					{Index: 2, Name: "eno1", Up: true, LowerUp: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
+					{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, LowerUp: true, MTU: 1500,
 						MAC: mac("02:68:e4:f9:d5:ec"), Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true},
 				},
 				Addrs:  []netip.Addr{addr("127.0.0.1"), addr("192.168.0.5"), addr("::1")},
@@ -81,8 +81,8 @@ func healthy() *scenario {
 			Guard: reconcile.GuardFilter,
 		},
 		Devices: map[string]check.Device{
-			"eno1":      {Addrs: []netip.Prefix{pfx("192.168.0.5/16"), pfx("fe80::1/64")}, Carrier: true, CarrierKnown: true},
-			"eno1.host": {Addrs: []netip.Prefix{pfx("fe80::2/64")}, Carrier: true, CarrierKnown: true},
+			"eno1":      {Addrs: []netip.Prefix{pfx("192.168.0.5/16"), pfx("fe80::1/64")}},
+			"eno1.host": {Addrs: []netip.Prefix{pfx("fe80::2/64")}},
 		},
 		Sysctls:  sysctls(map[string]string{"eno1.host/arp_filter": "1"}),
 		Macvlan:  check.Support{State: "loaded", From: "/proc/modules"},
@@ -253,15 +253,15 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			storage := strings.Replace(confList("eno2", "bridge", `{"subnet": "10.10.0.0/16", "rangeStart": "10.10.5.2", "rangeEnd": "10.10.5.254"}`), `"default"`, `"storage"`, 1)
 			s.f.CNIFiles = append(s.f.CNIFiles, cni.File{Name: "10-storage.conflist", Data: []byte(storage)})
 			s.f.Snap.Links = append(s.f.Snap.Links,
-				reconcile.Link{Index: 4, Name: "eno2", Up: true, MTU: 9000},
-				reconcile.Link{Index: 5, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true, MTU: 9000, Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true,
+				reconcile.Link{Index: 4, Name: "eno2", Up: true, LowerUp: true, MTU: 9000},
+				reconcile.Link{Index: 5, Name: "eno2.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 4, Up: true, LowerUp: true, MTU: 9000, Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true,
 					MAC: mac("02:11:22:33:44:55")})
 			s.f.Snap.Filter.Drops = append(s.f.Snap.Filter.Drops, reconcile.Drop{Master: "eno2", MAC: "02:11:22:33:44:55"})
 			s.f.Snap.Addrs = append(s.f.Snap.Addrs, addr("10.10.0.5"))
 			s.f.Snap.Routes = append(s.f.Snap.Routes,
 				reconcile.Route{Dst: pfx("10.10.0.0/16"), Dev: "eno2", Protocol: 2},
 				reconcile.Route{Dst: pfx("10.10.5.2/32"), Dev: "eno2.host", Protocol: reconcile.Protocol})
-			s.f.Devices["eno2"] = check.Device{Addrs: []netip.Prefix{pfx("10.10.0.5/16")}, Carrier: true, CarrierKnown: true}
+			s.f.Devices["eno2"] = check.Device{Addrs: []netip.Prefix{pfx("10.10.0.5/16")}}
 			s.f.Sysctls["eno2/rp_filter"], s.f.Sysctls["eno2.host/arp_filter"], s.f.Sysctls["eno2.host/arp_ignore"] = "0", "1", "0"
 			s.allocs["10.10.5.2"] = stateAt
 		}},
@@ -475,7 +475,7 @@ func TestFaults(t *testing.T) {
 			name: "pods outside the node's subnet, with strict rp_filter",
 			mod: func(s *scenario) {
 				s.conflist(confList("eno1", "", `{"subnet": "192.168.1.0/24", "rangeStart": "192.168.1.2", "gateway": "192.168.1.1"}`))
-				s.f.Devices["eno1"] = check.Device{Addrs: []netip.Prefix{pfx("192.168.0.5/24")}, Carrier: true, CarrierKnown: true}
+				s.f.Devices["eno1"] = check.Device{Addrs: []netip.Prefix{pfx("192.168.0.5/24")}}
 				s.f.Snap.Routes[1] = reconcile.Route{Dst: pfx("192.168.0.0/24"), Dev: "eno1", Protocol: 2}
 				s.f.Sysctls["all/rp_filter"] = "1"
 			},
@@ -678,7 +678,7 @@ func TestFaults(t *testing.T) {
 			mod: func(s *scenario) {
 				s.f.Guard, s.f.FilterErr, s.f.ShimErr, s.f.Snap.Filter = reconcile.GuardAddress, errors.New("the kernel has no nftables netdev egress hook"), errors.New("no fib"), nil
 				s.setLink("eno1.host", func(l *reconcile.Link) { l.Sender, l.ARPAnnounce = true, 2 })
-				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.0.0.8/32"), pfx("fe80::2/64")}, Carrier: true, CarrierKnown: true}
+				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.0.0.8/32"), pfx("fe80::2/64")}}
 			},
 			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{"sends ARP from 192.0.0.8", "no shim guard: no fib", "no nftables netdev egress hook"},
 				fix: []string{"CONFIG_NFT_FIB_NETDEV"}}},
@@ -786,9 +786,7 @@ func TestFaults(t *testing.T) {
 		},
 		{
 			name: "the master has no carrier",
-			mod: func(s *scenario) {
-				s.f.Devices["eno1"] = check.Device{Addrs: s.f.Devices["eno1"].Addrs, CarrierKnown: true}
-			},
+			mod:  func(s *scenario) { s.setLink("eno1", func(l *reconcile.Link) { l.LowerUp = false }) },
 			want: []want{{name: "master eno1", status: check.Warn, detail: []string{"no carrier"}}},
 		},
 		{

@@ -3,7 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -27,8 +26,8 @@ type Env struct {
 	// Systemctl runs systemctl with args; nil runs the real one, when
 	// systemd is PID 1 and systemctl is installed.
 	Systemctl func(args ...string) ([]byte, error)
-	// Devices reads the addresses and carrier of the named links; nil
-	// asks the kernel over netlink.
+	// Devices reads the addresses of the named links; nil asks the kernel
+	// over netlink.
 	Devices func(names []string) map[string]Device
 }
 
@@ -41,7 +40,35 @@ type Env struct {
 func Gather(f *Facts, env Env) {
 	g := gatherer{Root: sysconf.Root(env.Root), env: env}
 	procs := g.processes()
-	var masters, shims []string
+	shims, existing := devicesOf(f)
+
+	f.Sysctls = g.sysctls(existing)
+	f.SysctlD = sysconf.SysctlD(g.DropIns("", "sysctl.d", "/etc/sysctl.conf"), shims, "arp_ignore")
+	if env.Devices != nil {
+		f.Devices = env.Devices(existing)
+	} else {
+		f.Devices = netlinkDevices(existing)
+	}
+	f.Macvlan = g.macvlan(f)
+	if b, err := g.Read("proc/stat"); err == nil {
+		f.BootTime, _ = sysconf.ParseBootTime(b)
+	}
+	f.StateFiles = map[string][]StateFile{}
+	for _, n := range f.Networks {
+		if n.StateDir != "" {
+			f.StateFiles[n.StateDir] = g.stateFiles(n.StateDir)
+		}
+	}
+	f.Networkd = g.networkd(f, procs, shims)
+	f.NM = g.networkManager(f, procs, shims)
+	f.Daemon = g.daemon(procs)
+}
+
+// devicesOf returns the shims the networks want and, of the devices the
+// checks look at (the masters, the shims, and the default route's), those
+// the snapshot holds.
+func devicesOf(f *Facts) (shims, existing []string) {
+	var masters []string
 	for _, n := range f.Networks {
 		if n.Master != "" && !slices.Contains(masters, n.Master) {
 			masters = append(masters, n.Master)
@@ -66,7 +93,6 @@ func Gather(f *Facts, env Env) {
 			devices = append(devices, d)
 		}
 	}
-	var existing []string
 	if f.Snap != nil {
 		for _, d := range append(devices, shims...) {
 			if _, ok := f.Snap.Link(d); ok {
@@ -74,82 +100,123 @@ func Gather(f *Facts, env Env) {
 			}
 		}
 	}
+	return shims, existing
+}
 
-	f.Sysctls = map[string]string{}
-	for _, dev := range append([]string{"all", "default"}, existing...) {
+// sysctls reads the IPv4 ARP and reverse-path sysctls of all, default
+// and each of devs, by "<dev>/<key>".
+func (g gatherer) sysctls(devs []string) map[string]string {
+	out := map[string]string{}
+	for _, dev := range append([]string{"all", "default"}, devs...) {
 		for _, key := range []string{"arp_ignore", "arp_filter", "arp_announce", "rp_filter"} {
 			if v, ok := g.ReadTrim("proc/sys/net/ipv4/conf", dev, key); ok {
-				f.Sysctls[dev+"/"+key] = v
+				out[dev+"/"+key] = v
 			}
 		}
 	}
-	f.SysctlD = sysconf.SysctlD(g.DropIns("", "sysctl.d", "/etc/sysctl.conf"), shims, "arp_ignore")
-	if env.Devices != nil {
-		f.Devices = env.Devices(existing)
-	} else {
-		f.Devices = netlinkDevices(existing)
-	}
-	f.Macvlan = g.macvlan(f)
-	if b, err := g.Read("proc/stat"); err == nil {
-		f.BootTime, _ = sysconf.ParseBootTime(b)
-	}
-	f.StateFiles = map[string][]StateFile{}
-	for _, n := range f.Networks {
-		if n.StateDir != "" {
-			f.StateFiles[n.StateDir] = g.stateFiles(n.StateDir)
-		}
-	}
+	return out
+}
 
-	f.Networkd = Networkd{Running: procs.comm["systemd-network"], ManageForeignRoutes: true, Links: map[string]NetworkdLink{}}
-	if f.Networkd.Running {
-		var confs []sysconf.ConfFile
-		if main, ok := g.First("etc/systemd/networkd.conf", "run/systemd/networkd.conf", "usr/local/lib/systemd/networkd.conf", "usr/lib/systemd/networkd.conf"); ok {
-			confs = append(confs, main)
+// networkd reads whether systemd-networkd runs here and, when it does,
+// whether it keeps foreign routes and whether it manages each shim.
+func (g gatherer) networkd(f *Facts, procs procs, shims []string) Networkd {
+	nd := Networkd{Running: procs.comm["systemd-network"], ManageForeignRoutes: true, Links: map[string]NetworkdLink{}}
+	if !nd.Running {
+		return nd
+	}
+	var confs []sysconf.ConfFile
+	if main, ok := g.First("etc/systemd/networkd.conf", "run/systemd/networkd.conf", "usr/local/lib/systemd/networkd.conf", "usr/lib/systemd/networkd.conf"); ok {
+		confs = append(confs, main)
+	}
+	confs = append(confs, g.DropIns("systemd", "networkd.conf.d", "")...)
+	nd.ManageForeignRoutes, nd.ManageForeignRoutesFrom = sysconf.ManageForeignRoutes(confs)
+	networks := g.NetworkFiles()
+	for _, shim := range shims {
+		nd.Links[shim] = g.networkdLink(f, networks, shim)
+	}
+	return nd
+}
+
+// networkdLink is networkd's state of shim: what networkd says of the
+// link or, when it says nothing settled (no link, no state file, pending,
+// initialized), what its .network files would make of a macvlan of that
+// name.
+func (g gatherer) networkdLink(f *Facts, networks []sysconf.ConfFile, shim string) NetworkdLink {
+	l := NetworkdLink{}
+	if f.Snap != nil {
+		if link, ok := f.Snap.Link(shim); ok {
+			if b, err := g.Read("run/systemd/netif/links/" + strconv.Itoa(link.Index)); err == nil {
+				l.State, l.NetworkFile = sysconf.ParseNetifState(b)
+			}
 		}
-		confs = append(confs, g.DropIns("systemd", "networkd.conf.d", "")...)
-		f.Networkd.ManageForeignRoutes, f.Networkd.ManageForeignRoutesFrom = sysconf.ManageForeignRoutes(confs)
-		networks := g.NetworkFiles()
-		for _, shim := range shims {
-			l := NetworkdLink{}
-			if f.Snap != nil {
-				if link, ok := f.Snap.Link(shim); ok {
-					if b, err := g.Read("run/systemd/netif/links/" + strconv.Itoa(link.Index)); err == nil {
-						l.State, l.NetworkFile = sysconf.ParseNetifState(b)
-					}
+	}
+	if l.State == "" || l.State == "pending" || l.State == "initialized" {
+		file, un, found := sysconf.NetworkdMatch(networks, shim, "macvlan")
+		l = NetworkdLink{State: "unmanaged", NetworkFile: file, Predicted: true}
+		if found && !un {
+			l.State = "managed"
+		}
+	}
+	return l
+}
+
+// networkManager reads whether NetworkManager runs here and, when it
+// does, which shims it leaves alone and what says so: its configuration,
+// or udev's NM_UNMANAGED on the link.
+func (g gatherer) networkManager(f *Facts, procs procs, shims []string) NetworkManager {
+	nm := NetworkManager{Running: procs.comm["NetworkManager"], Unmanaged: map[string]string{}}
+	if !nm.Running {
+		return nm
+	}
+	files := g.NMFiles()
+	for _, shim := range shims {
+		if by := sysconf.NMUnmanaged(files, shim, "macvlan"); by != "" {
+			nm.Unmanaged[shim] = by
+			continue
+		}
+		if f.Snap != nil {
+			if link, ok := f.Snap.Link(shim); ok {
+				if b, err := g.Read("run/udev/data/n" + strconv.Itoa(link.Index)); err == nil && bytes.Contains(b, []byte("E:NM_UNMANAGED=1")) {
+					nm.Unmanaged[shim] = "udev NM_UNMANAGED=1"
 				}
 			}
-			if l.State == "" || l.State == "pending" || l.State == "initialized" {
-				file, un, found := sysconf.NetworkdMatch(networks, shim, "macvlan")
-				l = NetworkdLink{State: "unmanaged", NetworkFile: file, Predicted: true}
-				if found && !un {
-					l.State = "managed"
-				}
-			}
-			f.Networkd.Links[shim] = l
 		}
 	}
+	return nm
+}
 
-	f.NM = NetworkManager{Running: procs.comm["NetworkManager"], Unmanaged: map[string]string{}}
-	if f.NM.Running {
-		files := g.NMFiles()
-		for _, shim := range shims {
-			if by := sysconf.NMUnmanaged(files, shim, "macvlan"); by != "" {
-				f.NM.Unmanaged[shim] = by
-				continue
-			}
-			if f.Snap != nil {
-				if link, ok := f.Snap.Link(shim); ok {
-					if b, err := g.Read("run/udev/data/n" + strconv.Itoa(link.Index)); err == nil && bytes.Contains(b, []byte("E:NM_UNMANAGED=1")) {
-						f.NM.Unmanaged[shim] = "udev NM_UNMANAGED=1"
-					}
-				}
-			}
+// daemon reads the `flatnet run` processes here and, under systemd, what
+// systemctl says of flatnet.service and, while it is active, the digest of
+// the configuration it loaded.
+func (g gatherer) daemon(procs procs) Daemon {
+	d := Daemon{PIDs: procs.flatnet, PIDsKnown: procs.known}
+	systemctl := g.systemctl()
+	if systemctl == nil {
+		return d
+	}
+	d.Systemd = true
+	out, err := systemctl("show", "flatnet.service", "-p", "LoadState,ActiveState,SubState,StatusText,MainPID")
+	if err != nil {
+		d.UnitErr = err
+		return d
+	}
+	u := sysconf.ParseSystemctlShow(out)
+	u.MainPIDHere = u.MainPID > 0 && g.sameNetns(u.MainPID, procs.self)
+	d.Unit = u
+	if u.ActiveState == "active" {
+		if b, err := g.Read(strings.TrimPrefix(sd.LoadedConfig, "/")); err == nil {
+			d.ConfigDigest, d.ConfigDigestKnown = sd.ParseLoadedConfig(b)
 		}
 	}
+	return d
+}
 
-	f.Daemon = Daemon{PIDs: procs.flatnet, PIDsKnown: procs.known}
+// systemctl is env.Systemctl, or else the real systemctl with a timeout
+// when systemd is PID 1 and systemctl is installed; nil when there is
+// none.
+func (g gatherer) systemctl() func(args ...string) ([]byte, error) {
 	comm, _ := g.ReadTrim("proc/1/comm")
-	systemctl := env.Systemctl
+	systemctl := g.env.Systemctl
 	if systemctl == nil && comm == "systemd" {
 		if p, err := exec.LookPath("systemctl"); err == nil {
 			systemctl = func(args ...string) ([]byte, error) {
@@ -159,22 +226,7 @@ func Gather(f *Facts, env Env) {
 			}
 		}
 	}
-	if systemctl != nil {
-		f.Daemon.Systemd = true
-		out, err := systemctl("show", "flatnet.service", "-p", "LoadState,ActiveState,SubState,StatusText,MainPID")
-		if err != nil {
-			f.Daemon.UnitErr = err
-		} else {
-			u := sysconf.ParseSystemctlShow(out)
-			u.MainPIDHere = u.MainPID > 0 && g.sameNetns(u.MainPID, procs.self)
-			f.Daemon.Unit = u
-			if u.ActiveState == "active" {
-				if b, err := g.Read(strings.TrimPrefix(sd.LoadedConfig, "/")); err == nil {
-					f.Daemon.ConfigDigest, f.Daemon.ConfigDigestKnown = sd.ParseLoadedConfig(b)
-				}
-			}
-		}
-	}
+	return systemctl
 }
 
 // gatherer reads files under env.Root.
@@ -297,7 +349,8 @@ func (g gatherer) sameNetns(pid int, self string) bool {
 	return err != nil || self == "" || ns == self
 }
 
-// netlinkDevices reads addresses and carrier of the named links.
+// netlinkDevices reads the addresses of the named links, of every scope.
+// The daemon never reads a link's addresses of another scope than global.
 func netlinkDevices(names []string) map[string]Device {
 	out := map[string]Device{}
 	for _, name := range names {
@@ -305,10 +358,7 @@ func netlinkDevices(names []string) map[string]Device {
 		if err != nil {
 			continue
 		}
-		d := Device{Carrier: l.Attrs().RawFlags&uint32(1<<16) != 0, CarrierKnown: true} // IFF_LOWER_UP
-		if l.Attrs().Flags&net.FlagUp == 0 {
-			d.CarrierKnown = false
-		}
+		d := Device{}
 		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
 		if err == nil {
 			for _, a := range addrs {

@@ -65,8 +65,7 @@ func (c *checker) masters() {
 				fmt.Sprintf("ip link set %s up, and find out what set it down", n.Master))
 			continue
 		}
-		d := f.Devices[n.Master]
-		if d.CarrierKnown && !d.Carrier {
+		if !l.LowerUp {
 			c.add(Warn, name, fmt.Sprintf("%s is up but has no carrier: the node and its pods are off the LAN", n.Master),
 				fmt.Sprintf("check the cable and the switch port of %s (ip link show %s says NO-CARRIER)", n.Master, n.Master))
 			continue

@@ -96,6 +96,29 @@ func linkOf(l netlink.Link) reconcile.Link {
 // Snapshot reads every link, every address and the main routing table.
 func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 	s := &reconcile.Snapshot{}
+	names, err := k.readLinks(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.readAddrs(s); err != nil {
+		return nil, err
+	}
+	if s.Filter, err = readFilter(); err != nil {
+		return nil, err
+	}
+	if s.Probes, err = readProbes(); err != nil {
+		return nil, err
+	}
+	if err := k.readRoutes(s, names); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readLinks reads every link into s, a macvlan's sysctls and proxy
+// entries with it, and caches their indexes by name. It returns the links'
+// names by index, for the routes.
+func (k *Kernel) readLinks(s *reconcile.Snapshot) (map[int]string, error) {
 	var links []netlink.Link
 	if err := retry(func() (err error) { links, err = k.h.LinkList(); return err }); err != nil {
 		return nil, fmt.Errorf("listing links: %w", err)
@@ -108,32 +131,48 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		k.index[a.Name] = a.Index
 		rl := linkOf(l)
 		if m, ok := l.(*netlink.Macvlan); ok {
-			rl.MacvlanMode = macvlanModes[m.Mode]
-			rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"
-			ignore := k.sysctl("ipv4", a.Name, "arp_ignore")
-			rl.ARPIgnore = ignore != "" && ignore != "0"
-			rl.ARPAnnounce, _ = strconv.Atoi(k.sysctl("ipv4", a.Name, "arp_announce"))
-			// With IPv6 off on the node there is nothing to set.
-			rl.ProxyNDP = k.sysctlOr("ipv6", a.Name, "proxy_ndp", "1") == "1" && k.sysctlOr("ipv6", a.Name, "forwarding", "1") == "1"
-			rl.ProxyDelay0 = k.sysctlAt(filepath.Join(k.sysctlRoot, "ipv6", "neigh", a.Name, "proxy_delay"), "0") == "0"
-			var proxies []netlink.Neigh
-			if err := retry(func() (err error) { proxies, err = k.h.NeighProxyList(a.Index, netlink.FAMILY_V6); return err }); err != nil {
-				return nil, fmt.Errorf("listing proxy neighbours of %s: %w", a.Name, err)
-			}
-			for _, n := range proxies {
-				if ip, ok := netip.AddrFromSlice(n.IP); ok {
-					s.Proxies = append(s.Proxies, reconcile.Proxy{Dev: a.Name, IP: ip})
-				}
+			if err := k.readMacvlan(s, &rl, m); err != nil {
+				return nil, err
 			}
 		} else {
 			rl.ParentIndex = 0
 		}
 		s.Links = append(s.Links, rl)
 	}
+	return names, nil
+}
+
+// readMacvlan fills in rl, the macvlan m, with its mode and sysctls, and
+// adds its IPv6 proxy entries to s.
+func (k *Kernel) readMacvlan(s *reconcile.Snapshot, rl *reconcile.Link, m *netlink.Macvlan) error {
+	a := m.Attrs()
+	rl.MacvlanMode = macvlanModes[m.Mode]
+	rl.ARPFilter = k.sysctl("ipv4", a.Name, "arp_filter") == "1"
+	ignore := k.sysctl("ipv4", a.Name, "arp_ignore")
+	rl.ARPIgnore = ignore != "" && ignore != "0"
+	rl.ARPAnnounce, _ = strconv.Atoi(k.sysctl("ipv4", a.Name, "arp_announce"))
+	// With IPv6 off on the node there is nothing to set.
+	rl.ProxyNDP = k.sysctlOr("ipv6", a.Name, "proxy_ndp", "1") == "1" && k.sysctlOr("ipv6", a.Name, "forwarding", "1") == "1"
+	rl.ProxyDelay0 = k.sysctlAt(filepath.Join(k.sysctlRoot, "ipv6", "neigh", a.Name, "proxy_delay"), "0") == "0"
+	var proxies []netlink.Neigh
+	if err := retry(func() (err error) { proxies, err = k.h.NeighProxyList(a.Index, netlink.FAMILY_V6); return err }); err != nil {
+		return fmt.Errorf("listing proxy neighbours of %s: %w", a.Name, err)
+	}
+	for _, n := range proxies {
+		if ip, ok := netip.AddrFromSlice(n.IP); ok {
+			s.Proxies = append(s.Proxies, reconcile.Proxy{Dev: a.Name, IP: ip})
+		}
+	}
+	return nil
+}
+
+// readAddrs reads every address into s: all of them into s.Addrs, and
+// each link's of global scope, and whether it holds
+// [reconcile.SenderAddr], into its Link.
+func (k *Kernel) readAddrs(s *reconcile.Snapshot) error {
 	var addrs []netlink.Addr
-	var err error
 	if err := retry(func() (err error) { addrs, err = k.h.AddrList(nil, netlink.FAMILY_ALL); return err }); err != nil {
-		return nil, fmt.Errorf("listing addresses: %w", err)
+		return fmt.Errorf("listing addresses: %w", err)
 	}
 	byLink := map[int][]netip.Prefix{}
 	sender := map[int]bool{}
@@ -154,15 +193,14 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		s.Links[i].Addrs = byLink[s.Links[i].Index]
 		s.Links[i].Sender = sender[s.Links[i].Index]
 	}
-	if s.Filter, err = readFilter(); err != nil {
-		return nil, err
-	}
-	if s.Probes, err = readProbes(); err != nil {
-		return nil, err
-	}
-	// Every table but local: the main table's routes, and every table's
-	// next hops, which flatnet never routes to a shim (reconcile.Refusal).
-	err = retry(func() error {
+	return nil
+}
+
+// readRoutes reads the routes of every table but local into s: the main
+// table's routes, and every table's next hops, which flatnet never routes
+// to a shim (reconcile.Refusal). names are the links' names by index.
+func (k *Kernel) readRoutes(s *reconcile.Snapshot, names map[int]string) error {
+	err := retry(func() error {
 		s.Routes, s.NextHops = s.Routes[:0], s.NextHops[:0]
 		return k.h.RouteListFilteredIter(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
 			if r.Table == unix.RT_TABLE_LOCAL {
@@ -179,9 +217,9 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing routes: %w", err)
+		return fmt.Errorf("listing routes: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 // convertRoute keeps what the reconciler needs of a route.
@@ -268,36 +306,7 @@ func (k *Kernel) sysctlAt(path, missing string) string {
 func (k *Kernel) Do(op reconcile.Op) error {
 	switch op.Kind {
 	case reconcile.AddShim:
-		master, err := k.h.LinkByName(op.Master)
-		if err != nil {
-			return fmt.Errorf("finding master: %w", err)
-		}
-		mv := &netlink.Macvlan{
-			LinkAttrs: netlink.LinkAttrs{
-				Name: op.Dev, ParentIndex: master.Attrs().Index, MTU: op.MTU,
-				HardwareAddr: op.MAC,
-			},
-			Mode: netlink.MACVLAN_MODE_BRIDGE,
-		}
-		if err := k.h.LinkAdd(mv); err != nil {
-			return err
-		}
-		if l, err := k.h.LinkByName(op.Dev); err == nil {
-			k.index[op.Dev] = l.Attrs().Index
-		}
-		// RTM_NEWLINK ignores IFLA_IFALIAS; only a change sets it.
-		if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
-			return fmt.Errorf("marking the shim as flatnet's: %w", err)
-		}
-		if err := k.configureShim(op.Dev, op.Guard); err != nil {
-			return err
-		}
-		if op.Guard == reconcile.GuardAddress {
-			if err := k.sender(op.Dev, true); err != nil {
-				return err
-			}
-		}
-		return k.h.LinkSetUp(mv)
+		return k.addShim(op)
 	case reconcile.DelShim:
 		l, err := k.h.LinkByName(op.Dev)
 		if err != nil {
@@ -327,15 +336,7 @@ func (k *Kernel) Do(op reconcile.Op) error {
 	case reconcile.AddRoute, reconcile.ReplaceRoute, reconcile.DelRoute:
 		return k.DoBatch([]reconcile.Op{op})[0]
 	case reconcile.AddProxy, reconcile.DelProxy:
-		idx, err := k.linkIndex(op.Dev)
-		if err != nil {
-			return err
-		}
-		n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: op.Dst.Addr().AsSlice()}
-		if op.Kind == reconcile.AddProxy {
-			return k.h.NeighSet(n)
-		}
-		return ignoreNotFound(k.h.NeighDel(n))
+		return k.proxy(op)
 	case reconcile.FlushNeighs:
 		return k.flushNeighs(op.Dev)
 	case reconcile.FlushNeigh:
@@ -347,6 +348,57 @@ func (k *Kernel) Do(op reconcile.Op) error {
 		return ignoreNotFound(k.h.NeighDel(n))
 	}
 	return fmt.Errorf("unknown op %d", op.Kind)
+}
+
+// addShim makes the shim op.Dev, a bridge-mode macvlan on op.Master with
+// op's MTU and MAC, marks it as flatnet's, configures it for op's guard
+// (its sysctls, and the sender address with GuardAddress), and only then
+// sets it up.
+func (k *Kernel) addShim(op reconcile.Op) error {
+	master, err := k.h.LinkByName(op.Master)
+	if err != nil {
+		return fmt.Errorf("finding master: %w", err)
+	}
+	mv := &netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{
+			Name: op.Dev, ParentIndex: master.Attrs().Index, MTU: op.MTU,
+			HardwareAddr: op.MAC,
+		},
+		Mode: netlink.MACVLAN_MODE_BRIDGE,
+	}
+	if err := k.h.LinkAdd(mv); err != nil {
+		return err
+	}
+	if l, err := k.h.LinkByName(op.Dev); err == nil {
+		k.index[op.Dev] = l.Attrs().Index
+	}
+	// RTM_NEWLINK ignores IFLA_IFALIAS; only a change sets it.
+	if err := k.h.LinkSetAlias(mv, reconcile.ShimAlias); err != nil {
+		return fmt.Errorf("marking the shim as flatnet's: %w", err)
+	}
+	if err := k.configureShim(op.Dev, op.Guard); err != nil {
+		return err
+	}
+	if op.Guard == reconcile.GuardAddress {
+		if err := k.sender(op.Dev, true); err != nil {
+			return err
+		}
+	}
+	return k.h.LinkSetUp(mv)
+}
+
+// proxy adds (AddProxy) or deletes the IPv6 proxy neighbour entry for
+// op.Dst on op.Dev.
+func (k *Kernel) proxy(op reconcile.Op) error {
+	idx, err := k.linkIndex(op.Dev)
+	if err != nil {
+		return err
+	}
+	n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V6, Flags: netlink.NTF_PROXY, IP: op.Dst.Addr().AsSlice()}
+	if op.Kind == reconcile.AddProxy {
+		return k.h.NeighSet(n)
+	}
+	return ignoreNotFound(k.h.NeighDel(n))
 }
 
 // flushNeighs deletes the neighbour entries of dev that the kernel learnt

@@ -595,14 +595,9 @@ func exprEqual(a, b expr.Any) bool {
 // chain another party adds to flatnet's table is deleted with the table
 // when flatnet deletes it (the kernel has no "delete if empty").
 func setFilter(drops []reconcile.Drop, solicits []string) error {
-	var masters []string
-	for _, d := range drops {
-		if _, err := net.ParseMAC(d.MAC); err != nil {
-			return fmt.Errorf("filter for %s: %w", d.Master, err)
-		}
-		if !slices.Contains(masters, d.Master) {
-			masters = append(masters, d.Master)
-		}
+	masters, err := filterMasters(drops)
+	if err != nil {
+		return err
 	}
 	c, err := nftConn()
 	if err != nil {
@@ -613,36 +608,13 @@ func setFilter(drops []reconcile.Drop, solicits []string) error {
 		return err
 	}
 	f, ours := judge(t)
-	if f != nil && f.Foreign {
-		return fmt.Errorf("nftables table netdev %s was not made by flatnet: left alone", reconcile.FilterTable)
-	}
-	for _, m := range append(slices.Clone(masters), solicits...) {
-		if f != nil && slices.Contains(f.Other, m) {
-			return fmt.Errorf("chain %s in nftables table netdev %s was not made by flatnet: left alone, %s gets no chain", m, reconcile.FilterTable, m)
-		}
+	if err := filterWritable(f, append(slices.Clone(masters), solicits...)); err != nil {
+		return err
 	}
 	empty := len(drops) == 0 && len(solicits) == 0
-	switch {
-	case t == nil:
-		if empty {
-			return nil
-		}
-		if err := tableBatch(unix.NFPROTO_NETDEV, nil, true); err != nil {
-			return fmt.Errorf("creating nftables table netdev %s: %w", reconcile.FilterTable, err)
-		}
-	case f.Legacy:
-		// An older flatnet's table gets the mark by being made anew (the
-		// kernel never changes a table's userdata), then its chains in the
-		// next transaction: between the two, once after an upgrade, the
-		// masters go unfiltered. (Deleting that table, every chain of which
-		// flatnet made, touches no one else's.)
-		if err := tableBatch(unix.NFPROTO_NETDEV, &t.tableInfo, !empty); err != nil {
-			return fmt.Errorf("making nftables table netdev %s anew with flatnet's mark: %w", reconcile.FilterTable, err)
-		}
-		if empty {
-			return nil
-		}
-		t = nil
+	t, done, err := readyFilterTable(t, f, empty)
+	if err != nil || done {
+		return err
 	}
 	tbl := filterTable()
 	switch {
@@ -657,6 +629,78 @@ func setFilter(drops []reconcile.Drop, solicits []string) error {
 			}
 		}
 	}
+	addFilterChains(c, tbl, drops, solicits)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("writing nftables table netdev %s: %w", reconcile.FilterTable, err)
+	}
+	return nil
+}
+
+// filterMasters are the masters of drops, once each, in order; an error
+// when a drop's MAC does not parse, before anything is written.
+func filterMasters(drops []reconcile.Drop) ([]string, error) {
+	var masters []string
+	for _, d := range drops {
+		if _, err := net.ParseMAC(d.MAC); err != nil {
+			return nil, fmt.Errorf("filter for %s: %w", d.Master, err)
+		}
+		if !slices.Contains(masters, d.Master) {
+			masters = append(masters, d.Master)
+		}
+	}
+	return masters, nil
+}
+
+// filterWritable is an error when f, the netdev table as judged, is not
+// flatnet's to write for the devices devs: a table flatnet did not make,
+// or a chain of one of their names that another party made.
+func filterWritable(f *reconcile.Filter, devs []string) error {
+	if f != nil && f.Foreign {
+		return fmt.Errorf("nftables table netdev %s was not made by flatnet: left alone", reconcile.FilterTable)
+	}
+	for _, m := range devs {
+		if f != nil && slices.Contains(f.Other, m) {
+			return fmt.Errorf("chain %s in nftables table netdev %s was not made by flatnet: left alone, %s gets no chain", m, reconcile.FilterTable, m)
+		}
+	}
+	return nil
+}
+
+// readyFilterTable makes the netdev table t (f as judged) one with
+// flatnet's mark, in a transaction of its own, when chains are wanted
+// (not empty) and there is none, or when it is an older flatnet's. It
+// returns the table as it then is (nil for one made just now, empty), and
+// done when that leaves nothing to write.
+func readyFilterTable(t *nftTable, f *reconcile.Filter, empty bool) (_ *nftTable, done bool, _ error) {
+	switch {
+	case t == nil:
+		if empty {
+			return nil, true, nil
+		}
+		if err := tableBatch(unix.NFPROTO_NETDEV, nil, true); err != nil {
+			return nil, false, fmt.Errorf("creating nftables table netdev %s: %w", reconcile.FilterTable, err)
+		}
+	case f.Legacy:
+		// An older flatnet's table gets the mark by being made anew (the
+		// kernel never changes a table's userdata), then its chains in the
+		// next transaction: between the two, once after an upgrade, the
+		// masters go unfiltered. (Deleting that table, every chain of which
+		// flatnet made, touches no one else's.)
+		if err := tableBatch(unix.NFPROTO_NETDEV, &t.tableInfo, !empty); err != nil {
+			return nil, false, fmt.Errorf("making nftables table netdev %s anew with flatnet's mark: %w", reconcile.FilterTable, err)
+		}
+		if empty {
+			return nil, true, nil
+		}
+		t = nil
+	}
+	return t, false, nil
+}
+
+// addFilterChains adds to c's transaction the chains of flatnet's netdev
+// table tbl: an egress chain per master of drops, dropping each drop's
+// frames, and an ingress chain per shim in solicits.
+func addFilterChains(c *nftables.Conn, tbl *nftables.Table, drops []reconcile.Drop, solicits []string) {
 	chains := map[string]*nftables.Chain{}
 	for _, d := range drops {
 		mac, _ := net.ParseMAC(d.MAC)
@@ -676,10 +720,6 @@ func setFilter(drops []reconcile.Drop, solicits []string) error {
 			c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs, UserData: commentUdata(r.comment)})
 		}
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("writing nftables table netdev %s: %w", reconcile.FilterTable, err)
-	}
-	return nil
 }
 
 // setProbes makes flatnet's chains in flatnet's arp table exactly one

@@ -488,11 +488,22 @@ func (n *Node) redecide(ip netip.Addr, ops *opBuckets) {
 // allocates it and may route it), whether its route is right, what to do,
 // and what to report. The ops go into ops, unless it is nil.
 func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
-	d := decision{net: -1}
 	hr := n.routes[ip]
-	var finds []Finding
-	claimant := -1
-	var owner hostlocal.Owner
+	claimant, owner, finds := n.claim(ip)
+	if claimant >= 0 {
+		return n.decideClaimed(ip, hr, claimant, owner, ops, finds)
+	}
+	if hr.ours == nil {
+		return decision{net: -1}, finds
+	}
+	return n.decideUnclaimed(ip, *hr.ours, ops), finds
+}
+
+// claim finds the network that claims ip: the first, in order, that
+// allocates it (host-local's file, else the cached result) and may route
+// it; -1 when none does. The findings say why the others may not.
+func (n *Node) claim(ip netip.Addr) (claimant int, owner hostlocal.Owner, finds []Finding) {
+	claimant = -1
 	for i := range n.in.Networks {
 		nw := &n.in.Networks[i]
 		// host-local's file, else the cached result: one decision, one
@@ -526,50 +537,56 @@ func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 		}
 		claimant, owner = i, o
 	}
-	if claimant >= 0 {
-		nw := &n.in.Networks[claimant]
-		d.net = int32(claimant)
-		if hr.foreign != nil {
-			d.class = classConflict
-			finds = append(finds, Finding{Kind: FindForeign, Level: slog.LevelWarn, Network: nw.Name, IP: ip,
-				Msg: fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, nw.Name, describeRoute(*hr.foreign))})
-			return d, finds
-		}
-		sc := n.shims[nw.Shim]
-		if nw.Unusable != "" {
-			sc = shimCheck{}
-		}
-		dst, src := hostPrefix(ip), routeSrc(n.masters[claimant], ip)
-		switch {
-		case !sc.usable:
-			d.class = classMissing
-		case hr.ours != nil && hr.ours.Dev == nw.Shim && hr.ours.Src == src:
-			d.class = classRouted
-			if n.in.Reused[ip] {
-				// Released and allocated again between two looks: the route
-				// is right but the neighbour entry is the old pod's.
-				ops.flush(Op{Kind: FlushNeigh, Dev: nw.Shim, Dst: dst, Network: nw.Name, Owner: owner})
-			}
-		case hr.ours != nil:
-			d.class = classMissing
-			ops.add(Op{Kind: ReplaceRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner})
-		default:
-			d.class = classMissing
-			ops.add(Op{Kind: AddRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner})
-		}
+	return claimant, owner, finds
+}
+
+// decideClaimed decides ip, which network claimant claims for owner:
+// routed through its shim already, or to route, unless a route flatnet
+// does not own is in the way; that finding is appended to finds.
+func (n *Node) decideClaimed(ip netip.Addr, hr hostRoute, claimant int, owner hostlocal.Owner, ops *opBuckets, finds []Finding) (decision, []Finding) {
+	nw := &n.in.Networks[claimant]
+	d := decision{net: int32(claimant)}
+	if hr.foreign != nil {
+		d.class = classConflict
+		finds = append(finds, Finding{Kind: FindForeign, Level: slog.LevelWarn, Network: nw.Name, IP: ip,
+			Msg: fmt.Sprintf("not routing %s of network %s: a route flatnet does not own is in the way (%s)", ip, nw.Name, describeRoute(*hr.foreign))})
 		return d, finds
 	}
-	if hr.ours == nil {
-		return d, finds
+	sc := n.shims[nw.Shim]
+	if nw.Unusable != "" {
+		sc = shimCheck{}
 	}
-	// A route of ours nobody allocates: a network whose state dir cannot
-	// be read keeps the routes through its shim inside its ranges; any
-	// other goes, with its neighbour entry.
-	r := hr.ours
+	dst, src := hostPrefix(ip), routeSrc(n.masters[claimant], ip)
+	switch {
+	case !sc.usable:
+		d.class = classMissing
+	case hr.ours != nil && hr.ours.Dev == nw.Shim && hr.ours.Src == src:
+		d.class = classRouted
+		if n.in.Reused[ip] {
+			// Released and allocated again between two looks: the route
+			// is right but the neighbour entry is the old pod's.
+			ops.flush(Op{Kind: FlushNeigh, Dev: nw.Shim, Dst: dst, Network: nw.Name, Owner: owner})
+		}
+	case hr.ours != nil:
+		d.class = classMissing
+		ops.add(Op{Kind: ReplaceRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner})
+	default:
+		d.class = classMissing
+		ops.add(Op{Kind: AddRoute, Dev: nw.Shim, Dst: dst, Src: src, Network: nw.Name, Owner: owner})
+	}
+	return d, finds
+}
+
+// decideUnclaimed decides ip, which no network claims, though r, a route
+// of ours, goes to it: a network whose state dir cannot be read keeps the
+// routes through its shim inside its ranges; any other goes, with its
+// neighbour entry.
+func (n *Node) decideUnclaimed(ip netip.Addr, r Route, ops *opBuckets) decision {
+	d := decision{net: -1}
 	for i, nw := range n.in.Networks {
 		if n.held[i] && r.Dev == nw.Shim && inRanges(ip, nw.Ranges) {
 			d.net, d.class = int32(i), classHeld
-			return d, finds
+			return d
 		}
 	}
 	del := Op{Kind: DelRoute, Dev: r.Dev, Dst: r.Dst, Owner: n.in.Released[ip]}
@@ -581,7 +598,7 @@ func (n *Node) decide(ip netip.Addr, ops *opBuckets) (decision, []Finding) {
 	if r.Dev != "" {
 		ops.flush(Op{Kind: FlushNeigh, Dev: r.Dev, Dst: r.Dst, Network: del.Network})
 	}
-	return d, finds
+	return d
 }
 
 func (n *Node) isNode(ip netip.Addr) bool { return n.nodeAddr[ip] }

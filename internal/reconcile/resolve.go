@@ -39,70 +39,13 @@ import (
 // configuration gives other networks as Reserved. Networks that cannot be
 // mirrored are left out with a finding.
 func Resolve(cfg config.Config, d cni.Discovery, snap *Snapshot) ([]Network, []Finding) {
-	discovered := d.Networks
-	var out []Network
-	var finds []Finding
-	byName := map[string]cni.Network{}
-	for _, n := range discovered {
-		if _, dup := byName[n.Name]; !dup {
-			byName[n.Name] = n
+	r := resolver{cfg: cfg, d: d, snap: snap, byName: map[string]cni.Network{}}
+	for _, n := range d.Networks {
+		if _, dup := r.byName[n.Name]; !dup {
+			r.byName[n.Name] = n
 		}
 	}
-	defaultDev := snap.DefaultRouteDev()
-	add := func(n Network, cn cni.Network, found bool) {
-		if n.Master == "" && found {
-			n.Master = cn.Master
-		}
-		n.Master = cmp.Or(n.Master, defaultDev)
-		if f, ok := lowerMaster(&n, snap); !ok {
-			finds = append(finds, f)
-			return
-		} else if f.Kind != 0 {
-			finds = append(finds, f)
-		}
-		if n.Shim == "" && n.Master != "" {
-			n.Shim = ShimName(n.Master)
-		}
-		n.IPAM = "host-local" // a [[network]] table's own network: host-local's files, in its ranges
-		if found {
-			n.IPAM = cn.IPAM
-		}
-		if n.StateDir == "" && n.IPAM == "host-local" {
-			root := cfg.StateRoot
-			if found && cn.DataDir != "" {
-				root = cn.DataDir
-			}
-			n.StateDir = filepath.Join(root, n.Name)
-		}
-		if len(n.Ranges) == 0 && found {
-			n.Ranges = cn.Ranges
-		}
-		if found && cn.Mode != "" && cn.Mode != "bridge" {
-			// Only bridge mode passes traffic between macvlans of one
-			// master; in any other the shim could never reach the pods.
-			n.Unusable = fmt.Sprintf("macvlan mode %s in %s: the node cannot reach these pods through a shim; use \"mode\": \"bridge\"", cn.Mode, cn.File)
-			finds = append(finds, Finding{Kind: FindMode, Level: slog.LevelError, Network: n.Name, Msg: fmt.Sprintf("network %s: %s", n.Name, n.Unusable)})
-		}
-		if len(n.Ranges) == 0 && n.IPAM == "host-local" {
-			finds = append(finds, Finding{Kind: FindNoRanges, Level: slog.LevelError, Network: n.Name,
-				Msg: fmt.Sprintf("network %s (%s) has no address ranges: set ranges in flatnet.toml or define it in the CNI config", n.Name, n.Source)})
-			return
-		}
-		if n.Shim == "" {
-			// No master yet: keep the network so its status says why it waits.
-			n.Shim = "(no master)"
-		}
-		for _, o := range out {
-			if o.Shim == n.Shim && o.Master != n.Master {
-				finds = append(finds, Finding{Kind: FindShimClash, Level: slog.LevelError, Network: n.Name,
-					Msg: fmt.Sprintf("network %s wants shim %s on %s, but network %s uses that name on %s: give one a different shim", n.Name, n.Shim, n.Master, o.Name, o.Master)})
-				return
-			}
-		}
-		n.Refused = refusedIDs(d.Refused[n.Name])
-		n.Gone = goneIDs(d.Attachments[n.Name])
-		out = append(out, n)
-	}
+	r.defaultDev = snap.DefaultRouteDev()
 	// Each [[network]] table overrides the discovered network of its name,
 	// or adds one; with discover = false the tables are all there is (the
 	// discovered networks still fill in what they leave out).
@@ -110,36 +53,118 @@ func Resolve(cfg config.Config, d cni.Discovery, snap *Snapshot) ([]Network, []F
 	for _, c := range cfg.Networks {
 		tables[c.Name] = c
 	}
-	fromTable := func(c config.Network, cn cni.Network, found bool) Network {
-		n := Network{Name: c.Name, Master: c.Master, Shim: c.Shim, StateDir: c.StateDir,
-			Source: fmt.Sprintf("%s:%d", cmp.Or(filepath.Base(cfg.Path), "flatnet.toml"), c.Line)}
-		master := cmp.Or(c.Master, cn.Master, defaultDev)
-		lan, _ := snap.Link(master)
-		for _, p := range c.Ranges {
-			n.Ranges = append(n.Ranges, tableRange(p, cn.Ranges, lan.Addrs))
-		}
-		return n
-	}
 	if cfg.Discover {
-		for _, cn := range discovered {
-			if byName[cn.Name].File != cn.File {
+		for _, cn := range d.Networks {
+			if r.byName[cn.Name].File != cn.File {
 				continue // a later duplicate
 			}
 			if c, ok := tables[cn.Name]; ok {
-				add(fromTable(c, cn, true), cn, true)
+				r.add(r.fromTable(c, cn), cn, true)
 				continue
 			}
-			add(Network{Name: cn.Name, Source: cn.File, Tenant: cn.FromCache()}, cn, true)
+			r.add(Network{Name: cn.Name, Source: cn.File, Tenant: cn.FromCache()}, cn, true)
 		}
 	}
 	for _, c := range cfg.Networks {
-		cn, found := byName[c.Name]
+		cn, found := r.byName[c.Name]
 		if found && cfg.Discover {
 			continue // overrode it above, in discovery's order
 		}
-		add(fromTable(c, cn, found), cn, found)
+		r.add(r.fromTable(c, cn), cn, found)
 	}
-	return confine(cfg, d.Claims, out, finds)
+	return confine(cfg, d.Claims, r.out, r.finds)
+}
+
+// resolver is Resolve's work: its inputs, and the networks and findings
+// so far.
+type resolver struct {
+	cfg  config.Config
+	d    cni.Discovery
+	snap *Snapshot
+	// byName holds the first discovered network of each name.
+	byName     map[string]cni.Network
+	defaultDev string
+	out        []Network
+	finds      []Finding
+}
+
+// fromTable is the network a [[network]] table defines; cn is the
+// discovered network of its name, if any, whose ranges its CIDRs are
+// pools of.
+func (r *resolver) fromTable(c config.Network, cn cni.Network) Network {
+	n := Network{Name: c.Name, Master: c.Master, Shim: c.Shim, StateDir: c.StateDir,
+		Source: fmt.Sprintf("%s:%d", cmp.Or(filepath.Base(r.cfg.Path), "flatnet.toml"), c.Line)}
+	master := cmp.Or(c.Master, cn.Master, r.defaultDev)
+	lan, _ := r.snap.Link(master)
+	for _, p := range c.Ranges {
+		n.Ranges = append(n.Ranges, tableRange(p, cn.Ranges, lan.Addrs))
+	}
+	return n
+}
+
+// add fills in n's defaults from cn, the discovered network of its name
+// when found, and adds it to the networks, or only a finding when it
+// cannot be mirrored.
+func (r *resolver) add(n Network, cn cni.Network, found bool) {
+	if n.Master == "" && found {
+		n.Master = cn.Master
+	}
+	n.Master = cmp.Or(n.Master, r.defaultDev)
+	if f, ok := lowerMaster(&n, r.snap); !ok {
+		r.finds = append(r.finds, f)
+		return
+	} else if f.Kind != 0 {
+		r.finds = append(r.finds, f)
+	}
+	r.fill(&n, cn, found)
+	if found && cn.Mode != "" && cn.Mode != "bridge" {
+		// Only bridge mode passes traffic between macvlans of one
+		// master; in any other the shim could never reach the pods.
+		n.Unusable = fmt.Sprintf("macvlan mode %s in %s: the node cannot reach these pods through a shim; use \"mode\": \"bridge\"", cn.Mode, cn.File)
+		r.finds = append(r.finds, Finding{Kind: FindMode, Level: slog.LevelError, Network: n.Name, Msg: fmt.Sprintf("network %s: %s", n.Name, n.Unusable)})
+	}
+	if len(n.Ranges) == 0 && n.IPAM == "host-local" {
+		r.finds = append(r.finds, Finding{Kind: FindNoRanges, Level: slog.LevelError, Network: n.Name,
+			Msg: fmt.Sprintf("network %s (%s) has no address ranges: set ranges in flatnet.toml or define it in the CNI config", n.Name, n.Source)})
+		return
+	}
+	if n.Shim == "" {
+		// No master yet: keep the network so its status says why it waits.
+		n.Shim = "(no master)"
+	}
+	for _, o := range r.out {
+		if o.Shim == n.Shim && o.Master != n.Master {
+			r.finds = append(r.finds, Finding{Kind: FindShimClash, Level: slog.LevelError, Network: n.Name,
+				Msg: fmt.Sprintf("network %s wants shim %s on %s, but network %s uses that name on %s: give one a different shim", n.Name, n.Shim, n.Master, o.Name, o.Master)})
+			return
+		}
+	}
+	n.Refused = refusedIDs(r.d.Refused[n.Name])
+	n.Gone = goneIDs(r.d.Attachments[n.Name])
+	r.out = append(r.out, n)
+}
+
+// fill sets what n leaves out of its shim, IPAM, state directory and
+// ranges: from cn, the discovered network of its name when found, or the
+// defaults.
+func (r *resolver) fill(n *Network, cn cni.Network, found bool) {
+	if n.Shim == "" && n.Master != "" {
+		n.Shim = ShimName(n.Master)
+	}
+	n.IPAM = "host-local" // a [[network]] table's own network: host-local's files, in its ranges
+	if found {
+		n.IPAM = cn.IPAM
+	}
+	if n.StateDir == "" && n.IPAM == "host-local" {
+		root := r.cfg.StateRoot
+		if found && cn.DataDir != "" {
+			root = cn.DataDir
+		}
+		n.StateDir = filepath.Join(root, n.Name)
+	}
+	if len(n.Ranges) == 0 && found {
+		n.Ranges = cn.Ranges
+	}
 }
 
 // lowerMaster makes a master that is a macvlan (a shim of flatnet's among

@@ -183,6 +183,9 @@ func (c *checker) lanGuard() {
 			case !l.ProxyDelay0:
 				c.add(Warn, name, fmt.Sprintf("%s's frames are filtered on %s, but its proxy_delay is not 0: pods wait up to 0.8 s for the node's IPv6 neighbour answers", n.Shim, n.Master),
 					fmt.Sprintf("sysctl -w net.ipv6.neigh.%s.proxy_delay=0, or %s", sysctlName(n.Shim), restart))
+			case f.GuardWhy != "":
+				c.add(OK, name, fmt.Sprintf("egress filter on %s drops every frame from %s (%s, %d so far; nft list table netdev %s), not the shim guard: %s; its cost: every frame the node sends through %s passes this chain",
+					n.Master, n.Shim, l.MAC, drop.Packets, reconcile.FilterTable, f.GuardWhy, n.Master), "")
 			default:
 				c.add(OK, name, fmt.Sprintf("egress filter on %s drops every frame from %s (%s, %d so far; nft list table netdev %s): the LAN never hears the shim, and pods get the node's IPv6 neighbour answers at once; its cost: every frame the node sends through %s passes this chain (lan_guard = \"shim\" costs that traffic nothing)",
 					n.Master, n.Shim, l.MAC, drop.Packets, reconcile.FilterTable, n.Master), "")

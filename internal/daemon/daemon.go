@@ -197,7 +197,13 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 			}
 		case <-watchdog:
 			d.opts.Notifier.Watchdog()
-			continue
+			// all.arp_ignore decides the guard (reconcile.GuardFor) and
+			// its change makes no event: read on a tick the loop has
+			// anyway, rather than on a timer of its own.
+			if p.snap == nil || k.ARPIgnoreAll() == p.snap.ARPIgnoreAll {
+				continue
+			}
+			p.marks.kernelDirty("net.ipv4.conf.all.arp_ignore changed")
 		case <-debugWedge:
 			d.log.Warn("loop wedged on SIGUSR2 (a build with the tag flatnet_debug_wedge)")
 			select {}
@@ -247,7 +253,7 @@ func (d *Daemon) chooseGuard(start bool) {
 	if g == d.p.guard && !start {
 		return
 	}
-	d.p.guard = g
+	d.p.guard, d.p.guards = g, d.guards
 	level, msg := GuardSummary(g, d.p.cfg.LANGuard, d.guards, why)
 	d.log.Log(bg, level, msg, "lan_guard", g.String())
 }

@@ -33,6 +33,8 @@ type fakeKernel struct {
 	snapshots int
 	ops       []string
 	fail      map[reconcile.OpKind]error
+	// arpIgnoreAll is net.ipv4.conf.all.arp_ignore set.
+	arpIgnoreAll bool
 }
 
 var _ Kernel = (*fakeKernel)(nil)
@@ -50,11 +52,17 @@ func (k *fakeKernel) Snapshot() (*reconcile.Snapshot, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.snapshots++
-	s := &reconcile.Snapshot{Links: slices.Clone(k.links), Addrs: slices.Clone(k.addrs)}
+	s := &reconcile.Snapshot{Links: slices.Clone(k.links), Addrs: slices.Clone(k.addrs), ARPIgnoreAll: k.arpIgnoreAll}
 	for _, r := range k.routes {
 		s.Routes = append(s.Routes, r)
 	}
 	return s, nil
+}
+
+func (k *fakeKernel) ARPIgnoreAll() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.arpIgnoreAll
 }
 
 func (k *fakeKernel) Do(op reconcile.Op) error {

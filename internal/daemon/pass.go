@@ -24,6 +24,9 @@ import (
 // one.
 type Kernel interface {
 	Snapshot() (*reconcile.Snapshot, error)
+	// ARPIgnoreAll is the snapshot's ARPIgnoreAll read alone, for the
+	// loop to notice a change, which makes no event.
+	ARPIgnoreAll() bool
 	reconcile.Kernel
 	reconcile.Batcher
 }
@@ -52,14 +55,19 @@ const maxLoggedOps = 1000
 // kernel read anew, every network resolved and every address decided
 // (Node.Full).
 type pass struct {
-	cfg    config.Config
-	guard  reconcile.Guard
-	log    *slog.Logger
-	k      Kernel
-	notify Notifier
-	marks  *marks
-	now    func() time.Time
-	mid    string
+	cfg config.Config
+	// guard is the LAN guard chosen for lan_guard and the kernel's guards
+	// (ChooseGuard); a pass runs the one reconcile.GuardFor gives, said in
+	// guardWhy while that is another.
+	guard    reconcile.Guard
+	guards   reconcile.GuardKernel
+	guardWhy string
+	log      *slog.Logger
+	k        Kernel
+	notify   Notifier
+	marks    *marks
+	now      func() time.Time
+	mid      string
 	// watch sets the directories watched (statedir.Watcher.Set).
 	watch func(dirs []string) error
 
@@ -243,7 +251,7 @@ func (p *pass) full(m marked) bool {
 
 	reused, released := p.view.TakeChanges()
 	plan := p.node.Full(reconcile.Input{
-		Networks: a.Networks, States: a.States, Results: p.view.Results(), Snap: a.Snap, MachineID: p.mid, Guard: p.guard, Found: p.findings(),
+		Networks: a.Networks, States: a.States, Results: p.view.Results(), Snap: a.Snap, MachineID: p.mid, Guard: p.passGuard(a.Snap), Found: p.findings(),
 		Reused: reused, Released: released, CarrierBack: p.carrierBack(a.Networks, a.Snap), Now: p.now(),
 	})
 	done, err := p.apply(plan.Ops)
@@ -269,6 +277,21 @@ func (p *pass) full(m marked) bool {
 		p.marks.kernelDirty(why)
 	}
 	return err == nil
+}
+
+// passGuard is the LAN guard of a full pass (reconcile.GuardFor), said
+// when it turns from the chosen one and when it turns back.
+func (p *pass) passGuard(snap *reconcile.Snapshot) reconcile.Guard {
+	g, why := reconcile.GuardFor(p.guard, p.cfg.LANGuard, p.guards, snap)
+	switch {
+	case why == p.guardWhy:
+	case why != "":
+		p.log.Warn("LAN guard: "+why, "lan_guard", g.String())
+	default:
+		p.log.Info(fmt.Sprintf("LAN guard: the %s guard again", g), "lan_guard", g.String())
+	}
+	p.guardWhy = why
+	return g
 }
 
 // follow points the watches and the link interest at what the networks

@@ -389,3 +389,52 @@ func TestUnmatchedDirs(t *testing.T) {
 	}
 	u.recount(filepath.Join(root, "unknown"), t1) // not one of them: nothing
 }
+
+// TestGuardFollowsARPIgnoreAll: under lan_guard "auto" with both guards
+// at hand, the shim guard runs while all.arp_ignore is 0; once it is set,
+// a full pass takes the egress filter, which lets the shim's requests
+// teach pods the node's MAC, and says why; once it is 0 again, the shim
+// guard is back, said once.
+func TestGuardFollowsARPIgnoreAll(t *testing.T) {
+	r := newRig(t)
+	r.d.p.cfg.LANGuard = "auto"
+	r.d.guards = reconcile.GuardKernel{}
+	r.d.chooseGuard(true)
+	r.alloc(t, "192.168.1.2", "c1")
+	r.step()
+	ops, _ := r.k.took()
+	if !slices.ContainsFunc(ops, func(s string) bool { return strings.Contains(s, "table arp flatnet") }) {
+		t.Fatalf("the first pass under the shim guard: ops %q, no ARP rule", ops)
+	}
+	r.step()
+	r.k.took()
+
+	set := func(on bool) []string {
+		r.k.mu.Lock()
+		r.k.arpIgnoreAll = on
+		r.k.mu.Unlock()
+		r.d.p.marks.kernelDirty("test")
+		r.step()
+		ops, _ := r.k.took()
+		return ops
+	}
+	const warn = "level=WARN msg=\"LAN guard: net.ipv4.conf.all.arp_ignore is set"
+	ops = set(true)
+	if !slices.ContainsFunc(ops, func(s string) bool { return strings.Contains(s, `hook egress device "eno1"`) }) {
+		t.Errorf("all.arp_ignore set: ops %q, no egress filter on eno1", ops)
+	}
+	if c := strings.Count(r.log.String(), warn); c != 1 {
+		t.Errorf("the egress filter in place of the shim guard said %d times, want once:\n%s", c, r.log.String())
+	}
+	set(true)
+	if c := strings.Count(r.log.String(), warn); c != 1 {
+		t.Errorf("a second pass with all.arp_ignore set said it again (%d times)", c)
+	}
+	ops = set(false)
+	if !slices.ContainsFunc(ops, func(s string) bool { return strings.Contains(s, "table arp flatnet") }) {
+		t.Errorf("all.arp_ignore 0 again: ops %q, no ARP rule", ops)
+	}
+	if !strings.Contains(r.log.String(), `msg="LAN guard: the shim guard again" lan_guard=shim`) {
+		t.Errorf("the shim guard's return is not said:\n%s", r.log.String())
+	}
+}

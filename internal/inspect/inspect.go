@@ -63,7 +63,8 @@ type Observation struct {
 	// Guard is the LAN guard the daemon would use with this configuration
 	// on this kernel; FilterErr says why the kernel cannot filter a
 	// master's egress, ShimErr why it cannot keep the shim guard's rules
-	// (nil when it can), GuardWhy why lan_guard could not be honoured.
+	// (nil when it can), GuardWhy why lan_guard could not be honoured, or
+	// why the guard is not the one chosen (reconcile.GuardFor).
 	Guard     reconcile.Guard
 	FilterErr error
 	ShimErr   error
@@ -85,7 +86,11 @@ func Look(cfg config.Config, k *netlinkx.Kernel) (*Observation, error) {
 		return nil, err
 	}
 	o.FilterErr, o.ShimErr = netlinkx.ProbeFilter(), netlinkx.ProbeShim()
-	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, reconcile.GuardKernel{Filter: o.FilterErr, Shim: o.ShimErr})
+	kernel := reconcile.GuardKernel{Filter: o.FilterErr, Shim: o.ShimErr}
+	o.Guard, o.GuardWhy = reconcile.ChooseGuard(cfg.LANGuard, kernel)
+	if g, why := reconcile.GuardFor(o.Guard, cfg.LANGuard, kernel, o.Snap); why != "" {
+		o.Guard, o.GuardWhy = g, why
+	}
 	o.Plan = reconcile.Compute(reconcile.Input{Networks: o.Networks, States: o.States, Results: o.Results, Snap: o.Snap, MachineID: sd.MachineID(), Guard: o.Guard})
 	return o, nil
 }

@@ -112,7 +112,16 @@ func (k *Kernel) Snapshot() (*reconcile.Snapshot, error) {
 	if err := k.readRoutes(s, names); err != nil {
 		return nil, err
 	}
+	s.ARPIgnoreAll = k.ARPIgnoreAll()
 	return s, nil
+}
+
+// ARPIgnoreAll reads net.ipv4.conf.all.arp_ignore: whether it is set (not
+// 0). A sysctl write makes no event, so the daemon also reads it on its
+// watchdog's tick, a wake-up it has anyway.
+func (k *Kernel) ARPIgnoreAll() bool {
+	v := k.sysctl("ipv4", "all", "arp_ignore")
+	return v != "" && v != "0"
 }
 
 // readLinks reads every link into s, a macvlan's sysctls and proxy

@@ -124,6 +124,22 @@ func ChooseGuard(setting string, k GuardKernel) (Guard, string) {
 	return GuardAddress, ""
 }
 
+// GuardFor is the guard for one pass: chosen (ChooseGuard's) as the
+// node's state allows. The shim guard makes the shims' ARP requests
+// probes, so pods learn the node's MAC only by asking for it, and with
+// all.arp_ignore set (snap.ARPIgnoreAll) no shim answers them: the node
+// could reach no pod, as a pod answers it only once it resolved the node.
+// Then "auto" takes the egress filter, under which the shims' requests
+// name the node and teach pods its MAC, where the kernel has it (else the
+// shim guard stays, and flatnet check fails the node's arp_ignore). why
+// says so when the guard is not chosen.
+func GuardFor(chosen Guard, setting string, k GuardKernel, snap *Snapshot) (Guard, string) {
+	if chosen != GuardShim || setting != "auto" || snap == nil || !snap.ARPIgnoreAll || k.Filter != nil {
+		return chosen, ""
+	}
+	return GuardFilter, "net.ipv4.conf.all.arp_ignore is set (kube-proxy's strictARP?): no shim answers pods' ARP for the node, so they learn its MAC only from the shims' own requests, which the shim guard makes probes; the egress filter guards the LAN instead until it is 0 again"
+}
+
 // SenderAddr is the IPv4 address [GuardAddress] gives a shim, with scope
 // link. It is RFC 7600's IPv4 dummy address: IANA lists 192.0.0.8/32 as
 // a valid source that is never a destination and never forwarded, so no

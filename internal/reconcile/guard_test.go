@@ -48,6 +48,34 @@ func TestChooseGuard(t *testing.T) {
 	}
 }
 
+// TestGuardFor: all.arp_ignore turns "auto"'s shim guard into the egress
+// filter where the kernel has it, and nothing else.
+func TestGuardFor(t *testing.T) {
+	no := errors.New("no")
+	set, unset := &Snapshot{ARPIgnoreAll: true}, &Snapshot{}
+	for _, tt := range []struct {
+		chosen  Guard
+		setting string
+		k       GuardKernel
+		snap    *Snapshot
+		want    Guard
+	}{
+		{GuardShim, "auto", GuardKernel{}, set, GuardFilter},
+		{GuardShim, "auto", GuardKernel{}, unset, GuardShim},
+		{GuardShim, "auto", GuardKernel{}, nil, GuardShim},
+		{GuardShim, "auto", GuardKernel{Filter: no}, set, GuardShim},
+		{GuardShim, "shim", GuardKernel{}, set, GuardShim},
+		{GuardFilter, "auto", GuardKernel{Shim: no}, set, GuardFilter},
+		{GuardAddress, "auto", GuardKernel{Shim: no, Filter: no}, set, GuardAddress},
+		{GuardOff, "off", GuardKernel{}, set, GuardOff},
+	} {
+		g, why := GuardFor(tt.chosen, tt.setting, tt.k, tt.snap)
+		if g != tt.want || (why != "") != (g != tt.chosen) {
+			t.Errorf("GuardFor(%v, %q, %+v, %+v) = %v, %q; want %v", tt.chosen, tt.setting, tt.k, tt.snap, g, why, tt.want)
+		}
+	}
+}
+
 func TestFilterScript(t *testing.T) {
 	got := FilterScript([]Drop{{Master: "eno1", MAC: "02:68:e4:f9:d5:ec"}, {Master: "eno1", MAC: "02:00:00:00:00:02"}, {Master: "eno2.100", MAC: "02:00:00:00:00:03"}})
 	want := `nft 'table netdev flatnet { comment "flatnet: LAN guard of its shims; flatnet teardown removes it"; chain eno1 {}; chain eno2.100 {}; };` +

@@ -134,6 +134,10 @@ type Snapshot struct {
 	// NextHops are the next hops of the routes of every table but local
 	// (the main table's among them).
 	NextHops []NextHop
+	// ARPIgnoreAll is net.ipv4.conf.all.arp_ignore not 0 (kube-proxy's
+	// strictARP, LVS direct routing): no shim answers pods' ARP for the
+	// node then, whatever its own arp_ignore (GuardFor).
+	ARPIgnoreAll bool
 }
 
 // Link returns the link called name.

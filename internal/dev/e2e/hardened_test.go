@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -94,14 +95,54 @@ func TestStrictRPFilter(t *testing.T) {
 // TestARPIgnoreOnTheNICOnly proves works. IPv6 is not affected: the shim's
 // proxy neighbour entries answer whatever arp_ignore says.
 func TestARPIgnoreAll(t *testing.T) {
-	l, p, _ := hardenedLab(t, map[string]string{"net.ipv4.conf.all.arp_ignore": "1"})
+	l, p, fn := hardenedLab(t, map[string]string{"net.ipv4.conf.all.arp_ignore": "1"})
 	waitFor(t, 15*time.Second, "the pod pings the node over IPv6", freshPings(l, p.NS, l.Opts.NodeAddr6.Addr()))
 	if err := freshPings(l, p.NS, l.NodeIP)(); err == nil {
 		t.Fatal("with all.arp_ignore=1 the pod resolved the node's IPv4 address through the shim")
 	}
 	// The node can still open conversations with the pod: the pod answers
 	// the shim's ARP request and learns the shim's MAC from it, which is
-	// why this fault shows only for connections pods open.
+	// why this fault shows only for connections pods open. That needs
+	// requests that name the node: "auto" takes the egress filter instead
+	// of the shim guard, whose probes name no one.
+	waitFor(t, 15*time.Second, "the node pings the pod", pings(l, l.Node, p.IP))
+	if !strings.Contains(fn.Log(), "LAN guard: net.ipv4.conf.all.arp_ignore is set") {
+		t.Errorf("flatnet does not say why the egress filter guards the LAN")
+	}
+}
+
+// TestARPIgnoreAllLater: all.arp_ignore set while flatnet runs, as
+// kube-proxy's strictARP does at kube-proxy's start. A sysctl write makes
+// no event and the resync is an hour away: the loop reads it on its
+// watchdog's tick, and the egress filter replaces the shim guard, so the
+// node reaches a new pod, which must resolve the node to answer. Set back
+// to 0, the shim guard returns and pods resolve the node again.
+func TestARPIgnoreAllLater(t *testing.T) {
+	needFlatnet(t)
+	l := lab.NewT(t, dualStack(nil))
+	if _, err := l.WriteFlatnetConfig(`resync_interval = "1h"` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := l.Start(l.Node, "flatnet", "env", "WATCHDOG_USEC=1000000", flatnetBin, "run", "--config", l.FlatnetConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopOnCleanup(t, fn)
+	waitLog(t, fn, "ARP rule set for "+l.Master+".host", deadline)
+	if err := l.Sysctl(l.Node, "net.ipv4.conf.all.arp_ignore", "1"); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, fn, "LAN guard: net.ipv4.conf.all.arp_ignore is set", deadline)
+	waitLog(t, fn, "egress filter set", deadline)
+	p := mustPod(t, l, "pod1")
+	waitFor(t, deadline, "flatnet routes the pod", routedVia(l, p.IP, l.Master+".host"))
+	waitFor(t, 15*time.Second, "the node pings the new pod", pings(l, l.Node, p.IP))
+
+	if err := l.Sysctl(l.Node, "net.ipv4.conf.all.arp_ignore", "0"); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, fn, "LAN guard: the shim guard again", deadline)
+	waitFor(t, 15*time.Second, "the pod pings the node, resolving it afresh", freshPings(l, p.NS, l.NodeIP))
 	waitFor(t, 15*time.Second, "the node pings the pod", pings(l, l.Node, p.IP))
 }
 

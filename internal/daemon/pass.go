@@ -165,8 +165,7 @@ func (p *pass) update(m *marked) (ok, full bool) {
 			released[ip] = o
 		}
 	}
-	done, err := p.apply(p.node.Update(changed, reused, released))
-	p.node.Done(done)
+	done, err := p.node.SyncUpdate(changed, reused, released, p.kernel())
 	p.report(done)
 	if err != nil {
 		p.log.Error("some changes failed; will retry", "err", err)
@@ -250,12 +249,10 @@ func (p *pass) full(m marked) bool {
 	}
 
 	reused, released := p.view.TakeChanges()
-	plan := p.node.Full(reconcile.Input{
+	done, err := p.node.Sync(reconcile.Input{
 		Networks: a.Networks, States: a.States, Results: p.view.Results(), Snap: a.Snap, MachineID: p.mid, Guard: p.passGuard(a.Snap), Found: p.findings(),
 		Reused: reused, Released: released, CarrierBack: p.carrierBack(a.Networks, a.Snap), Now: p.now(),
-	})
-	done, err := p.apply(plan.Ops)
-	p.node.Done(done)
+	}, p.kernel())
 	p.report(done)
 	if len(done) >= maxLoggedOps {
 		// A start-up with thousands of pods leaves a heap many times the
@@ -424,17 +421,35 @@ func (p *pass) carrierBack(nets []reconcile.Network, snap *reconcile.Snapshot) m
 	return back
 }
 
-// apply carries out ops, first noting the deletions of our routes whose
-// notifications will be our own echo.
-func (p *pass) apply(ops []reconcile.Op) ([]reconcile.Op, error) {
+// kernel is the pass's kernel for Node.Sync: p.k, with the routes flatnet
+// deletes noted just before it deletes them, so that their echoes wake no
+// pass (marks.expect).
+func (p *pass) kernel() expecting { return expecting{p.k, p.marks} }
+
+// expecting is a Kernel that notes the routes it deletes in marks first.
+type expecting struct {
+	Kernel
+	marks *marks
+}
+
+// Do carries out op, a deletion noted first.
+func (e expecting) Do(op reconcile.Op) error {
+	if op.Kind == reconcile.DelRoute {
+		e.marks.expect([]netip.Prefix{op.Dst})
+	}
+	return e.Kernel.Do(op)
+}
+
+// DoBatch carries out a run of route ops, their deletions noted first.
+func (e expecting) DoBatch(ops []reconcile.Op) []error {
 	var dels []netip.Prefix
 	for _, op := range ops {
 		if op.Kind == reconcile.DelRoute {
 			dels = append(dels, op.Dst)
 		}
 	}
-	p.marks.expect(dels)
-	return reconcile.Apply(p.k, ops)
+	e.marks.expect(dels)
+	return e.Kernel.DoBatch(ops)
 }
 
 // report tells systemd first (STATUS=, and READY=1 after the first pass),

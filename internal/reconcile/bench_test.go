@@ -46,11 +46,11 @@ func benchmarkColdStart(b *testing.B, n int) {
 	b.ReportAllocs()
 	for b.Loop() {
 		node := NewNode()
-		p := node.Full(in)
+		p := node.full(in)
 		if len(p.Ops) != n {
 			b.Fatalf("cold start planned %d ops, want %d", len(p.Ops), n)
 		}
-		node.Done(p.Ops)
+		node.done(p.Ops)
 		if st := node.Status()[0]; st.Routed != n {
 			b.Fatalf("%d routed after the cold start, want %d", st.Routed, n)
 		}

@@ -15,15 +15,17 @@ import (
 // their shims and allocations (what should be), the host routes (what is),
 // and, for every address, the one decision taken for it, with the status
 // counts and findings that decision contributes. A pod coming or going
-// costs one decision, whatever the number of pods: [Node.Update] decides
-// again just the addresses named, and [Node.Done] just those whose routes
-// changed. [Node.Full] decides every address again: the daemon runs it at
-// start, on the resync timer and whenever the kernel must be read anew,
-// as the safety net. The full pass and the event path share [Node.decide].
+// costs one decision, whatever the number of pods: [Node.SyncUpdate]
+// decides again just the addresses named, and then just those whose
+// routes changed. [Node.Sync] decides every address again: the daemon
+// runs it at start, on the resync timer and whenever the kernel must be
+// read anew, as the safety net. Each is the whole cycle (decide, apply
+// with the kernel given, record what was done), so no caller can skip or
+// reorder a step. The full pass and the event path share [Node.decide].
 //
 // The allocation maps of Input.States are read, never written, and may
 // change between calls: whoever changes an address's allocation calls
-// Update for it.
+// SyncUpdate for it.
 //
 // A Node does no I/O and is not safe for concurrent use.
 type Node struct {
@@ -48,7 +50,7 @@ type Node struct {
 	fresh []Finding
 	// found are the keys of the findings of Input.Found (SetGlobal
 	// replaces them); global those of the other findings not tied to one
-	// address, which Full recomputes.
+	// address, which full recomputes.
 	found, global []FindingKey
 	// made has, by shim, when flatnet made it within the last shimWindow
 	// (by Input.Now), so that nothing can make it make a shim again and
@@ -138,17 +140,17 @@ type netCounts struct {
 	rejectsListed, rejectsMore int
 }
 
-// NewNode returns an empty Node; Full fills it.
+// NewNode returns an empty Node; Sync fills it.
 func NewNode() *Node {
 	return &Node{decided: map[netip.Addr]decision{}, finds: map[FindingKey]Finding{}, routes: map[netip.Addr]hostRoute{}}
 }
 
-// Full takes in as the whole truth and decides everything: the shims, the
+// full takes in as the whole truth and decides everything: the shims, the
 // egress filter, the proxy entries, every allocated address and every
 // route of flatnet's. It returns the plan's ops, in the order Apply wants
 // them; Status and Findings then say what holds before any op ran (the
 // plan's Networks and Findings are left for Compute to fill).
-func (n *Node) Full(in Input) *Plan {
+func (n *Node) full(in Input) *Plan {
 	n.in = in
 	p := &Plan{}
 	shimOps, shims := p.planShims(in, n.holds(in.Now))
@@ -350,7 +352,7 @@ func (n *Node) settleFindings(old map[FindingKey]Finding, rejects, global, found
 	}
 }
 
-// SetFound replaces the findings Full took from Input.Found with found;
+// SetFound replaces the findings full took from Input.Found with found;
 // those that are new become fresh. It is for what changes between full
 // passes, such as a CNI cache entry that cannot be followed.
 func (n *Node) SetFound(found []Finding) {
@@ -370,11 +372,34 @@ func (n *Node) SetFound(found []Finding) {
 	}
 }
 
-// Update decides again the addresses in ips, whose allocations changed
+// Sync is a full pass's whole cycle: it takes in as the whole truth and
+// decides everything (the shims, the LAN guard's tables, the proxy
+// entries, every allocated address and every route of flatnet's), carries
+// the ops out with k in the order Apply wants, and records those done.
+// It returns them and the failures of the others, joined; Status and
+// Findings then say what holds.
+func (n *Node) Sync(in Input, k Kernel) ([]Op, error) {
+	done, err := Apply(k, n.full(in).Ops)
+	n.done(done)
+	return done, err
+}
+
+// SyncUpdate is an update pass's whole cycle: the addresses in ips, whose
+// allocations changed since the last pass, decided again (reused: given
+// to another container, so the neighbour entry goes; released: the last
+// owners of released addresses, for messages), their ops carried out with
+// k and those done recorded, as Sync does.
+func (n *Node) SyncUpdate(ips []netip.Addr, reused map[netip.Addr]bool, released map[netip.Addr]hostlocal.Owner, k Kernel) ([]Op, error) {
+	done, err := Apply(k, n.update(ips, reused, released))
+	n.done(done)
+	return done, err
+}
+
+// update decides again the addresses in ips, whose allocations changed
 // since the last call (reused: given to another container, so the
 // neighbour entry goes; released: the last owners of released addresses,
 // for messages), and returns the route and neighbour ops that follow.
-func (n *Node) Update(ips []netip.Addr, reused map[netip.Addr]bool, released map[netip.Addr]hostlocal.Owner) []Op {
+func (n *Node) update(ips []netip.Addr, reused map[netip.Addr]bool, released map[netip.Addr]hostlocal.Owner) []Op {
 	n.in.Reused, n.in.Released = reused, released
 	defer func() { n.in.Reused, n.in.Released = nil, nil }()
 	var ops opBuckets
@@ -384,10 +409,10 @@ func (n *Node) Update(ips []netip.Addr, reused map[netip.Addr]bool, released map
 	return ops.appendTo(nil)
 }
 
-// Done records the ops that were carried out: routes in the index, shims
+// done records the ops that were carried out: routes in the index, shims
 // up. The addresses whose routes changed are decided again, which moves
 // them from missing to routed, or out of stale.
-func (n *Node) Done(done []Op) {
+func (n *Node) done(done []Op) {
 	// The routes added, in one allocation rather than one each.
 	adds := 0
 	for _, op := range done {

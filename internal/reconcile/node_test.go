@@ -60,8 +60,8 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 		in := Input{Networks: []Network{seedNet, other, leased}, States: states, Results: results, Snap: base}
 		node := NewNode()
 		k := &fakeKernel{fail: map[string]error{}}
-		done, _ := Apply(k, node.Full(in).Ops)
-		node.Done(done)
+		done, _ := Apply(k, node.full(in).Ops)
+		node.done(done)
 		for step := range 20 {
 			// Some allocations change: the daemon updates the state dir
 			// cache (the shared maps), then tells the node which addresses.
@@ -100,14 +100,14 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 				}
 			}
 			clear(k.fail)
-			ops := node.Update(changed, reused, nil)
+			ops := node.update(changed, reused, nil)
 			for _, op := range ops {
 				if r.IntN(5) == 0 {
 					k.fail[op.String()] = errFake
 				}
 			}
 			done, _ := Apply(k, ops)
-			node.Done(done)
+			node.done(done)
 
 			full := Compute(Input{Networks: in.Networks, States: states, Results: results, Snap: snapOf(node, base)})
 			got, want := node.Status(), full.Networks
@@ -131,9 +131,9 @@ func TestNodeDeltaAgreesWithFull(t *testing.T) {
 				}
 			}
 			clear(k.fail)
-			retry, _ := Apply(k, node.Update(failed, nil, nil))
-			node.Done(retry)
-			for _, op := range NewNode().Full(Input{Networks: in.Networks, States: states, Results: results, Snap: snapOf(node, base)}).Ops {
+			retry, _ := Apply(k, node.update(failed, nil, nil))
+			node.done(retry)
+			for _, op := range NewNode().full(Input{Networks: in.Networks, States: states, Results: results, Snap: snapOf(node, base)}).Ops {
 				if op.Kind.IsRoute() {
 					t.Fatalf("round %d step %d: after the retry a full pass still plans %q", round, step, op)
 				}
@@ -161,28 +161,28 @@ func TestNodeFresh(t *testing.T) {
 	in := Input{Networks: []Network{seedNet}, States: map[string]DirState{seedNet.StateDir: st},
 		Snap: &Snapshot{Links: []Link{eno1, shim}, Addrs: []netip.Addr{ip("192.168.0.5")}}}
 	node := NewNode()
-	node.Full(in)
+	node.full(in)
 	if f := node.TakeFresh(); len(f) != 0 {
 		t.Fatalf("fresh at start: %v", findingNames(f))
 	}
 	bad := ip("10.1.1.1")
 	st.Allocs[bad] = hostlocal.Owner{ContainerID: "x"}
-	node.Update([]netip.Addr{bad}, nil, nil)
+	node.update([]netip.Addr{bad}, nil, nil)
 	if f := findingNames(node.TakeFresh()); !slices.Equal(f, []string{"reject:default:10.1.1.1"}) {
 		t.Fatalf("after a bad allocation: fresh %q", f)
 	}
-	node.Update([]netip.Addr{bad}, nil, nil)
-	node.Full(in)
+	node.update([]netip.Addr{bad}, nil, nil)
+	node.full(in)
 	if f := node.TakeFresh(); len(f) != 0 {
 		t.Errorf("the same finding fresh again: %v", findingNames(f))
 	}
 	delete(st.Allocs, bad)
-	node.Update([]netip.Addr{bad}, nil, nil)
+	node.update([]netip.Addr{bad}, nil, nil)
 	if f := node.Findings(); len(f) != 0 {
 		t.Errorf("findings after the release: %v", findingNames(f))
 	}
 	st.Allocs[bad] = hostlocal.Owner{ContainerID: "y"}
-	node.Update([]netip.Addr{bad}, nil, nil)
+	node.update([]netip.Addr{bad}, nil, nil)
 	if f := findingNames(node.TakeFresh()); !slices.Equal(f, []string{"reject:default:10.1.1.1"}) {
 		t.Errorf("back again: fresh %q", f)
 	}
@@ -195,14 +195,14 @@ func TestNodeRejectsOverTheLimit(t *testing.T) {
 	st := allocs()
 	in := Input{Networks: []Network{seedNet}, States: map[string]DirState{seedNet.StateDir: st}, Snap: &Snapshot{Links: []Link{eno1, shim}}}
 	node := NewNode()
-	node.Full(in)
+	node.full(in)
 	var bad []netip.Addr
 	for i := range MaxRejectsListed + 3 {
 		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
 		bad = append(bad, a)
 		st.Allocs[a] = hostlocal.Owner{ContainerID: "x"}
 	}
-	node.Update(bad, nil, nil)
+	node.update(bad, nil, nil)
 	names := findingNames(node.TakeFresh())
 	if len(names) != MaxRejectsListed+1 || !slices.Contains(names, "reject-more:default") {
 		t.Fatalf("%d fresh findings, want %d and reject-more: %q", len(names), MaxRejectsListed+1, names[:3])
@@ -210,7 +210,7 @@ func TestNodeRejectsOverTheLimit(t *testing.T) {
 	for _, a := range bad {
 		delete(st.Allocs, a)
 	}
-	node.Update(bad, nil, nil)
+	node.update(bad, nil, nil)
 	if f := node.Findings(); len(f) != 0 {
 		t.Errorf("findings left: %v", findingNames(f))
 	}
@@ -221,17 +221,17 @@ func TestNodeRejectsOverTheLimit(t *testing.T) {
 func benchmarkUpdate(b *testing.B, n int) {
 	in := benchInput(n)
 	node := NewNode()
-	node.Full(in)
+	node.full(in)
 	st := in.States[in.Networks[0].StateDir]
 	a := netip.MustParseAddr("10.200.0.1")
 	only := []netip.Addr{a}
 	b.ReportAllocs()
 	for b.Loop() {
 		st.Allocs[a] = hostlocal.Owner{ContainerID: "c", IfName: "eth0"}
-		ops := node.Update(only, nil, nil)
-		node.Done(ops)
+		ops := node.update(only, nil, nil)
+		node.done(ops)
 		delete(st.Allocs, a)
-		node.Done(node.Update(only, nil, nil))
+		node.done(node.update(only, nil, nil))
 	}
 }
 

@@ -23,7 +23,7 @@ type Input struct {
 	// pods of the network's followed, live attachments (whatever their
 	// IPAM): a second source of allocations beside the state directories.
 	// The maps are read, never written, and may change between calls:
-	// whoever changes an address's lease calls Update for it.
+	// whoever changes an address's lease calls Node.SyncUpdate for it.
 	Results map[string]map[netip.Addr]Lease
 	Snap    *Snapshot
 	// MachineID seeds the shims' stable MAC addresses.
@@ -93,7 +93,7 @@ type shimCheck struct {
 // flatnet status and check use it to say what the daemon would do.
 func Compute(in Input) *Plan {
 	n := NewNode()
-	p := n.Full(in)
+	p := n.full(in)
 	p.Networks, p.Findings = n.Status(), n.Findings()
 	return p
 }

@@ -318,7 +318,7 @@ func TestDoneSettles(t *testing.T) {
 		Snap:     &Snapshot{Links: []Link{eno1, shim}, Routes: []Route{ours("192.168.1.4")}},
 	}
 	node := NewNode()
-	p := node.Full(in)
+	p := node.full(in)
 	st := node.Status()[0]
 	if st.Allocated != 2 || st.Routed != 0 || len(st.Missing) != 2 || len(st.Stale) != 1 || st.InSync() {
 		t.Fatalf("before: %+v", st)
@@ -328,7 +328,7 @@ func TestDoneSettles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "192.168.1.3") {
 		t.Fatalf("Apply error = %v, want one naming 192.168.1.3", err)
 	}
-	node.Done(done)
+	node.done(done)
 	after := node.Status()[0]
 	if after.Routed != 1 || len(after.Missing) != 1 || after.Missing[0] != ip("192.168.1.3") || len(after.Stale) != 0 {
 		t.Fatalf("after: %+v", after)

@@ -49,7 +49,7 @@ func TestRouteSource(t *testing.T) {
 	}
 	k := &fakeKernel{}
 	node := NewNode()
-	done, err := Apply(k, node.Full(in).Ops)
+	done, err := Apply(k, node.full(in).Ops)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +67,13 @@ func TestRouteSource(t *testing.T) {
 
 	// Once done, the node is in sync: nothing missing, and nothing more to
 	// do for any of the addresses.
-	node.Done(done)
+	node.done(done)
 	for _, st := range node.Status() {
 		if !st.InSync() {
 			t.Errorf("after the changes, %s: %+v", st.Name, st)
 		}
 	}
-	if ops := node.Update([]netip.Addr{ip("192.168.1.3"), ip("10.8.0.9"), ip("fd00::1:2")}, nil, nil); len(ops) != 0 {
+	if ops := node.update([]netip.Addr{ip("192.168.1.3"), ip("10.8.0.9"), ip("fd00::1:2")}, nil, nil); len(ops) != 0 {
 		t.Errorf("after the changes, still: %v", ops)
 	}
 }

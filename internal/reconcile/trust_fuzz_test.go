@@ -154,14 +154,14 @@ func FuzzTrust(f *testing.F) {
 				}
 				states[n.StateDir] = st
 			}
-			p := node.Full(Input{Networks: nets, States: states, Snap: snap, MachineID: "mid", Now: now})
+			p := node.full(Input{Networks: nets, States: states, Snap: snap, MachineID: "mid", Now: now})
 			checkTrust(t, d, nets, snap, p.Ops)
 			// An update: one address allocated in some network.
 			if len(nets) > 0 {
 				n := pick(in, nets)
 				ip := netip.MustParseAddr(pick(in, fuzzAddrs))
 				states[n.StateDir].Allocs[ip] = hostlocal.Owner{ContainerID: "upd", IfName: "net1"}
-				checkTrust(t, d, nets, snap, node.Update([]netip.Addr{ip}, nil, nil))
+				checkTrust(t, d, nets, snap, node.update([]netip.Addr{ip}, nil, nil))
 			}
 		}
 	})

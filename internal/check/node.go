@@ -373,6 +373,11 @@ func (c *checker) arpIgnore() {
 				set = append(set, fmt.Sprintf("net.ipv4.conf.%s.arp_ignore=0", sysctlName(n.Shim)))
 			}
 			fix := "sysctl -w " + strings.Join(set, " ") + " (arp_ignore on the master does not matter, so it can stay there), and the same in /etc/sysctl.d/"
+			if breaksARP(all) && f.Guard == reconcile.GuardFilter && f.GuardWhy != "" {
+				// reconcile.GuardFor: the daemon sees all.arp_ignore again
+				// on its next full pass or watchdog tick.
+				fix += "; then systemctl reload flatnet, which puts the shim guard back in place of the egress filter at once (else it does at its next watchdog tick)"
+			}
 			what := "the shim"
 			if !exists {
 				what = "a shim made now"

@@ -349,7 +349,7 @@ func TestCheckModePrivate(t *testing.T) {
 func TestCheckARPIgnore(t *testing.T) {
 	l := lab.NewT(t, lab.Options{NodeSysctls: map[string]string{"net/ipv4/conf/all/arp_ignore": "1"}})
 	p := mustPod(t, l, "pod1")
-	startFlatnet(t, l, "")
+	fn := startFlatnet(t, l, "")
 	waitFor(t, 15*time.Second, "flatnet routes pod1", routed(l, p.IP.String()))
 	if err := podPingsNode(t, l, p); err == nil {
 		t.Fatal("the pod reached the node with arp_ignore=1; the fault is not real")
@@ -358,10 +358,15 @@ func TestCheckARPIgnore(t *testing.T) {
 	c := mustCheck(t, r, "arp_ignore eno1.host", "fail", "arp_ignore 1", "all 1")
 	onlyProblems(t, r, "arp_ignore eno1.host")
 
+	if !strings.Contains(c.Fix, "systemctl reload flatnet") {
+		t.Errorf("the fix does not say that a reload puts the shim guard back: %s", c.Fix)
+	}
 	applyFix(t, l, c.Fix)
 	if err := podPingsNode(t, l, p); err != nil {
 		t.Errorf("after the fix the pod still cannot reach the node: %v", err)
 	}
+	hup(t, fn) // the fix's systemctl reload flatnet
+	waitLog(t, fn, "LAN guard: the shim guard again", deadline)
 	r, _ = runCheck(t, l)
 	onlyProblems(t, r)
 }

@@ -206,7 +206,11 @@ type cacheEnvelope struct {
 // is returned with it, Network nil). Ignorable tells the errors not worth
 // reporting. A file ReadCacheFile found gone comes back with its
 // fs.ErrNotExist as it was: its attachment is over.
-func ParseCache(f CacheFile) (CacheEntry, error) {
+func ParseCache(f CacheFile) (CacheEntry, error) { return parseCache(f, nil) }
+
+// parseCache is ParseCache, taking what it made of a configuration before
+// from memo (and keeping what it makes now), when memo is not nil.
+func parseCache(f CacheFile, memo configMemo) (CacheEntry, error) {
 	env, err := decodeEnvelope(f)
 	if err != nil {
 		return CacheEntry{}, err
@@ -229,13 +233,80 @@ func ParseCache(f CacheFile) (CacheEntry, error) {
 	if len(env.Config) == 0 {
 		return CacheEntry{}, fmt.Errorf(`%w: no "config"`, ErrCacheMalformed)
 	}
+	if memo.recall(&e, env) {
+		return e, nil
+	}
 	if err := e.readConfig(env); err != nil {
 		if errors.Is(err, ErrUnfollowable) {
 			return e, err
 		}
 		return CacheEntry{}, err
 	}
+	memo.keep(e, env)
 	return e, nil
+}
+
+// configMemo remembers what ParseCache made of cached configurations.
+// Every attachment of one network (the pods of one NAD) carries the same
+// configuration, and parsing it is most of what an entry costs (about
+// 70 % of ParseCache's CPU, BenchmarkCacheDiscovery): the daemon's cache
+// reader keeps one, so that a pod's entry costs its envelope and result
+// only. Only configurations read without error are kept.
+type configMemo map[string]parsedConfig
+
+// maxMemo bounds a memo: past it, it starts afresh (configurations come
+// and go with NADs; a node sees a handful).
+const maxMemo = 256
+
+// parsedConfig is what readConfig made of a configuration.
+type parsedConfig struct {
+	types   []string
+	network *Network // File left out: the entry's own
+	written netKey
+}
+
+// memoKey is what readConfig reads of env: the network's name, the
+// configuration and the runtime's capability arguments (encoding/json
+// writes a map's keys sorted, so equal arguments give equal keys).
+func memoKey(env cacheEnvelope) string {
+	caps, _ := json.Marshal(env.CapabilityArgs)
+	return env.NetworkName + "\x00" + string(env.Config) + "\x00" + string(caps)
+}
+
+// recall fills e from memo as readConfig would, and reports whether it
+// could. The entry gets copies: nothing of it is shared with another.
+func (m configMemo) recall(e *CacheEntry, env cacheEnvelope) bool {
+	if m == nil {
+		return false
+	}
+	pc, ok := m[memoKey(env)]
+	if !ok {
+		return false
+	}
+	e.Types, e.written = slices.Clone(pc.types), pc.written
+	if pc.network != nil {
+		n := *pc.network
+		n.Ranges, n.File = slices.Clone(n.Ranges), e.Path
+		e.Network = &n
+	}
+	return true
+}
+
+// keep remembers what readConfig made of env's configuration for e.
+func (m configMemo) keep(e CacheEntry, env cacheEnvelope) {
+	if m == nil {
+		return
+	}
+	if len(m) >= maxMemo {
+		clear(m)
+	}
+	pc := parsedConfig{types: slices.Clone(e.Types), written: e.written}
+	if e.Network != nil {
+		n := *e.Network
+		n.Ranges, n.File = slices.Clone(n.Ranges), ""
+		pc.network = &n
+	}
+	m[memoKey(env)] = pc
 }
 
 // decodeEnvelope decodes a cache file into libcni's envelope and checks

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -55,6 +56,22 @@ func FuzzParseCache(f *testing.F) {
 		}
 		path := filepath.Join("/var/lib/cni/results", name)
 		e, err := ParseCache(CacheFile{Path: path, Data: data})
+		// A memo changes nothing: the first read fills it, the second
+		// takes from it, the third is another attachment's path.
+		memo := configMemo{}
+		for i, p := range []string{path, path, filepath.Join("/var/lib/cni/multus/results", name)} {
+			m, merr := parseCache(CacheFile{Path: p, Data: data}, memo)
+			want := e
+			if p != path && want.Network != nil {
+				n := *want.Network
+				n.File = p
+				want.Network = &n
+			}
+			want.Path = p
+			if (merr == nil) != (err == nil) || err != nil && p == path && merr.Error() != err.Error() || err == nil && !reflect.DeepEqual(m, want) {
+				t.Fatalf("with a memo (read %d, %s): %+v, %v; without: %+v, %v", i+1, p, m, merr, e, err)
+			}
+		}
 		if err != nil {
 			if sentinelName(err) == "none" {
 				t.Fatalf("error of no kind: %v", err)

@@ -16,6 +16,7 @@ import (
 type CacheSet struct {
 	entries map[string]CacheEntry // by path
 	bad     map[string]Problem    // by path
+	memo    configMemo            // the configurations parsed, for the next entries of their networks
 	// badGen counts the changes of bad, so that a reader can tell
 	// cheaply whether the problems changed.
 	badGen uint64
@@ -23,7 +24,7 @@ type CacheSet struct {
 
 // NewCacheSet returns an empty set.
 func NewCacheSet() *CacheSet {
-	return &CacheSet{entries: map[string]CacheEntry{}, bad: map[string]Problem{}}
+	return &CacheSet{entries: map[string]CacheEntry{}, bad: map[string]Problem{}, memo: configMemo{}}
 }
 
 // ReadAll reads the cache directories dirs anew, whole. A directory that
@@ -92,7 +93,7 @@ func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
 
 // take parses f into the set; old has what f said before.
 func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
-	e, err := ParseCache(f)
+	e, err := parseCache(f, s.memo)
 	e.CheckNetNS()
 	if _, ok := s.bad[f.Path]; ok {
 		s.badGen++

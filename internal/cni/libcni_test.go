@@ -173,6 +173,16 @@ func BenchmarkCacheDiscovery(b *testing.B) {
 				}
 			}
 		})
+		b.Run(fmt.Sprintf("cacheset/%d", n), func(b *testing.B) {
+			// The daemon's reader: one configuration parsed for all.
+			for b.Loop() {
+				s := NewCacheSet()
+				s.ReadAll([]string{dir})
+				if len(s.entries) != n {
+					b.Fatalf("%d entries", len(s.entries))
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("libcni/%d", n), func(b *testing.B) {
 			c := libcni.NewCNIConfigWithCacheDir(nil, dir, nil)
 			for b.Loop() {

@@ -48,12 +48,12 @@ const maxLoggedOps = 1000
 // decides, acts and reports.
 //
 // An event that only names entries of state directories is an update
-// pass: those files are read, their addresses decided again (Node.Update)
+// pass: those files are read, their addresses decided again (Node.SyncUpdate)
 // and their routes changed, at a cost that does not grow with the number
 // of pods. Anything else (a kernel notification, the CNI directory, a whole
 // directory, the resync timer, a reload, a retry) is a full pass: the
 // kernel read anew, every network resolved and every address decided
-// (Node.Full).
+// (Node.Sync).
 type pass struct {
 	cfg config.Config
 	// guard is the LAN guard chosen for lan_guard and the kernel's guards

@@ -135,7 +135,7 @@ func (c *Cache) ReadAll(dir string) []Note {
 
 // ReadNames reads the entries names of dir, already read whole, and
 // returns the addresses whose allocation changed (came, went or changed
-// owner), for reconcile.Node.Update.
+// owner), for reconcile.Node.SyncUpdate.
 func (c *Cache) ReadNames(dir string, names map[string]bool) (changed []netip.Addr, notes []Note) {
 	d := c.dirs[dir]
 	for name := range names {

@@ -344,17 +344,8 @@ func FilterScript(drops []Drop, solicits ...string) string {
 			masters = append(masters, d.Master)
 		}
 	}
-	chains := append(slices.Clone(masters), solicits...)
 	var b strings.Builder
-	fmt.Fprintf(&b, "nft 'table netdev %s { comment %q;", FilterTable, FilterComment)
-	for _, c := range chains {
-		fmt.Fprintf(&b, " chain %s {};", c)
-	}
-	b.WriteString(" };")
-	for _, c := range chains {
-		fmt.Fprintf(&b, " delete chain netdev %s %s;", FilterTable, c)
-	}
-	fmt.Fprintf(&b, " table netdev %s {", FilterTable)
+	replaceChains(&b, "netdev", append(slices.Clone(masters), solicits...))
 	for i, d := range drops {
 		if i == 0 || d.Master != drops[i-1].Master {
 			if i > 0 {
@@ -374,6 +365,22 @@ func FilterScript(drops []Drop, solicits ...string) string {
 	return b.String()
 }
 
+// replaceChains writes the start of a script that makes chains anew in
+// flatnet's table of family in one transaction: the table with its
+// comment and the chains (so that deleting them cannot fail), their
+// deletion, and the table opened again for their new content.
+func replaceChains(b *strings.Builder, family string, chains []string) {
+	fmt.Fprintf(b, "nft 'table %s %s { comment %q;", family, FilterTable, FilterComment)
+	for _, c := range chains {
+		fmt.Fprintf(b, " chain %s {};", c)
+	}
+	b.WriteString(" };")
+	for _, c := range chains {
+		fmt.Fprintf(b, " delete chain %s %s %s;", family, FilterTable, c)
+	}
+	fmt.Fprintf(b, " table %s %s {", family, FilterTable)
+}
+
 // ProbeScript prints the nft(8) commands that do what the SetProbe op
 // does: flatnet's arp table gets exactly one output chain per shim in
 // shims, each with the rule that makes the shim's ARP requests probes.
@@ -384,15 +391,7 @@ func ProbeScript(shims []string) string {
 		return fmt.Sprintf("nft delete table arp %[1]s # or, while it holds chains flatnet did not make, only flatnet's (nft delete chain arp %[1]s SHIM)", FilterTable)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "nft 'table arp %s { comment %q;", FilterTable, FilterComment)
-	for _, s := range shims {
-		fmt.Fprintf(&b, " chain %s {};", s)
-	}
-	b.WriteString(" };")
-	for _, s := range shims {
-		fmt.Fprintf(&b, " delete chain arp %s %s;", FilterTable, s)
-	}
-	fmt.Fprintf(&b, " table arp %s {", FilterTable)
+	replaceChains(&b, "arp", shims)
 	for _, s := range shims {
 		fmt.Fprintf(&b, ` chain %[1]s { type filter hook output priority filter; oifname "%[1]s" arp operation request arp saddr ip set 0.0.0.0 counter comment %[2]q; };`, s, ProbeComment)
 	}

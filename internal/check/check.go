@@ -39,6 +39,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,6 +205,7 @@ func Run(f Facts) []Result {
 		c.masters()
 		c.shims()
 		c.lanGuard()
+		c.filterTables()
 		c.arpIgnore()
 		c.ndp()
 		c.rpFilter()
@@ -211,6 +213,7 @@ func Run(f Facts) []Result {
 		c.foreign()
 		c.allocations()
 		c.attachments()
+		c.pending()
 		c.networkd()
 		c.networkManager()
 	}
@@ -242,6 +245,9 @@ type checker struct {
 	// macvlanConfigs counts the macvlan plugins in the CNI files, usable
 	// or not.
 	macvlanConfigs int
+	// tables holds the Dirs of the FindFilter findings a lan guard line
+	// reported (tableReported).
+	tables map[string]bool
 }
 
 func (c *checker) add(s Status, name, detail, fix string) {
@@ -337,7 +343,11 @@ func (c *checker) networks() {
 			c.add(Fail, "network "+r.Network, r.Msg,
 				fmt.Sprintf(`set shim = "<another name>" for network %q in a [[network]] table of %s`, r.Network, cmp.Or(f.Config.Path, config.DefaultPath)))
 		case reconcile.FindMode:
-			// The CNI lint line names it with its fix.
+			if slices.ContainsFunc(f.CNI, func(n cni.Network) bool { return n.Name == r.Network }) {
+				break // the CNI lint line of its file names it with its fix
+			}
+			c.add(Fail, "network "+r.Network, r.Msg,
+				`set "mode": "bridge" (or leave "mode" out) in the network's NetworkAttachmentDefinition, then recreate its pods so they are made again in bridge mode`)
 		case reconcile.FindMaster:
 			c.add(OK, "network "+r.Network, r.Msg, "")
 		case reconcile.FindTrust:

@@ -94,6 +94,11 @@ func (c *checker) shims() {
 				fmt.Sprintf(`if nothing needs that device, ip link del %s; otherwise set shim = "<another name>" for network %s in flatnet.toml`, n.Shim, n.Name))
 			continue
 		}
+		if fd, ok := c.finding(reconcile.FindingKey{Kind: reconcile.FindShimHeld, Network: n.Name, Shim: n.Shim}); ok {
+			c.add(Fail, name, fd.Msg+"; until then the node cannot reach the pods of "+n.Name,
+				fmt.Sprintf("find what deletes or moves %s (ip monitor link shows it go: a network manager, a CNI plugin's cleanup?) and make it leave the shim alone; flatnet makes it again once the hold ends", n.Shim))
+			continue
+		}
 		master, ok := f.Snap.Link(n.Master)
 		if !ok {
 			continue // the master line says it all
@@ -173,9 +178,11 @@ func (c *checker) lanGuard() {
 			}
 			switch {
 			case drop == nil && f.Snap.Filter != nil && f.Snap.Filter.Foreign:
+				c.tableReported("")
 				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: nftables table netdev %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone", n.Shim, n.Master, reconcile.FilterTable),
 					fmt.Sprintf(`nft delete table netdev %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, reconcile.FilterTable, cmp.Or(f.Config.Path, config.DefaultPath)))
 			case drop == nil && f.Snap.Filter != nil && slices.Contains(f.Snap.Filter.Other, n.Master):
+				c.tableReported(n.Master)
 				c.add(Fail, name, fmt.Sprintf("no egress filter drops %s's frames on %s: chain %s in nftables table netdev %s holds what flatnet did not write, and flatnet leaves it alone", n.Shim, n.Master, n.Master, reconcile.FilterTable),
 					fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain netdev %s %s), then systemctl reload flatnet", reconcile.FilterTable, n.Master))
 			case drop == nil:
@@ -239,17 +246,21 @@ func (c *checker) shimGuard(name string, n reconcile.Network, l reconcile.Link, 
 	const noV6 = "flatnet gives the shim no IPv6 proxy entries without it (the proxy would answer the LAN too), so pods cannot reach the node over IPv6"
 	switch {
 	case probe == nil && f.Snap.Probes != nil && f.Snap.Probes.Foreign:
+		c.tableReported("arp ")
 		c.add(Fail, name, fmt.Sprintf("%s's ARP requests are not made probes: nftables table arp %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone; %s", n.Shim, reconcile.FilterTable, leak),
 			fmt.Sprintf(`nft delete table arp %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, reconcile.FilterTable, cfgPath))
 	case probe == nil && f.Snap.Probes != nil && slices.Contains(f.Snap.Probes.Other, n.Shim):
+		c.tableReported("arp " + n.Shim)
 		c.add(Fail, name, fmt.Sprintf("%s's ARP requests are not made probes: chain %s in nftables table arp %s holds what flatnet did not write, and flatnet leaves it alone; %s", n.Shim, n.Shim, reconcile.FilterTable, leak),
 			fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain arp %s %s), then systemctl reload flatnet", reconcile.FilterTable, n.Shim))
 	case probe == nil:
 		c.add(Fail, name, fmt.Sprintf("%s's ARP requests are not made probes (no chain %s in nftables table arp %s): %s", n.Shim, n.Shim, reconcile.FilterTable, leak), restart)
 	case proxied && solicit == nil && f.Snap.Filter != nil && f.Snap.Filter.Foreign:
+		c.tableReported("")
 		c.add(Fail, name, fmt.Sprintf("no ingress chain on %s: nftables table netdev %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone; %s", n.Shim, reconcile.FilterTable, noV6),
 			fmt.Sprintf(`nft delete table netdev %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, reconcile.FilterTable, cfgPath))
 	case proxied && solicit == nil && f.Snap.Filter != nil && slices.Contains(f.Snap.Filter.Other, n.Shim):
+		c.tableReported(n.Shim)
 		c.add(Fail, name, fmt.Sprintf("no ingress chain on %s: chain %s in nftables table netdev %s holds what flatnet did not write, and flatnet leaves it alone; %s", n.Shim, n.Shim, reconcile.FilterTable, noV6),
 			fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain netdev %s %s), then systemctl reload flatnet", reconcile.FilterTable, n.Shim))
 	case proxied && solicit == nil:
@@ -263,6 +274,48 @@ func (c *checker) shimGuard(name string, n reconcile.Network, l reconcile.Link, 
 	default:
 		c.add(OK, name, fmt.Sprintf("%[1]s's ARP requests leave as probes naming no address of the node (%[3]d so far; nft list table arp %[4]s): the LAN never learns the shim's MAC for the node; no IPv6 proxy on it, so no ingress chain; its cost: none on %[2]s's own traffic or %[1]s's (the rule sees ARP packets only)",
 			n.Shim, n.Master, probe.Packets, reconcile.FilterTable), "")
+	}
+}
+
+// tableReported notes that a lan guard line reported the FindFilter
+// finding whose Dir is dir: the table ("" for netdev, "arp " for arp) or
+// one of its chains ("eno1", "arp eno1.host").
+func (c *checker) tableReported(dir string) {
+	if c.tables == nil {
+		c.tables = map[string]bool{}
+	}
+	c.tables[dir] = true
+}
+
+// filterTables reports what the plan found in flatnet's nftables tables
+// (FindFilter) that no lan guard line did: a table flatnet did not make
+// that no shim's line names, a chain of another party's named after no
+// master or shim.
+func (c *checker) filterTables() {
+	cfgPath := cmp.Or(c.f.Config.Path, config.DefaultPath)
+	for _, fd := range c.f.Plan.Findings {
+		if fd.Kind != reconcile.FindFilter || c.tables[fd.Dir] {
+			continue
+		}
+		family, chain := "netdev", fd.Dir
+		if rest, ok := strings.CutPrefix(fd.Dir, "arp "); ok {
+			family, chain = "arp", rest
+		}
+		name := fmt.Sprintf("nftables %s %s", family, reconcile.FilterTable)
+		if chain == "" {
+			lost := "flatnet cannot put its egress filter there, so the shims' frames reach the LAN"
+			switch {
+			case c.f.Guard == reconcile.GuardShim && family == "arp":
+				lost = "flatnet cannot make the shims' ARP requests probes, so they name the node's address on the LAN"
+			case c.f.Guard == reconcile.GuardShim:
+				lost = "flatnet cannot give a shim the ingress chain its IPv6 proxy needs, so it gives none proxy entries (no shim of this node proxies IPv6 now)"
+			}
+			c.add(Fail, name, fmt.Sprintf("nftables table %s %s was not made by flatnet (no flatnet mark), and flatnet leaves it alone: %s", family, reconcile.FilterTable, lost),
+				fmt.Sprintf(`nft delete table %s %s if nothing else uses it, or lan_guard = "address" in %s; then systemctl reload flatnet`, family, reconcile.FilterTable, cfgPath))
+			continue
+		}
+		c.add(Warn, name+" "+chain, fmt.Sprintf("chain %s in nftables table %s %s holds what flatnet did not write: flatnet leaves it alone, keeps the table while it is there, and gives no device named %s a chain", chain, family, reconcile.FilterTable, chain),
+			fmt.Sprintf("move what it does to a table of your own and delete it (nft delete chain %s %s %s)", family, reconcile.FilterTable, chain))
 	}
 }
 
@@ -577,7 +630,11 @@ func (c *checker) allocations() {
 			reasons = append(reasons, fd)
 		}
 		if len(rejected) > 0 {
-			c.add(Warn, name, fmt.Sprintf("%s not routed, by design: %s", text.Plural(len(rejected), "allocation is", "allocations are"), strings.Join(text.Head(rejected, 5), ", ")),
+			count := text.Plural(len(rejected), "allocation is", "allocations are")
+			if _, more := c.finding(reconcile.FindingKey{Kind: reconcile.FindRejectMore, Network: n.Name}); more {
+				count = fmt.Sprintf("more than %d allocations are", len(rejected)) // the others are counted, not listed
+			}
+			c.add(Warn, name, fmt.Sprintf("%s not routed, by design: %s", count, strings.Join(text.Head(rejected, 5), ", ")),
 				rejectFix(reasons, n.StateDir))
 		}
 		if bad := f.Bad[n.StateDir]; len(bad) > 0 {

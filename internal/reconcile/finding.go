@@ -64,7 +64,20 @@ const (
 	// chain flatnet did not make (Dir names it; "" for the table): left
 	// alone (FilterFindings).
 	FindFilter
+
+	// findEnd is one past the last kind: a new kind goes before it.
+	findEnd
 )
+
+// FindingKinds are all the kinds of findings, in order: flatnet check's
+// tests hold each to a line of its own.
+func FindingKinds() []FindingKind {
+	out := make([]FindingKind, 0, findEnd-1)
+	for k := FindReject; k < findEnd; k++ {
+		out = append(out, k)
+	}
+	return out
+}
 
 // listed reports whether findings of kind k are listed per address, the
 // first MaxRejectsListed of each network, and counted beyond.

@@ -285,7 +285,19 @@ const (
 	AddSender // give the shim SenderAddr
 	DelSender // take SenderAddr off the shim
 	SetProbe  // make flatnet's arp table hold exactly the probe chains of Shims
+
+	opEnd // one past the last kind: a new kind goes before it
 )
+
+// OpKinds are all the kinds of ops, in order: flatnet check's tests hold
+// each that a plan may leave pending to a line that reports it.
+func OpKinds() []OpKind {
+	out := make([]OpKind, 0, opEnd-1)
+	for k := AddShim; k < opEnd; k++ {
+		out = append(out, k)
+	}
+	return out
+}
 
 // IsRoute reports whether k adds, replaces or deletes a route.
 func (k OpKind) IsRoute() bool { return k == AddRoute || k == ReplaceRoute || k == DelRoute }

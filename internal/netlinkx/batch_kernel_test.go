@@ -72,3 +72,35 @@ func TestDoBatchFailuresInPlace(t *testing.T) {
 		t.Errorf("%d routes of flatnet's in the kernel, want %d", got, want)
 	}
 }
+
+// TestAddShimLinkLocalAtOnce: a shim flatnet makes (AddShim) has its
+// link-local address usable the moment it is up, not tentative for the one
+// to two seconds of duplicate address detection: the node's solicitations
+// for pods leave the shim from that address, and while it is tentative the
+// kernel sends none, so a new pod's first IPv6 packet waited a second.
+func TestAddShimLinkLocalAtOnce(t *testing.T) {
+	l := lab.NewT(t, lab.Options{})
+	shim := l.Master + ".host"
+	op := reconcile.Op{Kind: reconcile.AddShim, Dev: shim, Master: l.Master, MTU: 1500,
+		MAC: reconcile.ShimMAC("0123456789abcdef0123456789abcdef", shim), Guard: reconcile.GuardShim}
+	if err := l.Do(l.Node, func() error {
+		k, err := New()
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		return k.Do(op)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Exec(l.Node, "ip", "-6", "addr", "show", "dev", shim, "scope", "link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "inet6 fe80::") || strings.Contains(out, "tentative") {
+		t.Errorf("the new shim's link-local address, right after AddShim:\n%s\nwant one, not tentative", out)
+	}
+	if v, err := l.Exec(l.Node, "sysctl", "-n", "net/ipv6/conf/"+shim+"/accept_dad"); err != nil || strings.TrimSpace(v) != "0" {
+		t.Errorf("accept_dad on %s: %q, %v; want 0", shim, v, err)
+	}
+}

@@ -443,6 +443,16 @@ func (k *Kernel) flushNeighs(dev string) error {
 // reconcile.planProxies); per-device forwarding changes nothing else than
 // that the shim behaves as a router's interface (no autoconfiguration from
 // router advertisements on it).
+// accept_dad 0: the shim's link-local address is usable from the moment
+// the shim is up. The node's solicitations for pods leave the shim from
+// that address (the node has no other on the shim), and while it is
+// tentative the kernel sends none at all: a packet to a pod made in the
+// first one to two seconds of a new shim waited for the neighbour timer's
+// retry, a second later. The address comes from the shim's MAC, which is
+// the node's own (reconcile.ShimMAC), so its duplicate address detection
+// guards against nothing the MAC would not already break; without it the
+// shim also sends the LAN one frame fewer. It is set before the shim
+// goes up (addShim); a shim adopted already up has passed it.
 // Then what the guard adds: with the egress filter or the shim guard,
 // proxy_delay 0, so the proxy answers pods at once (its answers to the LAN
 // are dropped on the master's egress, or the LAN's solicitations on the
@@ -451,7 +461,7 @@ func (k *Kernel) flushNeighs(dev string) error {
 func (k *Kernel) configureShim(dev string, g reconcile.Guard) error {
 	type setting struct{ path, value string }
 	conf := func(family, key, value string) setting { return setting{k.sysctlPath(family, dev, key), value} }
-	set := []setting{conf("ipv4", "arp_filter", "1"), conf("ipv4", "arp_ignore", "0"), conf("ipv6", "proxy_ndp", "1"), conf("ipv6", "forwarding", "1")}
+	set := []setting{conf("ipv4", "arp_filter", "1"), conf("ipv4", "arp_ignore", "0"), conf("ipv6", "proxy_ndp", "1"), conf("ipv6", "forwarding", "1"), conf("ipv6", "accept_dad", "0")}
 	switch g {
 	case reconcile.GuardFilter, reconcile.GuardShim:
 		set = append(set, setting{filepath.Join(k.sysctlRoot, "ipv6", "neigh", dev, "proxy_delay"), "0"})

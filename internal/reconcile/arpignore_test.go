@@ -19,7 +19,7 @@ func TestShimARPIgnore(t *testing.T) {
 	if _, err := Apply(k, Compute(in).Ops); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1"}
+	want := []string{"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.conf.eno1.host.accept_dad=0"}
 	if !slices.Equal(k.cmds, want) {
 		t.Errorf("ops %q, want %q", k.cmds, want)
 	}

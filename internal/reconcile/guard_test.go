@@ -250,7 +250,7 @@ func TestComputeGuard(t *testing.T) {
 			links: []Link{eno1, {Index: 8, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, MTU: 1500, MAC: handMAC}},
 			want: []string{
 				FilterScript([]Drop{{Master: "eno1", MAC: handMAC.String()}}),
-				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.neigh.eno1.host.proxy_delay=0",
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.conf.eno1.host.accept_dad=0 net.ipv6.neigh.eno1.host.proxy_delay=0",
 			},
 		},
 		{
@@ -278,7 +278,7 @@ func TestComputeGuard(t *testing.T) {
 			guard: GuardAddress,
 			links: []Link{eno1, shim},
 			want: []string{
-				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv4.conf.eno1.host.arp_announce=2",
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.conf.eno1.host.accept_dad=0 net.ipv4.conf.eno1.host.arp_announce=2",
 				"ip addr add 192.0.0.8/32 dev eno1.host scope link",
 			},
 		},
@@ -395,7 +395,7 @@ func TestComputeShimGuard(t *testing.T) {
 			links: []Link{eno1, shim},
 			want: []string{
 				ProbeScript([]string{"eno1.host"}),
-				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.neigh.eno1.host.proxy_delay=0",
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.conf.eno1.host.accept_dad=0 net.ipv6.neigh.eno1.host.proxy_delay=0",
 			},
 		},
 		{

@@ -159,7 +159,7 @@ func TestCompute(t *testing.T) {
 			links: []Link{eno1, {Index: 8, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: false, MTU: 1400}},
 			state: ptr(allocs("192.168.1.2")),
 			want: []string{
-				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1",
+				"sysctl -w net.ipv4.conf.eno1.host.arp_filter=1 net.ipv4.conf.eno1.host.arp_ignore=0 net.ipv6.conf.eno1.host.proxy_ndp=1 net.ipv6.conf.eno1.host.forwarding=1 net.ipv6.conf.eno1.host.accept_dad=0",
 				"ip link set eno1.host mtu 1500",
 				"ip link set eno1.host up",
 				"ip route add 192.168.1.2/32 dev eno1.host scope link proto 97",

@@ -337,7 +337,7 @@ func (o Op) String() string {
 	case DelShim:
 		return fmt.Sprintf("ip link del %s", o.Dev)
 	case ConfigureShim:
-		s := fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv4.conf.%[1]s.arp_ignore=0 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1", o.Dev)
+		s := fmt.Sprintf("sysctl -w net.ipv4.conf.%[1]s.arp_filter=1 net.ipv4.conf.%[1]s.arp_ignore=0 net.ipv6.conf.%[1]s.proxy_ndp=1 net.ipv6.conf.%[1]s.forwarding=1 net.ipv6.conf.%[1]s.accept_dad=0", o.Dev)
 		switch o.Guard {
 		case GuardFilter, GuardShim:
 			s += fmt.Sprintf(" net.ipv6.neigh.%s.proxy_delay=0", o.Dev)

@@ -359,12 +359,13 @@ func TestLANGuard(t *testing.T) {
 				// The node's first packet to a new pod is back at once:
 				// the pod's solicitation for the node is answered without
 				// proxy_delay (up to 0.8 s, random, for each: their median
-				// would be about 0.4 s). The median, since a solicitation
-				// lost on a busy machine costs one pod the kernel's 1 s
-				// retransmission, whatever the guard.
+				// would be about 0.4 s), and the first pod's is not held
+				// for a second while the shim's link-local address, the
+				// source of its solicitations, is tentative (accept_dad 0):
+				// every one, not only most, under 400 ms.
 				slices.Sort(first6)
 				t.Logf("the node's first IPv6 ping to %d new pods: %v", len(first6), first6)
-				if len(first6) < tt.pods/2 || first6[len(first6)/2] > 100*time.Millisecond {
+				if len(first6) < tt.pods/2 || first6[len(first6)-1] > 400*time.Millisecond {
 					t.Errorf("the node's first IPv6 ping to new pods took %v: not at once", first6)
 				}
 			}

@@ -274,6 +274,10 @@ func judge(t *nftTable) (*reconcile.Filter, map[string]bool) {
 				f.Solicits = append(f.Solicits, reconcile.Shield{Shim: ch.Name, Packets: packets})
 				continue
 			}
+			if emptied(ch, nftables.ChainHookIngress) {
+				ours[ch.Name] = true // no Solicit: the plan writes it again
+				continue
+			}
 			f.Other = append(f.Other, ch.Name)
 		}
 		slices.Sort(f.Other)
@@ -318,11 +322,24 @@ func judgeProbes(t *nftTable) (*reconcile.ProbeTable, map[string]bool) {
 			p.Shields = append(p.Shields, reconcile.Shield{Shim: ch.Name, Packets: packets})
 			continue
 		}
+		if emptied(ch, chainHookARPOut) {
+			ours[ch.Name] = true // no Shield: the plan writes it again
+			continue
+		}
 		p.Other = append(p.Other, ch.Name)
 	}
 	slices.Sort(p.Other)
 	slices.SortFunc(p.Shields, func(a, b reconcile.Shield) int { return strings.Compare(a.Shim, b.Shim) })
 	return p, ours
+}
+
+// emptied reports whether ch, in flatnet's marked table, is a base chain
+// of flatnet's shape on hook with no rule left: one of flatnet's after `nft
+// flush table` or `nft flush chain`, which keep the chains and empty them.
+// It is flatnet's to write again, as an emptied egress chain is
+// (flatnetChain).
+func emptied(ch nftChain, hook *nftables.ChainHook) bool {
+	return baseChain(ch.Chain, hook) && len(ch.rules) == 0
 }
 
 // flatnetChain reads ch as an egress chain flatnet made: an egress filter

@@ -229,6 +229,21 @@ func TestJudgeShimGuard(t *testing.T) {
 	if p, _ := judgeProbes(nil); p != nil {
 		t.Errorf("no arp table: %+v", p)
 	}
+
+	// `nft flush table` keeps the chains and empties them: flatnet's
+	// still, with nothing in place, so that the plan writes them again.
+	flushedProbe := probes("eno6.host", 0, true)
+	flushedProbe.rules = nil
+	p, ours = judgeProbes(marked(flushedProbe))
+	if !reflect.DeepEqual(p, &reconcile.ProbeTable{}) || !ours["eno6.host"] {
+		t.Errorf("an emptied probe chain: %+v, flatnet's %v", p, ours)
+	}
+	flushedSolicit := solicits("eno6.host", 0, true)
+	flushedSolicit.rules = nil
+	got, ours = judge(marked(flushedSolicit))
+	if !reflect.DeepEqual(got, &reconcile.Filter{}) || !ours["eno6.host"] {
+		t.Errorf("an emptied ingress chain: %+v, flatnet's %v", got, ours)
+	}
 }
 
 // TestDeliberateOnly: a probe's batch passes when its one failure is the

@@ -488,7 +488,9 @@ func (n *notifyListener) count(msg string) int {
 // faultFilterFlushed: a firewall service reloads with `flush ruleset`
 // (Debian's /etc/nftables.conf starts so), which deletes flatnet's tables
 // with every other: flatnet hears it from nftables and writes them again,
-// once; then the same with only one of its chains deleted. Under the shim
+// once; then the same with only one of its chains deleted, and with its
+// tables flushed (`nft flush table` keeps the chains, empty: still
+// flatnet's, written again). Under the shim
 // guard (the default; dual stack, so the shim has its ingress chain too)
 // and under the egress filter.
 func faultFilterFlushed(t *testing.T) {
@@ -500,11 +502,13 @@ func faultFilterFlushed(t *testing.T) {
 		logs := []string{"ARP rule set for " + f.shim, "ingress chain set on " + f.shim}
 		// How often each is logged by then: once at start, then the flush
 		// takes both, each deletion one.
-		wants := [][]int{{2, 2}, {3, 2}, {3, 3}}
+		wants := [][]int{{2, 2}, {3, 2}, {3, 3}, {4, 3}, {4, 4}}
 		for i, cmd := range [][]string{
 			{"nft", "flush", "ruleset"},
 			{"nft", "delete", "chain", "arp", "flatnet", f.shim},
 			{"nft", "delete", "chain", "netdev", "flatnet", f.shim},
+			{"nft", "flush", "table", "arp", "flatnet"},
+			{"nft", "flush", "table", "netdev", "flatnet"},
 		} {
 			t0 := time.Now()
 			if _, err := f.l.Exec(f.l.Node, cmd...); err != nil {
@@ -522,8 +526,8 @@ func faultFilterFlushed(t *testing.T) {
 			})
 		}
 		for _, msg := range logs {
-			if n := countLog(f.fn, msg); n != 3 {
-				t.Errorf("%q logged %d times, want 3: once at start, once per removal", msg, n)
+			if n := countLog(f.fn, msg); n != 4 {
+				t.Errorf("%q logged %d times, want 4: once at start, once per removal", msg, n)
 			}
 		}
 		if out, err := f.l.Exec(f.l.Node, "ip", "-6", "neigh", "show", "proxy", "dev", f.shim); err != nil || !strings.Contains(out, f.l.Opts.NodeAddr6.Addr().String()) {

@@ -128,6 +128,13 @@ func ProbeFilter() error {
 // ProbeFilter it commits nothing: the batch fails on purpose at its end,
 // after the kernel checked every rule.
 func ProbeShim() error {
+	// The kernel keeps a table's userdata, flatnet's mark, from 5.10 on;
+	// before, it drops it without an error, and flatnet would take its own
+	// tables for another party's from the next pass. (The egress filter
+	// needs 5.16 anyway.)
+	if rel, ok := kernelAtLeast(5, 10); !ok {
+		return fmt.Errorf("kernel %s keeps no table comment, flatnet's mark on its tables (Linux 5.10 or later)", rel)
+	}
 	c, err := nftConn()
 	if err != nil {
 		return err
@@ -153,7 +160,28 @@ func ProbeShim() error {
 	case deliberateOnly(err):
 		return nil
 	}
-	return fmt.Errorf("the kernel refuses the shim guard's nftables rules (an arp output chain that rewrites ARP requests, a netdev ingress chain with fib; Linux 4.16 or later with nf_tables' arp and netdev families, CONFIG_NFT_FIB_NETDEV): %w", err)
+	return fmt.Errorf("the kernel refuses the shim guard's nftables rules (an arp output chain that rewrites ARP requests, a netdev ingress chain with fib; Linux 5.10 or later with nf_tables' arp and netdev families, CONFIG_NFT_FIB_NETDEV): %w", err)
+}
+
+// kernelAtLeast reports whether the running kernel's release is major.minor
+// or later, and the release. A release it cannot read counts as later.
+func kernelAtLeast(major, minor int) (string, bool) {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return "", true
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	return rel, releaseAtLeast(rel, major, minor)
+}
+
+// releaseAtLeast reports whether the kernel release rel ("5.4.0-150-generic",
+// "6.18.44-fc") is major.minor or later; one it cannot parse counts as later.
+func releaseAtLeast(rel string, major, minor int) bool {
+	var ma, mi int
+	if n, _ := fmt.Sscanf(rel, "%d.%d", &ma, &mi); n != 2 {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // deliberateOnly reports whether err, a batch's errors, is the one

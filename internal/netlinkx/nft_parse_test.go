@@ -263,3 +263,17 @@ func TestDeliberateOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseAtLeast: the kernel releases of the distributions flatnet
+// packages for, against 5.10 (the table comment, flatnet's mark).
+func TestReleaseAtLeast(t *testing.T) {
+	for rel, want := range map[string]bool{
+		"5.4.0-150-generic": false, "4.19.0-27-amd64": false, "4.18.0-553.el8_10.x86_64": false,
+		"5.10.0-30-amd64": true, "5.14.0-427.el9.x86_64": true, "6.1.0-18-amd64": true, "6.18.44-fc-v1272": true,
+		"10.0": true, "5.9": false, "garbage": true,
+	} {
+		if got := releaseAtLeast(rel, 5, 10); got != want {
+			t.Errorf("releaseAtLeast(%q, 5, 10) = %v, want %v", rel, got, want)
+		}
+	}
+}

@@ -184,7 +184,8 @@ type Shield struct {
 
 // flatnet's mark on its tables: FilterComment, the table's comment as
 // nft(8) shows it (kept in the table's userdata, which the kernel stores
-// from Linux 5.10, long before the egress hook). A table named
+// from Linux 5.10, before the egress hook; netlinkx.ProbeShim refuses the
+// shim guard on older kernels for it). A table named
 // [FilterTable] whose comment does not start with FilterMark is not
 // flatnet's (but see [Filter]'s Legacy). Each of flatnet's rules carries
 // a comment that starts with FilterMark too: FilterRuleComment for the

@@ -93,8 +93,6 @@ type Facts struct {
 	// read; the node's checks are then skipped.
 	KernelErr error
 
-	// Devices holds the addresses of the masters and shims that exist.
-	Devices map[string]Device
 	// Sysctls holds IPv4 per-interface sysctls by "<dev>/<key>":
 	// "all/arp_ignore", "eno1.host/arp_filter". A missing key is unknown.
 	Sysctls map[string]string
@@ -110,13 +108,6 @@ type Facts struct {
 	Networkd   Networkd
 	NM         NetworkManager
 	Daemon     Daemon
-}
-
-// Device is what Gather reads of a master or shim beyond the snapshot.
-type Device struct {
-	// Addrs are its addresses of every scope; the snapshot's Link.Addrs
-	// are only those of global scope.
-	Addrs []netip.Prefix
 }
 
 // Support says how the kernel provides macvlan.

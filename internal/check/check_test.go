@@ -53,6 +53,16 @@ type scenario struct {
 	allocs map[string]time.Time // allocated addresses and their files' times
 }
 
+// setAddrs gives the link called name the addresses ps, as the snapshot
+// holds them (those of global scope).
+func (s *scenario) setAddrs(name string, ps ...netip.Prefix) {
+	for i := range s.f.Snap.Links {
+		if s.f.Snap.Links[i].Name == name {
+			s.f.Snap.Links[i].Addrs = ps
+		}
+	}
+}
+
 // healthy is the seed's node with flatnet running under systemd: two pods,
 // both routed through a shim flatnet made.
 func healthy() *scenario {
@@ -65,7 +75,7 @@ func healthy() *scenario {
 			Snap: &reconcile.Snapshot{
 				Links: []reconcile.Link{
 					{Index: 1, Name: "lo", Up: true, MTU: 65536},
-					{Index: 2, Name: "eno1", Up: true, LowerUp: true, MTU: 1500, MAC: mac("52:54:00:12:34:56")},
+					{Index: 2, Name: "eno1", Up: true, LowerUp: true, MTU: 1500, MAC: mac("52:54:00:12:34:56"), Addrs: []netip.Prefix{pfx("192.168.0.5/16")}},
 					{Index: 3, Name: "eno1.host", Kind: "macvlan", MacvlanMode: "bridge", ParentIndex: 2, Up: true, LowerUp: true, MTU: 1500,
 						MAC: mac("02:68:e4:f9:d5:ec"), Alias: reconcile.ShimAlias, ARPFilter: true, ProxyNDP: true, ProxyDelay0: true},
 				},
@@ -74,15 +84,11 @@ func healthy() *scenario {
 				Routes: []reconcile.Route{
 					{Dst: pfx("0.0.0.0/0"), Dev: "eno1", Protocol: 3},
 					{Dst: pfx("192.168.0.0/16"), Dev: "eno1", Protocol: 2},
-					{Dst: pfx("192.168.1.2/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
-					{Dst: pfx("192.168.1.3/32"), Dev: "eno1.host", Protocol: reconcile.Protocol},
+					{Dst: pfx("192.168.1.2/32"), Dev: "eno1.host", Protocol: reconcile.Protocol, Src: addr("192.168.0.5")},
+					{Dst: pfx("192.168.1.3/32"), Dev: "eno1.host", Protocol: reconcile.Protocol, Src: addr("192.168.0.5")},
 				},
 			},
 			Guard: reconcile.GuardFilter,
-		},
-		Devices: map[string]check.Device{
-			"eno1":      {Addrs: []netip.Prefix{pfx("192.168.0.5/16"), pfx("fe80::1/64")}},
-			"eno1.host": {Addrs: []netip.Prefix{pfx("fe80::2/64")}},
 		},
 		Sysctls:  sysctls(map[string]string{"eno1.host/arp_filter": "1"}),
 		Macvlan:  check.Support{State: "loaded", From: "/proc/modules"},
@@ -260,8 +266,8 @@ func TestHealthyNodeHasNoWarnings(t *testing.T) {
 			s.f.Snap.Addrs = append(s.f.Snap.Addrs, addr("10.10.0.5"))
 			s.f.Snap.Routes = append(s.f.Snap.Routes,
 				reconcile.Route{Dst: pfx("10.10.0.0/16"), Dev: "eno2", Protocol: 2},
-				reconcile.Route{Dst: pfx("10.10.5.2/32"), Dev: "eno2.host", Protocol: reconcile.Protocol})
-			s.f.Devices["eno2"] = check.Device{Addrs: []netip.Prefix{pfx("10.10.0.5/16")}}
+				reconcile.Route{Dst: pfx("10.10.5.2/32"), Dev: "eno2.host", Protocol: reconcile.Protocol, Src: addr("10.10.0.5")})
+			s.setAddrs("eno2", pfx("10.10.0.5/16"))
 			s.f.Sysctls["eno2/rp_filter"], s.f.Sysctls["eno2.host/arp_filter"], s.f.Sysctls["eno2.host/arp_ignore"] = "0", "1", "0"
 			s.allocs["10.10.5.2"] = stateAt
 		}},
@@ -475,7 +481,7 @@ func TestFaults(t *testing.T) {
 			name: "pods outside the node's subnet, with strict rp_filter",
 			mod: func(s *scenario) {
 				s.conflist(confList("eno1", "", `{"subnet": "192.168.1.0/24", "rangeStart": "192.168.1.2", "gateway": "192.168.1.1"}`))
-				s.f.Devices["eno1"] = check.Device{Addrs: []netip.Prefix{pfx("192.168.0.5/24")}}
+				s.setAddrs("eno1", pfx("192.168.0.5/24"))
 				s.f.Snap.Routes[1] = reconcile.Route{Dst: pfx("192.168.0.0/24"), Dev: "eno1", Protocol: 2}
 				s.f.Sysctls["all/rp_filter"] = "1"
 			},
@@ -557,7 +563,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "the shim has an address",
 			mod: func(s *scenario) {
-				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.168.0.77/16")}}
+				s.setAddrs("eno1.host", pfx("192.168.0.77/16"))
 			},
 			want: []want{{name: "shim eno1.host", status: check.Warn, detail: []string{"192.168.0.77/16"}, fix: []string{"ip addr flush dev eno1.host"}}},
 		},
@@ -678,7 +684,7 @@ func TestFaults(t *testing.T) {
 			mod: func(s *scenario) {
 				s.f.Guard, s.f.FilterErr, s.f.ShimErr, s.f.Snap.Filter = reconcile.GuardAddress, errors.New("the kernel has no nftables netdev egress hook"), errors.New("no fib"), nil
 				s.setLink("eno1.host", func(l *reconcile.Link) { l.Sender, l.ARPAnnounce = true, 2 })
-				s.f.Devices["eno1.host"] = check.Device{Addrs: []netip.Prefix{pfx("192.0.0.8/32"), pfx("fe80::2/64")}}
+				s.setAddrs("eno1.host", pfx("192.0.0.8/32"), pfx("fe80::2/64"))
 			},
 			want: []want{{name: "lan guard eno1.host", status: check.Warn, detail: []string{"sends ARP from 192.0.0.8", "no shim guard: no fib", "no nftables netdev egress hook"},
 				fix: []string{"CONFIG_NFT_FIB_NETDEV"}}},
@@ -722,8 +728,8 @@ func TestFaults(t *testing.T) {
 			mod: func(s *scenario) {
 				s.allocs["192.168.1.7"] = boot.Add(-24 * time.Hour)
 				s.allocs["192.168.1.8"] = boot.Add(-time.Minute)
-				s.setRoute(reconcile.Route{Dst: pfx("192.168.1.7/32"), Dev: "eno1.host", Protocol: reconcile.Protocol})
-				s.setRoute(reconcile.Route{Dst: pfx("192.168.1.8/32"), Dev: "eno1.host", Protocol: reconcile.Protocol})
+				s.setRoute(reconcile.Route{Dst: pfx("192.168.1.7/32"), Dev: "eno1.host", Protocol: reconcile.Protocol, Src: addr("192.168.0.5")})
+				s.setRoute(reconcile.Route{Dst: pfx("192.168.1.8/32"), Dev: "eno1.host", Protocol: reconcile.Protocol, Src: addr("192.168.0.5")})
 			},
 			want: []want{{name: "allocations default", status: check.Warn, detail: []string{"2 allocations", "older than the last boot", "192.168.1.7, 192.168.1.8"},
 				fix: []string{"crictl pods", "rm /var/lib/cni/networks/default/<ip>", "never deletes"}}},

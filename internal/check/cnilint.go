@@ -320,7 +320,7 @@ func (c *checker) lintNodeOverlap(bad func(Status, string, string), path string,
 // lanPrefixes are the master's IPv4 addresses with their prefix lengths.
 func (c *checker) lanPrefixes(master string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, p := range c.f.Devices[master].Addrs {
+	for _, p := range c.linkAddrs(master) {
 		if p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() {
 			out = append(out, p)
 		}

@@ -3,7 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/flatnet/flatnet/internal/hostlocal"
 	"github.com/flatnet/flatnet/internal/sd"
 	"github.com/flatnet/flatnet/internal/sysconf"
-	"github.com/vishvananda/netlink"
 )
 
 // Env is where Gather looks. The zero value is the node itself.
@@ -26,14 +24,11 @@ type Env struct {
 	// Systemctl runs systemctl with args; nil runs the real one, when
 	// systemd is PID 1 and systemctl is installed.
 	Systemctl func(args ...string) ([]byte, error)
-	// Devices reads the addresses of the named links; nil asks the kernel
-	// over netlink.
-	Devices func(names []string) map[string]Device
 }
 
 // Gather fills in the facts about the node that Run needs beyond what the
 // caller's look at the configuration and the kernel (f.Networks, f.Snap)
-// gave: sysctls, devices, macvlan support, boot time, state-file times,
+// gave: sysctls, macvlan support, boot time, state-file times,
 // systemd-networkd, NetworkManager and the daemon. It only reads files
 // under /proc, /sys, /etc, /run, /usr/lib and /lib, and runs `systemctl
 // show`; a file it cannot read leaves its fact unknown.
@@ -44,11 +39,6 @@ func Gather(f *Facts, env Env) {
 
 	f.Sysctls = g.sysctls(existing)
 	f.SysctlD = sysconf.SysctlD(g.DropIns("", "sysctl.d", "/etc/sysctl.conf"), shims, "arp_ignore")
-	if env.Devices != nil {
-		f.Devices = env.Devices(existing)
-	} else {
-		f.Devices = netlinkDevices(existing)
-	}
 	f.Macvlan = g.macvlan(f)
 	if b, err := g.Read("proc/stat"); err == nil {
 		f.BootTime, _ = sysconf.ParseBootTime(b)
@@ -347,33 +337,6 @@ func (g gatherer) processes() procs {
 func (g gatherer) sameNetns(pid int, self string) bool {
 	ns, err := os.Readlink(g.Path("proc", strconv.Itoa(pid), "ns/net"))
 	return err != nil || self == "" || ns == self
-}
-
-// netlinkDevices reads the addresses of the named links, of every scope.
-// The daemon never reads a link's addresses of another scope than global.
-func netlinkDevices(names []string) map[string]Device {
-	out := map[string]Device{}
-	for _, name := range names {
-		l, err := netlink.LinkByName(name)
-		if err != nil {
-			continue
-		}
-		d := Device{}
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
-		if err == nil {
-			for _, a := range addrs {
-				ip, ok := netip.AddrFromSlice(a.IP)
-				if !ok {
-					continue
-				}
-				ones, _ := a.Mask.Size()
-				out := netip.PrefixFrom(ip.Unmap(), ones)
-				d.Addrs = append(d.Addrs, out)
-			}
-		}
-		out[name] = d
-	}
-	return out
 }
 
 // FlatnetPIDs returns the `flatnet run` processes in this network

@@ -130,7 +130,7 @@ func (c *checker) shims() {
 				fmt.Sprintf("ip link set %s mtu %d (flatnet does it when it runs)", n.Shim, master.MTU))
 			continue
 		}
-		if addrs := globalV4(f.Devices[n.Shim].Addrs); len(addrs) > 0 {
+		if addrs := globalV4(c.linkAddrs(n.Shim)); len(addrs) > 0 {
 			c.add(Warn, name, fmt.Sprintf("%s has the address %s: something configures the shim (NetworkManager, networkd, DHCP?), and the LAN may learn its MAC", n.Shim, joinPrefixes(addrs)),
 				fmt.Sprintf("ip addr flush dev %s scope global, and make whatever set it leave the shim alone (see the networkd and NetworkManager lines)", n.Shim))
 			continue
@@ -875,6 +875,19 @@ func protoName(p int) string {
 		return "dhcp"
 	}
 	return strconv.Itoa(p)
+}
+
+// linkAddrs are the addresses of the link called name as the daemon sees
+// them (the snapshot's, of global scope); none when it does not exist
+// or the kernel could not be read.
+func (c *checker) linkAddrs(name string) []netip.Prefix {
+	if c.f.Snap == nil {
+		return nil // the kernel unread
+	}
+	if l, ok := c.f.Snap.Link(name); ok {
+		return l.Addrs
+	}
+	return nil
 }
 
 func globalV4(ps []netip.Prefix) []netip.Prefix {

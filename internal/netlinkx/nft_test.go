@@ -76,33 +76,7 @@ func TestFilterOnTheKernel(t *testing.T) {
 	}
 
 	// The watch sees a flush.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	events := make(chan Event, 16)
-	go func() {
-		_ = l.Do(l.Node, func() error {
-			return WatchFilter(ctx, func(e Event) {
-				select {
-				case events <- e:
-				default:
-				}
-			})
-		})
-	}()
-	// The subscription is in place once a change by nft(8) is seen.
-	deadline := time.After(10 * time.Second)
-	for seen := false; !seen; {
-		if _, err := l.Exec(l.Node, "nft", "add", "chain", "netdev", "flatnet", "probe"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case e := <-events:
-			seen = e.Kind == FilterChanged
-		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("WatchFilter reported no change of the table")
-		}
-	}
+	events := subscribeFilter(t, l, "netdev")
 	for len(events) > 0 {
 		<-events
 	}
@@ -506,32 +480,7 @@ func TestShimGuardOnTheKernel(t *testing.T) {
 	}
 
 	// The watch sees a change of the arp table.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	events := make(chan Event, 16)
-	go func() {
-		_ = l.Do(l.Node, func() error {
-			return WatchFilter(ctx, func(e Event) {
-				select {
-				case events <- e:
-				default:
-				}
-			})
-		})
-	}()
-	deadline := time.After(10 * time.Second)
-	for seen := false; !seen; {
-		if _, err := l.Exec(l.Node, "nft", "add", "chain", "arp", "flatnet", "probe"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case e := <-events:
-			seen = e.Kind == FilterChanged
-		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("WatchFilter reported no change of the arp table")
-		}
-	}
+	subscribeFilter(t, l, "arp")
 	if _, p := read(); p == nil || !slices.Equal(p.Other, []string{"probe"}) {
 		t.Errorf("another party's chain in the arp table: %+v", p)
 	}
@@ -557,4 +506,39 @@ func TestShimGuardOnTheKernel(t *testing.T) {
 	if out := nftList(); strings.TrimSpace(out) != "" {
 		t.Errorf("flatnet's empty tables stayed:\n%s", out)
 	}
+}
+
+// subscribeFilter runs WatchFilter in the lab's node until the test ends and
+// returns its events once the subscription is in place: once a chain
+// nft(8) adds to flatnet's table of family (a chain named probe, which
+// the caller's table then holds) is reported.
+func subscribeFilter(t *testing.T, l *lab.Lab, family string) <-chan Event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	events := make(chan Event, 16)
+	go func() {
+		_ = l.Do(l.Node, func() error {
+			return WatchFilter(ctx, func(e Event) {
+				select {
+				case events <- e:
+				default:
+				}
+			})
+		})
+	}()
+	deadline := time.After(10 * time.Second)
+	for seen := false; !seen; {
+		if _, err := l.Exec(l.Node, "nft", "add", "chain", family, "flatnet", "probe"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-events:
+			seen = e.Kind == FilterChanged
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("WatchFilter reported no change of table %s flatnet", family)
+		}
+	}
+	return events
 }

@@ -617,13 +617,10 @@ need_installed() {
 
 # need_pod: a CNI network 'default' (macvlan on eno1, host-local) and its
 # pod 192.168.1.2, routed by the running flatnet.
-need_pod() {
-	need_boot
-	if ! in_ct test -f /var/lib/cni/networks/default/192.168.1.2; then
-		log "setup: CNI network 'default' on eno1, pod 192.168.1.2"
-		in_ct sh -euc '
-			mkdir -p /etc/cni/net.d /var/lib/cni/networks/default
-			cat >/etc/cni/net.d/10-default.conflist <<EOF
+# seed_conflist prints the seed's CNI network, default: macvlan on eno1,
+# host-local pods 192.168.1.2-254 of the LAN.
+seed_conflist() {
+	cat <<'EOF'
 {
   "cniVersion": "1.0.0",
   "name": "default",
@@ -646,7 +643,15 @@ need_pod() {
   ]
 }
 EOF
-'
+}
+
+need_pod() {
+	need_boot
+	if ! in_ct test -f /var/lib/cni/networks/default/192.168.1.2; then
+		log "setup: CNI network 'default' on eno1, pod 192.168.1.2"
+		seed_conflist | in_ct sh -euc '
+			mkdir -p /etc/cni/net.d /var/lib/cni/networks/default
+			cat >/etc/cni/net.d/10-default.conflist'
 		in_ct sh -c "printf '%s\r\neth0' $POD_ID >/var/lib/cni/networks/default/192.168.1.2"
 	fi
 	if [[ $(pkg_status) == "ii " ]] && is_active; then

@@ -69,23 +69,7 @@ esac
 exit 0
 SCRIPT
 	mkdir -p "$rpm_root/etc/cni/net.d"
-	cat >"$rpm_root/etc/cni/net.d/10-default.conflist" <<'EOF'
-{
-  "cniVersion": "1.0.0",
-  "name": "default",
-  "plugins": [
-    {
-      "type": "macvlan",
-      "master": "eno1",
-      "mode": "bridge",
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{ "subnet": "192.168.0.0/16", "rangeStart": "192.168.1.2", "rangeEnd": "192.168.1.254" }]]
-      }
-    }
-  ]
-}
-EOF
+	seed_conflist >"$rpm_root/etc/cni/net.d/10-default.conflist"
 	rpm_ns=flatnet-test-rpm-$$
 	ip netns add "$rpm_ns"
 	ip -n "$rpm_ns" link add eno1 type veth peer name lan0

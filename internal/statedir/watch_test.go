@@ -131,9 +131,13 @@ func TestWatcherOverflow(t *testing.T) {
 	}
 	waitAll(t, ch, "the new watches", note{a, ""}, note{b, ""})
 
-	// Nothing reads fsnotify's events yet: its reader blocks on the first,
-	// and the kernel's queue fills up, then overflows.
-	for i := range queued + 100 {
+	// Nothing reads fsnotify's events yet: its reader takes one read's
+	// worth (at most 4096 events: its buffer holds 4096 bare event
+	// headers), blocks on handing over the first, and the kernel's queue
+	// fills up, then overflows. One file makes one event (IN_CREATE), so
+	// queued events past that read's worth are sure to overflow, however
+	// late the reader woke.
+	for i := range queued + 4096 + 100 {
 		f, err := os.Create(filepath.Join(a, strconv.Itoa(i)))
 		if err != nil {
 			t.Fatal(err)

@@ -99,7 +99,10 @@ func TestGuardSummary(t *testing.T) {
 		{reconcile.GuardShim, "auto", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"probes", "no hook sits on the NICs' own traffic"}, nil},
 		{reconcile.GuardFilter, "auto", reconcile.GuardKernel{Shim: noShim}, "", slog.LevelInfo, []string{"nftables egress filter", "shim guard", "not available: no arp family"}, nil},
 		{reconcile.GuardFilter, "filter", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"nftables egress filter"}, []string{"not available"}},
-		{reconcile.GuardAddress, "auto", neither, "", slog.LevelWarn, []string{"192.0.0.8", "no egress filter: no netdev egress", "no shim guard: no arp family"}, nil},
+		// lan_guard filter chose it: the shim guard was not asked for.
+		{reconcile.GuardFilter, "filter", reconcile.GuardKernel{Shim: noShim}, "", slog.LevelInfo, []string{"nftables egress filter"}, []string{"not available"}},
+		{reconcile.GuardFilter, "auto", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"nftables egress filter"}, []string{"not available"}},
+		{reconcile.GuardAddress, "auto", neither, "", slog.LevelWarn, []string{"LAN guard: the shims send their ARP requests from 192.0.0.8", "no egress filter: no netdev egress", "no shim guard: no arp family"}, nil},
 		{reconcile.GuardAddress, "address", neither, "", slog.LevelInfo, []string{"192.0.0.8"}, []string{"no egress filter"}},
 		{reconcile.GuardAddress, "auto", reconcile.GuardKernel{}, "", slog.LevelInfo, []string{"192.0.0.8"}, []string{"no egress filter"}},
 		{reconcile.GuardOff, "off", reconcile.GuardKernel{}, "", slog.LevelWarn, []string{"LAN guard off"}, []string{"; LAN guard off"}},

@@ -77,11 +77,16 @@ func (w *Watcher) syncLocked() error {
 	var errs []error
 	for d := range w.want {
 		for p, tries := d, 0; ; p = filepath.Dir(p) {
-			if _, ok := w.watched[p]; ok {
-				need[p] = true
-				break
-			}
 			id, exists := idOf(p)
+			if was, ok := w.watched[p]; ok {
+				if exists && was == id {
+					need[p] = true
+					break
+				}
+				// Renamed or removed while watched, its event not read
+				// yet: the watch follows the directory, not the name.
+				w.drop(p)
+			}
 			if exists {
 				w.dropRenamed(id)
 			}

@@ -1,12 +1,15 @@
 package statedir
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flatnet/flatnet/internal/hostlocal"
 )
 
 // TestCacheOwnerChanges: the cache tells an address given to another
@@ -107,5 +110,75 @@ func TestCacheBadEntriesOnce(t *testing.T) {
 	}
 	if _, notes := c.ReadNames(dir, map[string]bool{"192.168.001.002": true}); len(notes) != 0 {
 		t.Errorf("said again on its event: %v", notes)
+	}
+}
+
+// TestCacheAllocationGoneBad: an allocation whose entry becomes unusable
+// (grown past host-local's size, or replaced by a directory) and is read
+// by its event is no longer held: the address leaves the state, so its
+// route goes, and it is reported as changed and its entry noted once.
+func TestCacheAllocationGoneBad(t *testing.T) {
+	ip := netip.MustParseAddr("192.168.1.2")
+	for _, tt := range []struct {
+		name  string
+		spoil func(t *testing.T, path string)
+	}{
+		{"too large", func(t *testing.T, path string) {
+			write(t, filepath.Dir(path), filepath.Base(path), strings.Repeat("x", hostlocal.MaxFileSize+1))
+		}},
+		{"a directory", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, ip.String(), "c1\r\neth0")
+			c := NewCache()
+			c.ReadAll(dir)
+			if st, _ := c.State(dir); st.Allocs[ip].ContainerID != "c1" {
+				t.Fatalf("before: state %+v", st)
+			}
+			tt.spoil(t, filepath.Join(dir, ip.String()))
+			changed, notes := c.ReadNames(dir, map[string]bool{ip.String(): true})
+			if !slices.Equal(changed, []netip.Addr{ip}) || len(notes) != 1 || notes[0].File != ip.String() {
+				t.Errorf("changed %v, notes %v", changed, notes)
+			}
+			if st, _ := c.State(dir); len(st.Allocs) != 0 {
+				t.Errorf("an unusable entry is still held: %v", st.Allocs)
+			}
+		})
+	}
+}
+
+// TestCacheMoreBadByEvent: a directory read whole with exactly
+// MaxBadListed unusable entries lists them all and says nothing of more;
+// the next unusable entry, read by its event, is counted (Bad, for
+// flatnet check) and said once as "more", the one after only counted.
+func TestCacheMoreBadByEvent(t *testing.T) {
+	dir := t.TempDir()
+	for i := range MaxBadListed {
+		write(t, dir, fmt.Sprintf("junk-%04d", i), "x")
+	}
+	c := NewCache()
+	if notes := c.ReadAll(dir); len(notes) != MaxBadListed {
+		t.Fatalf("%d notes, want %d", len(notes), MaxBadListed)
+	}
+	if bad, more := c.Bad(dir); len(bad) != MaxBadListed || more != 0 {
+		t.Fatalf("Bad: %d listed, %d more", len(bad), more)
+	}
+	for i, name := range []string{"junk-a", "junk-b"} {
+		write(t, dir, name, "x")
+		_, notes := c.ReadNames(dir, map[string]bool{name: true})
+		if saysMore := len(notes) == 1 && strings.HasPrefix(notes[0].Msg, "more than "); saysMore != (i == 0) || len(notes) > 1 {
+			t.Errorf("%s: notes %v", name, notes)
+		}
+		if bad, more := c.Bad(dir); len(bad) != MaxBadListed || more != i+1 {
+			t.Errorf("%s: Bad: %d listed, %d more; want %d, %d", name, len(bad), more, MaxBadListed, i+1)
+		}
 	}
 }

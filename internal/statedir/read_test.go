@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/flatnet/flatnet/internal/hostlocal"
@@ -180,5 +181,37 @@ func TestReadHidden(t *testing.T) {
 	t.Setenv(safepath.HiddenEnv, "")
 	if allocs, _, err := Read(filepath.Join(root, "ipam", "net")); err != nil || len(allocs) != 0 {
 		t.Fatalf("Read of a missing directory: %v %v", allocs, err)
+	}
+}
+
+// TestReadEntryShortReadIsTheEnd: an entry shorter than the buffer is
+// taken from a single read(2), as a regular file's end is; no second read
+// just to be told so (a system call per pod at start-up). The one entry
+// that tells is a FIFO swapped in after listing whose writer holds it
+// open: what it wrote reads as a file with that content would, with no
+// EAGAIN from a read that would have to wait for more.
+func TestReadEntryShortReadIsTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	name := "192.168.1.2"
+	if err := syscall.Mkfifo(filepath.Join(dir, name), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// O_RDWR opens a FIFO at once on Linux, as its writer (and a reader).
+	wr, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	if _, err := wr.WriteString("c1\r\neth0"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ip, owner, why := readEntry(int(d.Fd()), name, 0) // listed as a regular file
+	if ip.String() != name || owner != (hostlocal.Owner{ContainerID: "c1", IfName: "eth0"}) || why != "" {
+		t.Errorf("readEntry = %v %+v %q; want %s owned by c1 eth0", ip, owner, why, name)
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,7 +257,8 @@ func TestWatcherRenameBetweenWanted(t *testing.T) {
 // events (a pass that lists the state root can come first), gets a watch
 // of its own: adding it drops the watch still held under the old name.
 // Run starts only after, so the order is certain: fsnotify reads no
-// further than the first event until someone receives it.
+// further than the first event until someone receives it. The old name,
+// made anew, is read too.
 func TestWatcherRenamedBeforeItsEvent(t *testing.T) {
 	root := t.TempDir()
 	a, b := filepath.Join(root, "default"), filepath.Join(root, "default.away")
@@ -283,4 +287,121 @@ func TestWatcherRenamedBeforeItsEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAll(t, ch, "a file in the renamed directory", note{b, "192.168.1.2"})
+	// The old name, still wanted, is watched again (through its parent
+	// while it does not exist): made anew, it is read. Its stale watch
+	// entry, which named the renamed directory, must not count as one.
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, ch, "the old name made anew", note{a, ""})
+}
+
+// sdWatched returns the paths w holds a watch on, sorted.
+func sdWatched(w *Watcher) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Sorted(maps.Keys(w.watched))
+}
+
+// TestWatcherUnwatchablePath: a wanted path that cannot be a directory
+// (below a regular file) is an error of Set, for the daemon to log, and
+// costs no inotify watch (a limited resource): not on the file, whose
+// events would never be reported. Another wanted directory of the same
+// Set is watched all the same.
+func TestWatcherUnwatchablePath(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "file", "x")
+	good := filepath.Join(root, "good")
+	if err := os.Mkdir(good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWatcher(func(string, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.fs.Close()
+	err = w.Set([]string{filepath.Join(root, "file", "net"), good})
+	if !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("Set: %v, want ENOTDIR", err)
+	}
+	if got := sdWatched(w); !slices.Equal(got, []string{good}) {
+		t.Errorf("watched %q, want %s alone", got, good)
+	}
+}
+
+// TestWatcherRenamedAmongMany: as TestWatcherRenamedBeforeItsEvent, with
+// many other directories watched besides: however the watches are listed,
+// the one held under the old name of the renamed directory is dropped
+// when its new name is added, so the new name has a watch of its own, and
+// fsnotify names every watch as the watcher does (a watch it names by the
+// old path would lose the new path's events). Renamed back and forth, a
+// few times, before any event is read.
+func TestWatcherRenamedAmongMany(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "default"), filepath.Join(root, "default.away")
+	dirs := []string{a, b}
+	for i := range 40 {
+		dirs = append(dirs, filepath.Join(root, fmt.Sprintf("other-%02d", i)))
+	}
+	for _, d := range append(dirs[2:], a) {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := NewWatcher(func(string, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.fs.Close()
+	if err := w.Set(dirs); err != nil {
+		t.Fatal(err)
+	}
+	from, to := a, b
+	for range 4 {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Set(dirs); err != nil {
+			t.Fatal(err)
+		}
+		got := sdWatched(w)
+		if !slices.Contains(got, to) || slices.Contains(got, from) {
+			t.Fatalf("renamed %s to %s: watched %q", filepath.Base(from), filepath.Base(to), got)
+		}
+		if fsn := w.fs.WatchList(); !slices.Equal(slices.Sorted(slices.Values(fsn)), got) {
+			t.Fatalf("renamed %s to %s: fsnotify watches %q, the watcher %q", filepath.Base(from), filepath.Base(to), fsn, got)
+		}
+		from, to = to, from
+	}
+}
+
+// TestWatcherChmod: a wanted directory whose mode changes is read whole
+// again (who may write it decides whether it is read at all); a file of
+// it whose mode changes is that entry's note alone, never taken for a
+// directory to read whole.
+func TestWatcherChmod(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "192.168.1.2", "c1\r\neth0")
+	_, ch := startWatcher(t, dir)
+	wait(t, ch, note{dir, ""})
+	if err := os.Chmod(filepath.Join(dir, "192.168.1.2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Events come in order: the file written after marks the end.
+	write(t, dir, "192.168.1.3", "c2\r\neth0")
+	for deadline, done := time.After(10*time.Second), false; !done; {
+		select {
+		case n := <-ch:
+			if n.name == "" {
+				t.Fatalf("a file's mode change read as a directory's: %v", n)
+			}
+			done = n == note{dir, "192.168.1.3"}
+		case <-deadline:
+			t.Fatal("no note of the file written last")
+		}
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ch, note{dir, ""})
 }

@@ -403,7 +403,10 @@ func (n *Node) update(ips []netip.Addr, reused map[netip.Addr]bool, released map
 	n.in.Reused, n.in.Released = reused, released
 	defer func() { n.in.Reused, n.in.Released = nil, nil }()
 	var ops opBuckets
-	for _, ip := range slices.SortedFunc(slices.Values(ips), netip.Addr.Compare) {
+	// Once each: a pass may name an address twice (a host-local pod's
+	// state file and its cache entry in one pass), and deciding it twice
+	// before any op is done would add its route twice.
+	for _, ip := range slices.Compact(slices.SortedFunc(slices.Values(ips), netip.Addr.Compare)) {
 		n.redecide(ip, &ops)
 	}
 	return ops.appendTo(nil)

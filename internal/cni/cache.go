@@ -193,7 +193,9 @@ type cacheEnvelope struct {
 	NetNS          string                     `json:"netns,omitempty"`
 	CniArgs        [][2]string                `json:"cniArgs,omitempty"`
 	CapabilityArgs map[string]json.RawMessage `json:"capabilityArgs,omitempty"`
-	Result         map[string]json.RawMessage `json:"result,omitempty"`
+	// Result is libcni's map[string]interface{}: decodeEnvelope checks
+	// that it is an object (or null), readResult reads it once.
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 // ParseCache reads one cache file. It returns the entry and nil when the
@@ -336,6 +338,18 @@ func decodeEnvelope(f CacheFile) (cacheEnvelope, error) {
 		var b64 base64.CorruptInputError
 		if errors.As(err, &b64) {
 			return env, fmt.Errorf(`%w: "config" is not base64 (%v)`, ErrCacheMalformed, err)
+		}
+		return env, fmt.Errorf("%w: %w", ErrCacheMalformed, jsonError(err, data))
+	}
+	if r := bytes.TrimSpace(env.Result); len(r) > 0 && r[0] != '{' && string(r) != "null" {
+		// What libcni's map refuses; decoded as one only here, so that the
+		// error is the one encoding/json gives for it.
+		var asMap struct {
+			Result map[string]json.RawMessage `json:"result"`
+		}
+		err := json.Unmarshal(data, &asMap)
+		if err == nil {
+			err = errors.New(`"result" is not an object`)
 		}
 		return env, fmt.Errorf("%w: %w", ErrCacheMalformed, jsonError(err, data))
 	}
@@ -534,16 +548,9 @@ type cniResult struct {
 // without a sandbox, such as a bridge's, is not the pod's), and that
 // interface's MAC and sandbox. A result that does not parse gives nothing:
 // the attachment is then one without an address to route.
-func readResult(result map[string]json.RawMessage, ifName string) ([]Addr, net.HardwareAddr, string) {
-	if len(result) == 0 {
-		return nil, nil, ""
-	}
-	raw, err := json.Marshal(result)
-	if err != nil {
-		return nil, nil, ""
-	}
+func readResult(result json.RawMessage, ifName string) ([]Addr, net.HardwareAddr, string) {
 	var r cniResult
-	if json.Unmarshal(raw, &r) != nil {
+	if len(result) == 0 || json.Unmarshal(result, &r) != nil {
 		return nil, nil, ""
 	}
 	var mac net.HardwareAddr

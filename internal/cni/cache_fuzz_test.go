@@ -22,7 +22,17 @@ func cacheSeeds(f *testing.F, add func(data []byte)) {
 	}
 	add(cacheJSON("capnet", "c1", "eth0", netListJSON("capnet", `{"type": "macvlan", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}}`),
 		`{"ipRanges": [[{"subnet": "10.30.0.0/24", "rangeStart": "10.30.0.100"}], [{"subnet": "fd00::/64"}]]}`))
-	add(cacheJSON("one", "c2", "net1", `{"cniVersion": "0.3.1", "name": "one", "type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`, ""))
+	one := cacheJSON("one", "c2", "net1", `{"cniVersion": "0.3.1", "name": "one", "type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`, "")
+	add(one)
+	// libcni's "result" is a map: any other JSON type there is refused,
+	// and a result that is an object of the wrong shape is read as none.
+	for _, result := range []string{`null`, `{}`, `5`, `[]`, `"x"`, `true`, `{"ips": "x"}`, `{"ips": [{"address": "10.0.0.5/24", "interface": 7}]}`} {
+		var e map[string]json.RawMessage
+		_ = json.Unmarshal(one, &e)
+		e["result"] = json.RawMessage(result)
+		data, _ := json.Marshal(e)
+		add(data)
+	}
 }
 
 // libcniName is the file name libcni gives data's entry, when data has
@@ -196,4 +206,36 @@ func FuzzConfListAgainstLibcni(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareConfList(t, data)
 	})
+}
+
+// TestCacheResultType: a "result" that libcni could not decode into its
+// map is refused as malformed, saying where, and one that is an object of
+// the wrong shape is an attachment with no address.
+func TestCacheResultType(t *testing.T) {
+	one := cacheJSON("one", "c2", "net1", `{"cniVersion": "0.3.1", "name": "one", "type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}`, "")
+	for _, c := range []struct{ result, err string }{
+		{`5`, "result: a JSON number where an object belongs"},
+		{`["10.0.0.5/24"]`, "result: a JSON array where an object belongs"},
+		{`null`, ""},
+		{`{"ips": "10.0.0.5/24"}`, ""},
+		{`{"ips": [{"address": "10.0.0.5/24"}]}`, ""},
+	} {
+		var e map[string]json.RawMessage
+		if err := json.Unmarshal(one, &e); err != nil {
+			t.Fatal(err)
+		}
+		e["result"] = json.RawMessage(c.result)
+		data, _ := json.Marshal(e)
+		got, err := ParseCache(CacheFile{Path: "/c/results/one-c2-net1", Data: data})
+		switch {
+		case c.err != "":
+			if !errors.Is(err, ErrCacheMalformed) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("result %s: %v, want %v saying %q", c.result, err, ErrCacheMalformed, c.err)
+			}
+		case err != nil:
+			t.Errorf("result %s: %v", c.result, err)
+		case strings.Contains(c.result, "address") != (len(got.Addrs) == 1):
+			t.Errorf("result %s: addresses %v", c.result, got.Addrs)
+		}
+	}
 }

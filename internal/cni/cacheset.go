@@ -2,6 +2,7 @@ package cni
 
 import (
 	"errors"
+	"hash/maphash"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -12,11 +13,19 @@ import (
 // every cache directory's results/, kept across reads. An entry caught
 // half-written keeps what its file said before (the write that completes it
 // brings another event); a file removed (CNI DEL) takes its entry with it;
-// every other bad file is a Problem.
+// every other bad file is a Problem. A file read again unchanged is not
+// parsed again: libcni's in-place write brings IN_CREATE then IN_MODIFY,
+// and the read for the first mostly sees the whole file already.
 type CacheSet struct {
 	entries map[string]CacheEntry // by path
 	bad     map[string]Problem    // by path
 	memo    configMemo            // the configurations parsed, for the next entries of their networks
+	// sums hold a hash of the content each entry was parsed from, for
+	// the entries parsed without error: a file read again unchanged (the
+	// write's IN_MODIFY after its IN_CREATE) is not parsed again. The seed
+	// is the process's own, so no one can make two contents collide.
+	sums map[string]uint64
+	seed maphash.Seed
 	// badGen counts the changes of bad, so that a reader can tell
 	// cheaply whether the problems changed.
 	badGen uint64
@@ -24,7 +33,7 @@ type CacheSet struct {
 
 // NewCacheSet returns an empty set.
 func NewCacheSet() *CacheSet {
-	return &CacheSet{entries: map[string]CacheEntry{}, bad: map[string]Problem{}, memo: configMemo{}}
+	return &CacheSet{entries: map[string]CacheEntry{}, bad: map[string]Problem{}, memo: configMemo{}, sums: map[string]uint64{}, seed: maphash.MakeSeed()}
 }
 
 // ReadAll reads the cache directories dirs anew, whole. A directory that
@@ -53,6 +62,11 @@ func (s *CacheSet) ReadAll(dirs []string) {
 			s.take(f, old)
 		}
 	}
+	for path := range s.sums {
+		if _, ok := s.entries[path]; !ok {
+			delete(s.sums, path)
+		}
+	}
 }
 
 // ReadNames reads the files names of the results/ directory of cache
@@ -74,6 +88,7 @@ func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
 		}
 		if errors.Is(f.Err, fs.ErrNotExist) {
 			delete(s.entries, f.Path)
+			delete(s.sums, f.Path)
 			if _, ok := s.bad[f.Path]; ok {
 				delete(s.bad, f.Path)
 				s.badGen++
@@ -93,6 +108,21 @@ func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
 
 // take parses f into the set; old has what f said before.
 func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
+	var sum uint64
+	if f.Err == nil {
+		sum = maphash.Bytes(s.seed, f.Data)
+		if prev, ok := old[f.Path]; ok {
+			if was, ok := s.sums[f.Path]; ok && was == sum {
+				// What parsing it again would give, but for the time.
+				prev.ModTime = f.ModTime
+				prev.CheckNetNS()
+				s.entries[f.Path] = prev
+				return
+			}
+		}
+	}
+	was, had := s.sums[f.Path]
+	delete(s.sums, f.Path)
 	e, err := parseCache(f, s.memo)
 	e.CheckNetNS()
 	if _, ok := s.bad[f.Path]; ok {
@@ -102,6 +132,9 @@ func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
 	switch {
 	case err == nil || errors.Is(err, ErrUnfollowable):
 		s.entries[f.Path] = e
+		if err == nil && f.Err == nil {
+			s.sums[f.Path] = sum
+		}
 		if err != nil {
 			s.bad[f.Path] = Problem{File: f.Path, Err: err}
 			s.badGen++
@@ -109,6 +142,9 @@ func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
 	case errors.Is(err, ErrCacheIncomplete):
 		if prev, ok := old[f.Path]; ok {
 			s.entries[f.Path] = prev
+			if had {
+				s.sums[f.Path] = was
+			}
 		}
 	case Ignorable(err):
 		delete(s.entries, f.Path)

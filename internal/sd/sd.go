@@ -23,36 +23,82 @@ import (
 // Notifier sends state changes to the service manager.
 type Notifier struct {
 	mu     sync.Mutex
-	status string
+	status string      // the status last asked for
+	sent   string      // the status last sent
+	at     time.Time   // when it was sent
+	timer  *time.Timer // set while a status waits for its turn
 }
+
+// statusGap is the least time between two STATUS= lines. Every pod that
+// comes or goes changes the status line's counts; sending each would cost
+// a socket, a connect and a send per pod, on the path of the next pod's
+// event, and wake the service manager as often. A status that comes
+// sooner waits for the gap's end, and only the last one then is sent. A
+// variable for tests.
+var statusGap = 250 * time.Millisecond
 
 func (n *Notifier) send(state string) {
 	_, _ = daemon.SdNotify(false, state) // no NOTIFY_SOCKET: not under systemd, nothing to do
 }
 
-// Ready tells systemd start-up (or a reload) is complete.
-func (n *Notifier) Ready() { n.send(daemon.SdNotifyReady) }
+// Ready tells systemd start-up (or a reload) is complete, after the
+// status as it is now.
+func (n *Notifier) Ready() { n.after(daemon.SdNotifyReady) }
 
 // Reloading tells systemd a reload has begun; Ready ends it.
 func (n *Notifier) Reloading() {
-	n.send(daemon.SdNotifyReloading + "\nMONOTONIC_USEC=" + daemon.SdNotifyMonotonicUsec())
+	n.after(daemon.SdNotifyReloading + "\nMONOTONIC_USEC=" + daemon.SdNotifyMonotonicUsec())
 }
 
-// Stopping tells systemd the service is shutting down.
-func (n *Notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
+// Stopping tells systemd the service is shutting down, after the status
+// as it is now.
+func (n *Notifier) Stopping() { n.after(daemon.SdNotifyStopping) }
 
 // Watchdog pings the watchdog.
 func (n *Notifier) Watchdog() { n.send(daemon.SdNotifyWatchdog) }
 
-// Status sets the one-line status `systemctl status` shows, when it changed.
+// Status sets the one-line status `systemctl status` shows, when it
+// changed: at once, or at the end of statusGap after the last one sent.
 func (n *Notifier) Status(s string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if s == n.status {
+	n.status = s
+	switch wait := statusGap - time.Since(n.at); {
+	case n.timer != nil || s == n.sent:
+	case wait <= 0 || n.at.IsZero():
+		n.flushLocked()
+	default:
+		var t *time.Timer
+		t = time.AfterFunc(wait, func() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if n.timer == t { // not one a Ready or Stopping stopped too late
+				n.flushLocked()
+			}
+		})
+		n.timer = t
+	}
+}
+
+// after sends state once the status asked for last has been sent.
+func (n *Notifier) after(state string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.flushLocked()
+	n.send(state)
+}
+
+// flushLocked sends the status asked for last, if it was not sent.
+func (n *Notifier) flushLocked() {
+	if n.timer != nil {
+		n.timer.Stop()
+		n.timer = nil
+	}
+	if n.status == n.sent {
 		return
 	}
-	n.status = s
-	n.send("STATUS=" + s)
+	n.send("STATUS=" + n.status)
+	n.sent, n.at = n.status, time.Now()
 }
 
 // WatchdogInterval is how often to ping the watchdog: half its timeout,

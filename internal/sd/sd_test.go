@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,56 @@ func TestNotifier(t *testing.T) {
 	}
 	if !strings.HasPrefix(got[2], "RELOADING=1\nMONOTONIC_USEC=") {
 		t.Errorf("reload notification %q, want RELOADING=1 and MONOTONIC_USEC", got[2])
+	}
+}
+
+// TestNotifierStatusGap: statuses that come faster than statusGap are not
+// each sent: the first goes at once, the last one waits for its turn, and
+// READY=1 (or STOPPING=1) comes after the status as it is then, never
+// before it.
+func TestNotifierStatusGap(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	gap := statusGap
+	t.Cleanup(func() { statusGap = gap })
+	read := func() string {
+		buf := make([]byte, 4096)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:k])
+	}
+
+	statusGap = time.Hour // nothing waiting is sent by the timer
+	var n Notifier
+	for _, s := range []string{"1 route", "2 routes", "3 routes"} {
+		n.Status(s)
+	}
+	n.Stopping()
+	got := []string{read(), read(), read()}
+	if want := []string{"STATUS=1 route", "STATUS=3 routes", "STOPPING=1"}; !slices.Equal(got, want) {
+		t.Errorf("notifications %q, want %q", got, want)
+	}
+
+	statusGap = time.Millisecond // the timer sends the last status
+	var m Notifier
+	m.Status("a")
+	m.Status("b")
+	m.Status("c")
+	// "b" is sent too if the test was slower than the gap between two
+	// calls; "c", the last, must come with no further call.
+	got = []string{read()}
+	for got[len(got)-1] != "STATUS=c" && len(got) < 3 {
+		got = append(got, read())
+	}
+	if got[0] != "STATUS=a" || got[len(got)-1] != "STATUS=c" {
+		t.Errorf("notifications %q, want STATUS=a first and STATUS=c last, once the gap is over", got)
 	}
 }

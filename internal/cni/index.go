@@ -188,8 +188,12 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	if had && old.state == refused || next.state == refused {
 		return nil, true // the attachments refused change
 	}
-	if cacheOnly && g.ranges && (had && old.state == accepted || next.state == accepted) {
-		return nil, true // the network's ranges are its attachments'
+	if cacheOnly && g.ranges && (had && old.state == accepted && len(old.entry.Network.Ranges) > 0 ||
+		next.state == accepted && len(next.entry.Network.Ranges) > 0) {
+		// The network's ranges are its attachments': one with none (an
+		// IPAM other than host-local, which has no ranges: static,
+		// whereabouts, dhcp) comes and goes without changing them.
+		return nil, true
 	}
 	if c.New == nil {
 		delete(g.members, k)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -26,8 +27,13 @@ func TestIndexAgreesWithCombine(t *testing.T) {
 		"conf":    {netListJSON("conf", ml("eno1", "10.1.0.0/24")), netListJSON("conf", ml("eno2", "10.1.0.0/24"))},
 		"nad":     {netListJSON("nad", ml("eno1", "10.2.0.0/24")), netListJSON("nad", ml("eno1", "10.3.0.0/24")), netListJSON("nad", `{"type": "bridge"}`)},
 		"bridged": {netListJSON("bridged", ml("eno1", "10.9.0.0/24")), netListJSON("bridged", `{"type": "bridge"}`)},
-		"static":  {netListJSON("static", `{"type": "macvlan", "master": "eno1", "ipam": {"type": "static"}}`)},
-		"rt":      {netListJSON("rt", `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}}`)},
+		// A name whose attachments have no ranges (static IPAM), and that
+		// a runtime's ipRanges attachment may share (the same key as
+		// written: no ranges).
+		"static": {netListJSON("static", `{"type": "macvlan", "master": "eno1", "ipam": {"type": "static"}}`),
+			netListJSON("static", `{"type": "macvlan", "master": "eno1", "ipam": {"type": "static"}}`),
+			netListJSON("static", `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}}`)},
+		"rt": {netListJSON("rt", `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}}`)},
 	}
 	names := slices.Sorted(maps.Keys(configs))
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -44,7 +50,7 @@ func TestIndexAgreesWithCombine(t *testing.T) {
 			name := names[rng.IntN(len(names))]
 			conf := configs[name][rng.IntN(len(configs[name]))]
 			capArgs := ""
-			if name == "rt" {
+			if strings.Contains(conf, "ipRanges") {
 				capArgs = fmt.Sprintf(`{"ipRanges": [[{"subnet": "10.%d.0.0/24"}]]}`, 40+rng.IntN(2))
 			}
 			f := cacheFile("/c", name, fmt.Sprintf("c%d", rng.IntN(6)), "net1", conf, capArgs, int64(tick))

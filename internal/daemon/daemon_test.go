@@ -187,7 +187,7 @@ type rig struct {
 const seedConf = `{"cniVersion": "0.4.0", "name": "default", "plugins": [{"type": "macvlan", "master": "eno1",
  "ipam": {"type": "host-local", "ranges": [[{"subnet": "192.168.0.0/16", "rangeStart": "192.168.1.2", "rangeEnd": "192.168.1.254", "gateway": "192.168.0.1"}]]}}]}`
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	root := t.TempDir()
 	r := &rig{k: newFakeKernel(), clk: &fakeClock{}, log: &syncBuffer{},
@@ -211,7 +211,7 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-func (r *rig) write(t *testing.T, path, content string) {
+func (r *rig) write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -219,7 +219,7 @@ func (r *rig) write(t *testing.T, path, content string) {
 }
 
 // alloc writes an allocation file and marks it, as inotify would.
-func (r *rig) alloc(t *testing.T, ip, owner string) {
+func (r *rig) alloc(t testing.TB, ip, owner string) {
 	t.Helper()
 	r.write(t, filepath.Join(r.stateDir, ip), owner+"\r\neth0")
 	r.d.p.marks.file(r.stateDir, ip)

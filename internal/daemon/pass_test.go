@@ -21,7 +21,7 @@ import (
 )
 
 // settle runs the first pass and the one its new shim asks for.
-func (r *rig) settle(t *testing.T) {
+func (r *rig) settle(t testing.TB) {
 	t.Helper()
 	r.step()
 	r.step()

@@ -243,6 +243,18 @@ func TestDiscoverFields(t *testing.T) {
 			want: Network{Name: "n", File: "c.json", IPAM: "host-local",
 				Ranges: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.1", "10.0.0.254", "10.0.0.1")}},
 		},
+		{
+			name: "one range set of each family before 0.3.0",
+			file: File{Name: "d.conf", Data: []byte(`{"cniVersion": "0.2.0", "name": "n", "type": "macvlan", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/24"}], [{"subnet": "fd00::/64"}]]}}`)},
+			want: Network{Name: "n", File: "d.conf", IPAM: "host-local",
+				Ranges: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.1", "10.0.0.254", "10.0.0.1"), r("fd00::/64", "fd00::1", "fd00::ffff:ffff:ffff:ffff", "fd00::1")}},
+		},
+		{
+			name: "macvlan after another plugin",
+			file: File{Name: "e.conflist", Data: []byte(`{"name": "n", "plugins": [{"type": "tuning"}, {"type": "macvlan", "master": "eno1", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}]}`)},
+			want: Network{Name: "n", File: "e.conflist", Master: "eno1", IPAM: "host-local",
+				Ranges: []hostlocal.Range{r("10.0.0.0/24", "10.0.0.1", "10.0.0.254", "10.0.0.1")}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +310,7 @@ func TestDiscoverProblems(t *testing.T) {
 		{"list in a .json", "a.json", `{"name": "n", "plugins": [{"type": "macvlan"}]}`, `a.json: no "type": this is a network list, which is read only from a *.conflist file`},
 		{"control characters stay escaped", "a\n.conflist", "{\"name\": \"n\", \"plugins\": [{\"type\": \"macvlan\", \"mode\": \"x\\u000ay\"}]}", `a\n.conflist: network "n": unknown macvlan mode "x\ny"`},
 		{"conf not JSON", "a.conf", `name = "n"`, `a.conf: invalid JSON at line 1, column 2: invalid character 'a' in literal null (expecting 'u')`},
+		{"cut short after a newline", "a.conflist", "{\n  \"name\": \"n\",\n", `a.conflist: invalid JSON at line 3, column 1: unexpected end of JSON input`},
 
 		// The macvlan plugin.
 		{"bad network name", "a.conflist", `{"name": "../x", "plugins": [` + macvlan(`{"type": "host-local", "subnet": "10.0.0.0/24"}`) + `]}`, `a.conflist: network "../x": "../x" is not a valid CNI network name (a letter or digit, then letters, digits, '_', '.', '-'); the runtime refuses it`},
@@ -372,6 +385,7 @@ func TestDiscoverOrderAndDuplicates(t *testing.T) {
 		{Name: "20-b.conflist", Data: []byte(`{`)},
 		{Name: "25-unreadable.conf", Err: readErr},
 		{Name: "05-z.conflist", Data: good("z", "10.0.5.0/24")},
+		{Name: "00-notes.txt", Data: good("notes", "10.0.6.0/24")}, // not read, nor does it stop the reading
 	}
 	nets, problems := Discover(files)
 	if len(nets) != 2 || nets[0].Name != "z" || nets[1].Name != "a" || nets[1].File != "10-a.conflist" {
@@ -394,6 +408,24 @@ func TestDiscoverOrderAndDuplicates(t *testing.T) {
 	}
 	if files[0].Name != "30-c.conflist" {
 		t.Errorf("Discover reordered the caller's slice")
+	}
+}
+
+// TestDiscoverSameNameTwice: two files given under one name (a directory
+// never holds them, but Discover takes any list) stay in the order given,
+// as "first wins" needs: the first given defines the network and the other
+// is a duplicate, whichever of the two comes first, so the result never
+// depends on how the name sort breaks a tie.
+func TestDiscoverSameNameTwice(t *testing.T) {
+	one := func(master string) File {
+		return File{Name: "a.conflist", Data: conflist(`{"type": "macvlan", "master": "` + master + `"}`)}
+	}
+	for _, pair := range [][2]string{{"eno1", "eno2"}, {"eno2", "eno1"}} {
+		first, second := pair[0], pair[1]
+		nets, probs := Discover([]File{one(first), one(second)})
+		if len(nets) != 1 || nets[0].Master != first || len(probs) != 1 || !errors.Is(probs[0], ErrDuplicate) {
+			t.Errorf("%s given first: networks %+v, problems %v; want %s's network and a duplicate", first, nets, probs, first)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -299,6 +300,48 @@ func TestCombineRunTimeRanges(t *testing.T) {
 	if len(d.Problems) != 0 || len(d.Networks) != 1 || len(d.Attachments["rt"]) != 2 || len(d.Networks[0].Ranges) != 2 ||
 		d.Networks[0].Ranges[0].Subnet.String() != "10.1.0.0/24" || d.Networks[0].Ranges[1].Subnet.String() != "10.2.0.0/24" {
 		t.Fatalf("%+v", d)
+	}
+}
+
+// TestCombineRunTimeRangesOverWritten: a configuration that writes ranges
+// and takes ipRanges too gives each pod the ranges its runtime passed
+// (host-local takes them before the written ones), so the network has
+// every attachment's, not only its first's: else a later pod's address
+// is outside the network and not routed. The index takes a pod whose
+// ranges the first has in O(1), and one that adds ranges by a whole
+// Combine.
+func TestCombineRunTimeRangesOverWritten(t *testing.T) {
+	plugin := `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local", "subnet": "10.20.0.0/24"}}`
+	entry := func(id, runtime string, mtime int64) CacheEntry {
+		t.Helper()
+		args := ""
+		if runtime != "" {
+			args = `{"ipRanges": [[{"subnet": "` + runtime + `"}]]}`
+		}
+		e, err := ParseCache(cacheFile("/c", "rt", id, "eth0", netListJSON("rt", plugin), args, mtime))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first, second := entry("c1", "10.30.0.0/24", 1), entry("c2", "10.31.0.0/24", 2)
+	d := Combine(nil, nil, []CacheEntry{first, second})
+	var got []string
+	for _, r := range d.Networks[0].Ranges {
+		got = append(got, r.Subnet.String())
+	}
+	if len(d.Attachments["rt"]) != 2 || !slices.Equal(got, []string{"10.30.0.0/24", "10.20.0.0/24", "10.31.0.0/24"}) {
+		t.Errorf("ranges %q, attachments %v; want the first's (run-time, then written), then the second's run-time one", got, d.Attachments)
+	}
+
+	x := NewIndex(nil, nil, []CacheEntry{first})
+	if _, redefine := x.Apply(EntryChange{New: &second}); !redefine {
+		t.Error("an attachment that adds ranges taken in O(1)")
+	}
+	third := entry("c3", "", 3) // no ipRanges: the written ranges, which the first has
+	x = NewIndex(nil, nil, []CacheEntry{first})
+	if chs, redefine := x.Apply(EntryChange{New: &third}); redefine || len(chs) != 1 {
+		t.Errorf("an attachment within the first's ranges: changes %v, redefine %v; want it taken in O(1)", chs, redefine)
 	}
 }
 

@@ -123,8 +123,9 @@ func (p Problem) Unwrap() error { return p.Err }
 // its pods' addresses are known from libcni's cache alone.
 //
 // Not followed: plugin configs loaded from a <name>/ subdirectory of the
-// directory (newer libcni), "cniVersions" lists, and ipRanges a runtime
-// passes at run time through the "ipRanges" capability.
+// directory (newer libcni), and ipRanges a runtime passes at run time
+// through the "ipRanges" capability (libcni's cache has those: Combine). A
+// "cniVersions" list is read as libcni reads it (listRules).
 func Discover(files []File) ([]Network, []Problem) {
 	files = sortedFiles(files)
 	var (

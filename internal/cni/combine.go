@@ -108,8 +108,10 @@ func DiscoverAll(files []File, cache []CacheFile) Discovery {
 // Two configurations are the same for flatnet when master, mode, dataDir
 // and the ranges as written agree; ranges a runtime passed at run time
 // (the ipRanges capability) do not count, nor does anything else in the
-// configuration (other plugins, cniVersion, routes). A network whose
-// ranges come from the runtime has the ranges of all its attachments.
+// configuration (other plugins, cniVersion, routes). A network has the
+// ranges of all its attachments: those of its first, then any a runtime
+// gave a later one (ipRanges, which host-local takes before the ranges as
+// written).
 //
 // The same attachment (network, container id, interface) cached in two
 // cache directories counts once, the newest file.
@@ -223,8 +225,10 @@ func (d *Discovery) group(name string, es []CacheEntry, conf map[string]Network,
 	}
 	n := *first.Network
 	agree := d.split(name, es, first.written, first.Path, ErrCacheConflict, refuse)
-	if first.written.ranges == "" && len(agree) > 1 {
-		// Ranges given at run time: every attachment's count.
+	if len(agree) > 1 {
+		// Ranges given at run time: every attachment's count, whether or
+		// not the configuration writes some too.
+		n.Ranges = slices.Clone(n.Ranges) // not the first entry's array
 		for _, e := range agree[1:] {
 			for _, r := range e.Network.Ranges {
 				if !slices.Contains(n.Ranges, r) {

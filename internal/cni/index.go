@@ -1,6 +1,9 @@
 package cni
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Index keeps what Combine decided of each cached attachment, so that the
 // daemon can take one cache entry's change in O(1), whatever the number of
@@ -21,9 +24,6 @@ type Index struct {
 type group struct {
 	members map[attKey]member // the newest file of each attachment
 	holder  attKey            // the oldest, whose configuration a cache-only name takes
-	// ranges: the holder's configuration leaves its ranges to the runtime
-	// (ipRanges): the network's are those of all its attachments.
-	ranges bool
 }
 
 // member is what Index keeps of one attachment's entry.
@@ -81,8 +81,6 @@ func (x *Index) settle(name string, g *group) {
 			g.holder, first = k, false
 		}
 	}
-	h := g.members[g.holder].entry
-	g.ranges = h.followed() && h.written.ranges == ""
 	for k, m := range g.members {
 		m.state = x.stateOf(name, g, m.entry, k == g.holder)
 		g.members[k] = m
@@ -177,7 +175,8 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	cacheOnly = !cacheOnly && !x.claims[name]
 	// The same entry written again, the only one of its name: nothing
 	// changes but the file's time.
-	alone := had && len(g.members) == 1 && c.New != nil && c.New.written == old.entry.written && c.New.followed() == old.entry.followed() && !g.ranges
+	alone := had && len(g.members) == 1 && c.New != nil && c.New.written == old.entry.written && c.New.followed() == old.entry.followed() &&
+		(!c.New.followed() || slices.Equal(c.New.Network.Ranges, old.entry.Network.Ranges))
 	if cacheOnly && !alone && (had && k == g.holder || c.New != nil && olderEntry(*c.New, g.members[g.holder].entry)) {
 		return nil, true // the configuration the name holds may change
 	}
@@ -188,11 +187,11 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	if had && old.state == refused || next.state == refused {
 		return nil, true // the attachments refused change
 	}
-	if cacheOnly && g.ranges && (had && old.state == accepted && len(old.entry.Network.Ranges) > 0 ||
-		next.state == accepted && len(next.entry.Network.Ranges) > 0) {
-		// The network's ranges are its attachments': one with none (an
-		// IPAM other than host-local, which has no ranges: static,
-		// whereabouts, dhcp) comes and goes without changing them.
+	if cacheOnly && (had && old.state == accepted && !x.inHolder(g, old.entry) || next.state == accepted && !x.inHolder(g, next.entry)) {
+		// The network's ranges are all its attachments': one whose
+		// ranges the oldest has too (the same configuration, no ipRanges
+		// of its own; or none at all: static, whereabouts, dhcp) comes
+		// and goes without changing them.
 		return nil, true
 	}
 	if c.New == nil {
@@ -217,4 +216,19 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	}
 	ch.Network = name
 	return []AttachmentChange{ch}, false
+}
+
+// inHolder reports whether every range of e is one of g's oldest
+// attachment's, which the network has whatever else comes or goes.
+func (x *Index) inHolder(g *group, e CacheEntry) bool {
+	h := g.members[g.holder].entry
+	if !h.followed() {
+		return false
+	}
+	for _, r := range e.Network.Ranges {
+		if !slices.Contains(h.Network.Ranges, r) {
+			return false
+		}
+	}
+	return true
 }

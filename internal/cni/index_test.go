@@ -33,7 +33,10 @@ func TestIndexAgreesWithCombine(t *testing.T) {
 		"static": {netListJSON("static", `{"type": "macvlan", "master": "eno1", "ipam": {"type": "static"}}`),
 			netListJSON("static", `{"type": "macvlan", "master": "eno1", "ipam": {"type": "static"}}`),
 			netListJSON("static", `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}}`)},
+		// Run-time ranges (ipRanges), with no ranges written or with some.
 		"rt": {netListJSON("rt", `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}}`)},
+		"rtw": {netListJSON("rtw", `{"type": "macvlan", "master": "eno1", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local", "subnet": "10.20.0.0/24"}}`),
+			netListJSON("rtw", `{"type": "macvlan", "master": "eno1", "ipam": {"type": "host-local", "subnet": "10.20.0.0/24"}}`)},
 	}
 	names := slices.Sorted(maps.Keys(configs))
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -50,7 +53,7 @@ func TestIndexAgreesWithCombine(t *testing.T) {
 			name := names[rng.IntN(len(names))]
 			conf := configs[name][rng.IntN(len(configs[name]))]
 			capArgs := ""
-			if strings.Contains(conf, "ipRanges") {
+			if strings.Contains(conf, "ipRanges") && (name != "rtw" || rng.IntN(3) > 0) {
 				capArgs = fmt.Sprintf(`{"ipRanges": [[{"subnet": "10.%d.0.0/24"}]]}`, 40+rng.IntN(2))
 			}
 			f := cacheFile("/c", name, fmt.Sprintf("c%d", rng.IntN(6)), "net1", conf, capArgs, int64(tick))

@@ -106,14 +106,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case "run":
-		tuneGC()
+		afterPass := tuneGC()
 		crashBySignal()
 		level := new(slog.LevelVar)
 		level.Set(cfg.LogLevel)
 		log := sd.NewLogger(stderr, level)
 		d := daemon.New(daemon.Options{
 			Config: cfg, ConfigPath: *cfgPath, ConfigRequired: explicit,
-			Log: log, Level: level, Notifier: &sd.Notifier{},
+			Log: log, Level: level, Notifier: &sd.Notifier{}, AfterPass: afterPass,
 		})
 		if err := d.Run(context.Background()); err != nil {
 			log.Error("flatnet stopped", "err", err)

@@ -49,6 +49,9 @@ type Options struct {
 	Log            *slog.Logger
 	Level          *slog.LevelVar
 	Notifier       *sd.Notifier
+	// AfterPass, when set, runs after each pass, on the loop's goroutine
+	// (the main package's collector tuning).
+	AfterPass func()
 }
 
 // Clock is the time the loop runs on: the real one, or a test's.
@@ -221,6 +224,9 @@ func (d *Daemon) loop(ctx context.Context, clk Clock, sigs <-chan os.Signal, k K
 // in between do not put it off.
 func (d *Daemon) step(retry, resync, recheck Timer) {
 	ok, full := d.p.run(d.p.marks.take())
+	if d.opts.AfterPass != nil {
+		d.opts.AfterPass()
+	}
 	at := d.p.unm.recheckAt
 	if r := d.p.node.RetryAt(); !r.IsZero() && (at.IsZero() || r.Before(at)) {
 		at = r

@@ -91,17 +91,25 @@ func TestRecordConfig(t *testing.T) {
 	}
 }
 
-// TestNotifier: what systemd reads on NOTIFY_SOCKET. A status is sent once
-// while it stays the same; a reload is bracketed by RELOADING=1 with the
-// monotonic time systemd requires, then READY=1.
-func TestNotifier(t *testing.T) {
+// listenNotify stands in for systemd's notification socket, which
+// NOTIFY_SOCKET names until the test ends.
+func listenNotify(t *testing.T) *net.UnixConn {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify")
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	t.Setenv("NOTIFY_SOCKET", sock)
+	return c
+}
+
+// TestNotifier: what systemd reads on NOTIFY_SOCKET. A status is sent once
+// while it stays the same; a reload is bracketed by RELOADING=1 with the
+// monotonic time systemd requires, then READY=1.
+func TestNotifier(t *testing.T) {
+	c := listenNotify(t)
 	var n Notifier
 	n.Status("a")
 	n.Status("a")
@@ -131,13 +139,7 @@ func TestNotifier(t *testing.T) {
 // READY=1 (or STOPPING=1) comes after the status as it is then, never
 // before it.
 func TestNotifierStatusGap(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
+	c := listenNotify(t)
 	gap := statusGap
 	t.Cleanup(func() { statusGap = gap })
 	read := func() string {

@@ -187,7 +187,7 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	if had && old.state == refused || next.state == refused {
 		return nil, true // the attachments refused change
 	}
-	if cacheOnly && (had && old.state == accepted && !x.inHolder(g, old.entry) || next.state == accepted && !x.inHolder(g, next.entry)) {
+	if cacheOnly && (had && old.state == accepted && !g.inHolder(old.entry) || next.state == accepted && !g.inHolder(next.entry)) {
 		// The network's ranges are all its attachments': one whose
 		// ranges the oldest has too (the same configuration, no ipRanges
 		// of its own; or none at all: static, whereabouts, dhcp) comes
@@ -218,9 +218,9 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	return []AttachmentChange{ch}, false
 }
 
-// inHolder reports whether every range of e is one of g's oldest
+// inHolder reports whether every range of e is one of the oldest
 // attachment's, which the network has whatever else comes or goes.
-func (x *Index) inHolder(g *group, e CacheEntry) bool {
+func (g *group) inHolder(e CacheEntry) bool {
 	h := g.members[g.holder].entry
 	if !h.followed() {
 		return false

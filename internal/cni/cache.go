@@ -212,7 +212,7 @@ func ParseCache(f CacheFile) (CacheEntry, error) { return parseCache(f, nil) }
 
 // parseCache is ParseCache, taking what it made of a configuration before
 // from memo (and keeping what it makes now), when memo is not nil.
-func parseCache(f CacheFile, memo configMemo) (CacheEntry, error) {
+func parseCache(f CacheFile, memo *configMemo) (CacheEntry, error) {
 	env, err := decodeEnvelope(f)
 	if err != nil {
 		return CacheEntry{}, err
@@ -253,8 +253,14 @@ func parseCache(f CacheFile, memo configMemo) (CacheEntry, error) {
 // configuration, and parsing it is most of what an entry costs (about
 // 70 % of ParseCache's CPU, BenchmarkCacheDiscovery): the daemon's cache
 // reader keeps one, so that a pod's entry costs its envelope and result
-// only. Only configurations read without error are kept.
-type configMemo map[string]parsedConfig
+// only. Only configurations read without error are kept. A nil memo
+// remembers nothing.
+type configMemo struct {
+	m   map[string]parsedConfig
+	key []byte // the last key made: a lookup makes its key here, not in a new string
+}
+
+func newConfigMemo() *configMemo { return &configMemo{m: map[string]parsedConfig{}} }
 
 // maxMemo bounds a memo: past it, it starts afresh (configurations come
 // and go with NADs; a node sees a handful).
@@ -267,21 +273,27 @@ type parsedConfig struct {
 	written netKey
 }
 
-// memoKey is what readConfig reads of env: the network's name, the
-// configuration and the runtime's capability arguments (encoding/json
-// writes a map's keys sorted, so equal arguments give equal keys).
-func memoKey(env cacheEnvelope) string {
-	caps, _ := json.Marshal(env.CapabilityArgs)
-	return env.NetworkName + "\x00" + string(env.Config) + "\x00" + string(caps)
+// makeKey puts into m.key what readConfig reads of env: the network's
+// name, the configuration and the runtime's capability arguments
+// (encoding/json writes a map's keys sorted, so equal arguments give
+// equal keys).
+func (m *configMemo) makeKey(env cacheEnvelope) {
+	m.key = append(append(append(m.key[:0], env.NetworkName...), 0), env.Config...)
+	if len(env.CapabilityArgs) > 0 {
+		caps, _ := json.Marshal(env.CapabilityArgs)
+		m.key = append(append(m.key, 0), caps...)
+	}
 }
 
 // recall fills e from memo as readConfig would, and reports whether it
 // could. The entry gets copies: nothing of it is shared with another.
-func (m configMemo) recall(e *CacheEntry, env cacheEnvelope) bool {
+func (m *configMemo) recall(e *CacheEntry, env cacheEnvelope) bool {
 	if m == nil {
 		return false
 	}
-	pc, ok := m[memoKey(env)]
+	m.makeKey(env)
+	pc, ok := m.m[string(m.key)] // no string is made for the lookup
+	m.dropBig()
 	if !ok {
 		return false
 	}
@@ -295,12 +307,12 @@ func (m configMemo) recall(e *CacheEntry, env cacheEnvelope) bool {
 }
 
 // keep remembers what readConfig made of env's configuration for e.
-func (m configMemo) keep(e CacheEntry, env cacheEnvelope) {
+func (m *configMemo) keep(e CacheEntry, env cacheEnvelope) {
 	if m == nil {
 		return
 	}
-	if len(m) >= maxMemo {
-		clear(m)
+	if len(m.m) >= maxMemo {
+		clear(m.m)
 	}
 	pc := parsedConfig{types: slices.Clone(e.Types), written: e.written}
 	if e.Network != nil {
@@ -308,7 +320,16 @@ func (m configMemo) keep(e CacheEntry, env cacheEnvelope) {
 		n.Ranges, n.File = slices.Clone(n.Ranges), ""
 		pc.network = &n
 	}
-	m[memoKey(env)] = pc
+	m.makeKey(env)
+	m.m[string(m.key)] = pc
+	m.dropBig()
+}
+
+// dropBig lets go of a key buffer that a big configuration grew.
+func (m *configMemo) dropBig() {
+	if cap(m.key) > maxKeptBuf {
+		m.key = nil
+	}
 }
 
 // decodeEnvelope decodes a cache file into libcni's envelope and checks

@@ -68,7 +68,7 @@ func FuzzParseCache(f *testing.F) {
 		e, err := ParseCache(CacheFile{Path: path, Data: data})
 		// A memo changes nothing: the first read fills it, the second
 		// takes from it, the third is another attachment's path.
-		memo := configMemo{}
+		memo := newConfigMemo()
 		for i, p := range []string{path, path, filepath.Join("/var/lib/cni/multus/results", name)} {
 			m, merr := parseCache(CacheFile{Path: p, Data: data}, memo)
 			want := e

@@ -69,7 +69,12 @@ func readCache(dir string) ([]CacheFile, error) {
 // ReadCacheFile reads <dir>/results/<name>, as ReadCache does, for one
 // file-system event. A file that is gone comes back with Err wrapping
 // fs.ErrNotExist (and not ErrCacheUnreadable): its attachment was removed.
-func ReadCacheFile(dir, name string) CacheFile {
+func ReadCacheFile(dir, name string) CacheFile { return readCacheFile(dir, name, nil) }
+
+// readCacheFile is ReadCacheFile reading into buf's room, which it grows
+// as it must: Data is buf's memory when it fits, so the caller that passes
+// one reads it, and drops it, before its next read.
+func readCacheFile(dir, name string, buf []byte) CacheFile {
 	path := filepath.Join(dir, CacheResultsDir, name)
 	f := CacheFile{Path: path}
 	// O_NOFOLLOW: a symlink fails with ELOOP instead of being opened;
@@ -108,7 +113,10 @@ func ReadCacheFile(dir, name string) CacheFile {
 	}
 	// Room for the size fstat gave and one more byte: a file that grew
 	// since fills it, and is read on until its end or the limit.
-	data := make([]byte, 0, st.Size+1)
+	data := buf[:0]
+	if int64(cap(data)) < st.Size+1 {
+		data = make([]byte, 0, st.Size+1)
+	}
 	for {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
@@ -145,15 +153,19 @@ func ReadCacheFile(dir, name string) CacheFile {
 // iproute2 and cnitool's users as /run/netns/<name>) or name it by a
 // process (/proc/<pid>/ns/net); either goes when the pod does, and /run is
 // empty after a reboot while libcni's cache, on disk, is not.
-func (e *CacheEntry) CheckNetNS() {
+func (e *CacheEntry) CheckNetNS() { e.Gone = e.netnsGone() }
+
+// netnsGone is what CheckNetNS sets Gone to.
+func (e *CacheEntry) netnsGone() bool {
 	path := cmp.Or(e.NetNS, e.Sandbox)
-	e.Gone = path != "" && netnsGone(path)
+	return path != "" && netnsGone(path)
 }
 
 // netnsGone reports whether the namespace file at path is known to be
 // gone; a variable for tests.
 var netnsGone = func(path string) bool {
-	_, err := os.Lstat(path)
+	var st unix.Stat_t
+	err := unix.Lstat(path, &st) // not os.Lstat: no FileInfo to allocate, on every pod's event
 	return errors.Is(err, fs.ErrNotExist) && safepath.Missing(path) == nil
 }
 

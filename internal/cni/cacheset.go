@@ -17,9 +17,15 @@ import (
 // parsed again: libcni's in-place write brings IN_CREATE then IN_MODIFY,
 // and the read for the first mostly sees the whole file already.
 type CacheSet struct {
-	entries map[string]CacheEntry // by path
-	bad     map[string]Problem    // by path
-	memo    configMemo            // the configurations parsed, for the next entries of their networks
+	// entries by path. An entry is never changed once it is here: a
+	// change puts a new one in its place, so that the EntryChanges handed
+	// out (and the Index that keeps them) share it without a copy.
+	entries map[string]*CacheEntry
+	bad     map[string]Problem // by path
+	memo    *configMemo        // the configurations parsed, for the next entries of their networks
+	// buf is the memory the event path reads files into, again and again
+	// (what an entry keeps of its file is copied out by the parse).
+	buf []byte
 	// sums hold a hash of the content each entry was parsed from, for
 	// the entries parsed without error: a file read again unchanged (the
 	// write's IN_MODIFY after its IN_CREATE) is not parsed again. The seed
@@ -33,14 +39,14 @@ type CacheSet struct {
 
 // NewCacheSet returns an empty set.
 func NewCacheSet() *CacheSet {
-	return &CacheSet{entries: map[string]CacheEntry{}, bad: map[string]Problem{}, memo: configMemo{}, sums: map[string]uint64{}, seed: maphash.MakeSeed()}
+	return &CacheSet{entries: map[string]*CacheEntry{}, bad: map[string]Problem{}, memo: newConfigMemo(), sums: map[string]uint64{}, seed: maphash.MakeSeed()}
 }
 
 // ReadAll reads the cache directories dirs anew, whole. A directory that
 // does not exist (yet) holds nothing.
 func (s *CacheSet) ReadAll(dirs []string) {
 	old := s.entries
-	s.entries, s.bad = map[string]CacheEntry{}, map[string]Problem{}
+	s.entries, s.bad = map[string]*CacheEntry{}, map[string]Problem{}
 	s.badGen++
 	for _, dir := range dirs {
 		files, err := ReadCache(dir)
@@ -81,11 +87,11 @@ func (s *CacheSet) ReadAll(dirs []string) {
 func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
 	var changes []EntryChange
 	for _, name := range names {
-		f := ReadCacheFile(dir, name)
-		var c EntryChange
-		if old, ok := s.entries[f.Path]; ok {
-			c.Old = &old
+		f := readCacheFile(dir, name, s.buf)
+		if c := cap(f.Data); c > cap(s.buf) && c <= maxKeptBuf {
+			s.buf = f.Data[:0]
 		}
+		c := EntryChange{Old: s.entries[f.Path]}
 		if errors.Is(f.Err, fs.ErrNotExist) {
 			delete(s.entries, f.Path)
 			delete(s.sums, f.Path)
@@ -96,9 +102,7 @@ func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
 		} else {
 			s.take(f, s.entries)
 		}
-		if e, ok := s.entries[f.Path]; ok {
-			c.New = &e
-		}
+		c.New = s.entries[f.Path]
 		if c.Old != nil || c.New != nil {
 			changes = append(changes, c)
 		}
@@ -106,17 +110,28 @@ func (s *CacheSet) ReadNames(dir string, names []string) []EntryChange {
 	return changes
 }
 
+// maxKeptBuf bounds the read buffer a CacheSet keeps between reads
+// (entries are a few KiB; MaxCacheFileSize is far more).
+const maxKeptBuf = 64 << 10
+
 // take parses f into the set; old has what f said before.
-func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
+func (s *CacheSet) take(f CacheFile, old map[string]*CacheEntry) {
 	var sum uint64
 	if f.Err == nil {
 		sum = maphash.Bytes(s.seed, f.Data)
 		if prev, ok := old[f.Path]; ok {
 			if was, ok := s.sums[f.Path]; ok && was == sum {
-				// What parsing it again would give, but for the time.
-				prev.ModTime = f.ModTime
-				prev.CheckNetNS()
-				s.entries[f.Path] = prev
+				// What parsing it again would give, but for the time
+				// and whether its namespace is still there.
+				gone := prev.netnsGone()
+				if f.ModTime.Equal(prev.ModTime) && gone == prev.Gone {
+					s.entries[f.Path] = prev
+					return
+				}
+				e := new(CacheEntry)
+				*e = *prev
+				e.ModTime, e.Gone = f.ModTime, gone
+				s.entries[f.Path] = e
 				return
 			}
 		}
@@ -131,7 +146,7 @@ func (s *CacheSet) take(f CacheFile, old map[string]CacheEntry) {
 	delete(s.bad, f.Path)
 	switch {
 	case err == nil || errors.Is(err, ErrUnfollowable):
-		s.entries[f.Path] = e
+		s.entries[f.Path] = &e
 		if err == nil && f.Err == nil {
 			s.sums[f.Path] = sum
 		}
@@ -168,7 +183,7 @@ func (s *CacheSet) Entries() []CacheEntry {
 	slices.Sort(paths)
 	out := make([]CacheEntry, len(paths))
 	for i, p := range paths {
-		out[i] = s.entries[p]
+		out[i] = *s.entries[p]
 	}
 	return out
 }

@@ -26,9 +26,11 @@ type group struct {
 	holder  attKey            // the oldest, whose configuration a cache-only name takes
 }
 
-// member is what Index keeps of one attachment's entry.
+// member is what Index keeps of one attachment's entry: the entry itself,
+// shared with the CacheSet that read it (which never changes an entry it
+// handed out).
 type member struct {
-	entry CacheEntry
+	entry *CacheEntry
 	state state
 }
 
@@ -43,7 +45,7 @@ const (
 
 type attKey struct{ network, id, ifname string }
 
-func keyOfEntry(e CacheEntry) attKey { return attKey{e.NetworkName, e.ContainerID, e.IfName} }
+func keyOfEntry(e *CacheEntry) attKey { return attKey{e.NetworkName, e.ContainerID, e.IfName} }
 
 // NewIndex indexes entries as Combine(conf, claims, entries) does.
 func NewIndex(conf []Network, claims []Claim, entries []CacheEntry) *Index {
@@ -56,14 +58,15 @@ func NewIndex(conf []Network, claims []Claim, entries []CacheEntry) *Index {
 	for _, c := range claims {
 		x.claims[c.Name] = true
 	}
-	for _, e := range entries {
+	for i := range entries {
+		e := &entries[i]
 		g := x.groups[e.NetworkName]
 		if g == nil {
 			g = &group{members: map[attKey]member{}}
 			x.groups[e.NetworkName] = g
 		}
 		k := keyOfEntry(e)
-		if old, ok := g.members[k]; !ok || newer(e, old.entry) {
+		if old, ok := g.members[k]; !ok || newer(*e, *old.entry) {
 			g.members[k] = member{entry: e}
 		}
 	}
@@ -89,7 +92,7 @@ func (x *Index) settle(name string, g *group) {
 
 // stateOf is what Combine makes of e, an attachment of network name
 // (isHolder: e is the group's oldest).
-func (x *Index) stateOf(name string, g *group, e CacheEntry, isHolder bool) state {
+func (x *Index) stateOf(name string, g *group, e *CacheEntry, isHolder bool) state {
 	if n, ok := x.conf[name]; ok {
 		switch {
 		case !e.followed():
@@ -119,7 +122,7 @@ func (x *Index) stateOf(name string, g *group, e CacheEntry, isHolder bool) stat
 
 // olderEntry reports whether a was cached before b (ties by path), the
 // order Combine takes a name's attachments in.
-func olderEntry(a, b CacheEntry) bool {
+func olderEntry(a, b *CacheEntry) bool {
 	if c := a.ModTime.Compare(b.ModTime); c != 0 {
 		return c < 0
 	}
@@ -127,7 +130,8 @@ func olderEntry(a, b CacheEntry) bool {
 }
 
 // EntryChange is one cache file's change: what the file held before (Old)
-// and holds now (New); nil for none.
+// and holds now (New); nil for none. They are the CacheSet's own entries,
+// shared: read, never changed.
 type EntryChange struct {
 	Old, New *CacheEntry
 }
@@ -136,7 +140,7 @@ type EntryChange struct {
 // addresses are to be routed, or no longer.
 type AttachmentChange struct {
 	Network  string
-	Old, New *Attachment // nil for none
+	Old, New *Attachment // nil for none; the entries' own, shared: read, never changed
 }
 
 // Apply takes c, the change of one cache file, and returns the followed
@@ -153,10 +157,10 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 		return nil, false
 	}
 	name := e.NetworkName
-	if c.Old != nil && c.New != nil && (c.Old.NetworkName != c.New.NetworkName || keyOfEntry(*c.Old) != keyOfEntry(*c.New)) {
+	if c.Old != nil && c.New != nil && (c.Old.NetworkName != c.New.NetworkName || keyOfEntry(c.Old) != keyOfEntry(c.New)) {
 		return nil, true
 	}
-	k := keyOfEntry(*e)
+	k := keyOfEntry(e)
 	g := x.groups[name]
 	if g == nil {
 		if c.New == nil {
@@ -177,12 +181,12 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	// changes but the file's time.
 	alone := had && len(g.members) == 1 && c.New != nil && c.New.written == old.entry.written && c.New.followed() == old.entry.followed() &&
 		(!c.New.followed() || slices.Equal(c.New.Network.Ranges, old.entry.Network.Ranges))
-	if cacheOnly && !alone && (had && k == g.holder || c.New != nil && olderEntry(*c.New, g.members[g.holder].entry)) {
+	if cacheOnly && !alone && (had && k == g.holder || c.New != nil && olderEntry(c.New, g.members[g.holder].entry)) {
 		return nil, true // the configuration the name holds may change
 	}
 	var next member
 	if c.New != nil {
-		next = member{entry: *c.New, state: x.stateOf(name, g, *c.New, k == g.holder)}
+		next = member{entry: c.New, state: x.stateOf(name, g, c.New, k == g.holder)}
 	}
 	if had && old.state == refused || next.state == refused {
 		return nil, true // the attachments refused change
@@ -204,12 +208,10 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 	}
 	var ch AttachmentChange
 	if had && old.state == accepted {
-		a := old.entry.Attachment
-		ch.Old = &a
+		ch.Old = &old.entry.Attachment
 	}
 	if next.state == accepted {
-		a := next.entry.Attachment
-		ch.New = &a
+		ch.New = &next.entry.Attachment
 	}
 	if ch.Old == nil && ch.New == nil {
 		return nil, false
@@ -220,7 +222,7 @@ func (x *Index) Apply(c EntryChange) (changes []AttachmentChange, redefine bool)
 
 // inHolder reports whether every range of e is one of the oldest
 // attachment's, which the network has whatever else comes or goes.
-func (g *group) inHolder(e CacheEntry) bool {
+func (g *group) inHolder(e *CacheEntry) bool {
 	h := g.members[g.holder].entry
 	if !h.followed() {
 		return false

@@ -11,7 +11,8 @@ import (
 
 // logOp logs one change, as an operator reads it.
 func logOp(log *slog.Logger, op reconcile.Op) {
-	attrs := []any{"dev", op.Dev}
+	attrs := make([]any, 0, 14) // room for every pair below: one allocation, not one per append
+	attrs = append(attrs, "dev", op.Dev)
 	if op.Network != "" {
 		attrs = append(attrs, "network", op.Network)
 	}

@@ -117,6 +117,20 @@ func TestCacheSetOneBuffer(t *testing.T) {
 	if len(ch) != 1 || ch[0].Old != prev || ch[0].New != prev {
 		t.Errorf("read again unchanged: %+v, want the entry it was (%p)", ch, prev)
 	}
+	if kept := cap(s.buf); kept < len(big) {
+		t.Errorf("the read buffer kept is %d bytes, want room for the biggest entry read (over %d)", kept, len(big))
+	}
+
+	// A huge entry is read, and its memory is not kept.
+	huge := netListJSON("n", macvlan(`{"type": "static", "routes": [`+strings.Repeat(`{"dst": "10.9.0.0/16"}, `, 4000)+`{"dst": "10.8.0.0/16"}]}`))
+	data := cacheJSON("n", "h", "eth0", huge, "")
+	write("n-h-eth0", data)
+	if ch := s.ReadNames(dir, []string{"n-h-eth0"}); len(ch) != 1 || ch[0].New == nil {
+		t.Fatalf("a huge entry: changes %+v, %v", ch, s.Problems())
+	}
+	if cap(s.buf) >= len(data) || cap(s.memo.key) >= len(huge) {
+		t.Errorf("after a huge entry (%d bytes), %d bytes of read buffer and %d of memo key kept", len(data), cap(s.buf), cap(s.memo.key))
+	}
 }
 
 // TestConfigMemoCapabilityArgs: the memo tells one configuration from

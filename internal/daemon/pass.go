@@ -221,8 +221,8 @@ const startGCPercent = 400
 // and the kernel's routes read anew). Collected at once, while the loop is
 // busy anyway, it does not bring collections into the passes of the pods
 // that come next: the first pod of a new network costs a full pass, and
-// its sisters follow it (in the bench, cache entry → route p99 with 10,000
-// routes met up to four collections within its 300 pods without this).
+// its sisters follow it (in the bench, the collection such a pass's garbage
+// brought ran among the 300 cache entries timed at 10,000 routes).
 var collect = func(handBack bool) {
 	if handBack {
 		debug.FreeOSMemory()

@@ -65,7 +65,7 @@ func (n *Notifier) Status(s string) {
 	n.status = s
 	switch wait := statusGap - time.Since(n.at); {
 	case n.timer != nil || s == n.sent:
-	case wait <= 0 || n.at.IsZero():
+	case wait <= 0: // also the first: time.Since(time.Time{}) saturates
 		n.flushLocked()
 	default:
 		var t *time.Timer

@@ -375,20 +375,9 @@ func TestLoopRecheckAndARPIgnore(t *testing.T) {
 // from being reported, and the recheck is armed for the end of the
 // first one's.
 func TestUnmatchedGraceApart(t *testing.T) {
-	root := t.TempDir()
-	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
-	for _, d := range []string{a, b} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(b, "10.0.0.2"), []byte("c1\r\neth0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	u := newUnmatched()
 	t0 := time.Unix(1000, 0)
-	u.reset([]string{a, b}, t0)
-	u.countAll(t0)
+	u, dirs := unmatchedDirs(t, t0, "a", "b")
+	a, b := dirs[0], dirs[1]
 	// a's first allocation comes half a grace later.
 	t1 := t0.Add(unmatchedGrace / 2)
 	if err := os.WriteFile(filepath.Join(a, "10.0.0.3"), []byte("c2\r\neth0"), 0o644); err != nil {

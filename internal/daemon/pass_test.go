@@ -337,25 +337,36 @@ func listenPings(t *testing.T, path string) func() int {
 	return func() int { mu.Lock(); defer mu.Unlock(); return n }
 }
 
+// unmatchedDirs makes the unexplained directories named, the second
+// holding one allocation, and counts them all at t0.
+func unmatchedDirs(t *testing.T, t0 time.Time, names ...string) (*unmatched, []string) {
+	t.Helper()
+	root := t.TempDir()
+	var dirs []string
+	for _, n := range names {
+		d := filepath.Join(root, n)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	if err := os.WriteFile(filepath.Join(dirs[1], "10.0.0.2"), []byte("c1\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := newUnmatched()
+	u.reset(dirs, t0)
+	u.countAll(t0)
+	return u, dirs
+}
+
 // TestUnmatchedDirs: the unexplained directories, counted one at a time:
 // one that holds allocations for unmatchedGrace is a finding whatever the
 // empty ones before it; an explained one, or one that is no directory,
 // is forgotten; watched are those that hold allocations or are new.
 func TestUnmatchedDirs(t *testing.T) {
-	root := t.TempDir()
-	a, b, c := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")
-	for _, d := range []string{a, b, c} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(b, "10.0.0.2"), []byte("c1\r\neth0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	u := newUnmatched()
 	t0 := time.Unix(1000, 0)
-	u.reset([]string{a, b, c}, t0)
-	u.countAll(t0)
+	u, dirs := unmatchedDirs(t, t0, "a", "b", "c")
+	a, b, c := dirs[0], dirs[1], dirs[2]
 	if len(u.findings) != 0 || !u.recheckAt.Equal(t0.Add(unmatchedGrace)) {
 		t.Fatalf("within the grace: findings %v, recheck %v", u.findings, u.recheckAt)
 	}
@@ -387,7 +398,7 @@ func TestUnmatchedDirs(t *testing.T) {
 	if len(u.findings) != 0 {
 		t.Errorf("an empty directory is a finding: %v", u.findings)
 	}
-	u.recount(filepath.Join(root, "unknown"), t1) // not one of them: nothing
+	u.recount(filepath.Join(filepath.Dir(a), "unknown"), t1) // not one of them: nothing
 }
 
 // TestGuardFollowsARPIgnoreAll: under lan_guard "auto" with both guards
